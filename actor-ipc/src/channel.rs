@@ -1,0 +1,341 @@
+//! A connected, handshaken duplex of protocol messages.
+//!
+//! A [`Channel`] is made by [`Channel::connect`] or, for an accepted connection,
+//! [`Channel::handshake`]. It splits into a [`ChannelReader`] (the one place frames are read)
+//! and a cloneable [`ChannelSender`]. Every sender feeds one bounded queue drained by the
+//! connection's only writer task, so:
+//! - frames never interleave: a message is encoded whole before it is queued, and only the
+//!   writer touches the socket;
+//! - a cancelled sender never leaves half a frame: dropping a `send` future either queued the
+//!   whole frame or nothing;
+//! - under load the writer takes every frame already queued (up to a byte budget) and writes
+//!   them with one vectored syscall;
+//! - a full queue makes senders wait: backpressure reaches the code producing messages instead
+//!   of memory growing.
+
+use std::{io, io::IoSlice, time::Duration};
+
+use bytes::{Buf, Bytes};
+use futures::StreamExt;
+use tokio::{
+    io::AsyncWriteExt,
+    sync::{mpsc, oneshot},
+};
+use tokio_util::codec::FramedRead;
+use tracing::debug;
+
+use crate::{
+    addr::Addr,
+    error::{ConnectError, FrameError, HandshakeError, RecvError, SendError},
+    frame::{DEFAULT_MAX_FRAME_LEN, FrameCodec},
+    msg::{Msg, Uid},
+    transport::{ReadHalf, Transport, WriteHalf},
+};
+
+/// Limits and timeouts of a channel.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// The largest frame body accepted from the peer. Default 16 MiB.
+    pub max_frame_len: usize,
+    /// How long the peer has to send its handshake. Default 5 s.
+    pub handshake_timeout: Duration,
+    /// How long connecting may take. Default 5 s.
+    pub connect_timeout: Duration,
+    /// How many frames may wait for the writer before senders wait. Default 256.
+    pub send_queue_frames: usize,
+    /// How many bytes of queued frames the writer gathers into one write. Default 256 KiB.
+    pub coalesce_bytes: usize,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            handshake_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            send_queue_frames: 256,
+            coalesce_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// A handshaken connection to one peer.
+#[derive(Debug)]
+pub struct Channel {
+    peer: Uid,
+    sender: ChannelSender,
+    reader: ChannelReader,
+}
+
+impl Channel {
+    /// Connects to `addr` and handshakes as `local`.
+    pub async fn connect(
+        addr: &Addr,
+        local: &Uid,
+        config: &ChannelConfig,
+    ) -> Result<Self, ConnectError> {
+        let transport = tokio::time::timeout(config.connect_timeout, Transport::connect(addr))
+            .await
+            .map_err(|_| ConnectError::Timeout {
+                addr: addr.clone(),
+                after: config.connect_timeout,
+            })?
+            .map_err(|source| ConnectError::Io {
+                addr: addr.clone(),
+                source,
+            })?;
+        Self::handshake(transport, local, config)
+            .await
+            .map_err(|source| ConnectError::Handshake {
+                addr: addr.clone(),
+                source,
+            })
+    }
+
+    /// Handshakes on a connected stream: sends `local`'s uid, then reads the peer's, without
+    /// waiting for the peer to go first. The peer gets `config.handshake_timeout`.
+    pub async fn handshake(
+        transport: Transport,
+        local: &Uid,
+        config: &ChannelConfig,
+    ) -> Result<Self, HandshakeError> {
+        let (read, mut write) = transport.into_split();
+        let mut frames = FramedRead::new(read, FrameCodec::new(config.max_frame_len));
+        let exchange = async {
+            let hello = Msg::Handshake(local.clone())
+                .to_frame()
+                .map_err(|e| HandshakeError::Io(io::Error::other(e)))?;
+            write.write_all(&hello).await.map_err(HandshakeError::Io)?;
+            match frames.next().await {
+                None => Err(HandshakeError::ClosedBeforeHandshake),
+                Some(Err(FrameError::Io(e))) if is_disconnect(&e) => {
+                    Err(HandshakeError::ClosedBeforeHandshake)
+                }
+                Some(Err(e)) => Err(HandshakeError::Frame(e)),
+                Some(Ok(body)) => Ok(Msg::decode_handshake(body)?),
+            }
+        };
+        let peer = tokio::time::timeout(config.handshake_timeout, exchange)
+            .await
+            .map_err(|_| HandshakeError::Timeout(config.handshake_timeout))??;
+        let sender = ChannelSender::spawn_writer(write, config);
+        Ok(Self {
+            peer: peer.clone(),
+            sender,
+            reader: ChannelReader { frames, peer },
+        })
+    }
+
+    /// The peer's uid, from its handshake.
+    pub fn peer(&self) -> &Uid {
+        &self.peer
+    }
+
+    /// A handle for sending on this channel (cheap to clone).
+    pub fn sender(&self) -> &ChannelSender {
+        &self.sender
+    }
+
+    /// Sends one message. See [`ChannelSender::send`].
+    pub async fn send(&self, msg: &Msg) -> Result<(), SendError> {
+        self.sender.send(msg).await
+    }
+
+    /// Receives the next message. See [`ChannelReader::recv`].
+    pub async fn recv(&mut self) -> Result<Option<Msg>, RecvError> {
+        self.reader.recv().await
+    }
+
+    /// Splits into the sending handle and the reader, to use from different tasks.
+    pub fn into_split(self) -> (ChannelSender, ChannelReader) {
+        (self.sender, self.reader)
+    }
+}
+
+/// Whether an I/O error just means the peer went away.
+fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// The reading side of a channel.
+#[derive(Debug)]
+pub struct ChannelReader {
+    frames: FramedRead<ReadHalf, FrameCodec>,
+    peer: Uid,
+}
+
+impl ChannelReader {
+    /// The next message; `Ok(None)` when the peer closed the connection cleanly between frames.
+    ///
+    /// An error means the stream can no longer be trusted (an oversized or truncated frame, a
+    /// body that is not a protocol message, a socket failure): close the connection.
+    pub async fn recv(&mut self) -> Result<Option<Msg>, RecvError> {
+        match self.recv_frame().await? {
+            None => Ok(None),
+            Some(body) => Ok(Some(Msg::decode(body)?)),
+        }
+    }
+
+    /// The next frame body, undecoded.
+    pub async fn recv_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        self.frames.next().await.transpose()
+    }
+
+    /// The peer's uid.
+    pub fn peer(&self) -> &Uid {
+        &self.peer
+    }
+}
+
+/// What the writer task is asked to do.
+enum Outgoing {
+    /// Write this complete frame.
+    Frame(Bytes),
+    /// Write everything queued before this, shut the write half down, report, and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The sending side of a channel: a cloneable handle on the connection's writer queue.
+#[derive(Debug, Clone)]
+pub struct ChannelSender {
+    queue: mpsc::Sender<Outgoing>,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Frame(b) => write!(f, "Frame({} bytes)", b.len()),
+            Self::Shutdown(_) => f.write_str("Shutdown"),
+        }
+    }
+}
+
+/// The most buffers handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+impl ChannelSender {
+    fn spawn_writer(write: WriteHalf, config: &ChannelConfig) -> Self {
+        let (queue, rx) = mpsc::channel(config.send_queue_frames.max(1));
+        tokio::spawn(run_writer(write, rx, config.coalesce_bytes));
+        Self { queue }
+    }
+
+    /// Encodes `msg` and queues it as one frame, waiting while the queue is full.
+    ///
+    /// Returns once the frame is queued, not written. Cancel-safe: if this future is dropped,
+    /// the frame was queued whole or not at all.
+    pub async fn send(&self, msg: &Msg) -> Result<(), SendError> {
+        let frame = msg.to_frame()?;
+        self.send_frame(frame).await
+    }
+
+    /// Queues a complete, already encoded frame (length prefix included).
+    pub async fn send_frame(&self, frame: Bytes) -> Result<(), SendError> {
+        self.queue
+            .send(Outgoing::Frame(frame))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Sends the sentinel (`nil`: "stop processing messages on this connection"), writes
+    /// everything queued before it, and shuts the connection's write direction down. Returns
+    /// once that is done (or the connection had already failed).
+    pub async fn close(&self) -> Result<(), SendError> {
+        self.send(&Msg::Sentinel).await?;
+        let (done, finished) = oneshot::channel();
+        self.queue
+            .send(Outgoing::Shutdown(done))
+            .await
+            .map_err(|_| SendError::Closed)?;
+        finished.await.map_err(|_| SendError::Closed)
+    }
+
+    /// Whether the writer has stopped (the connection failed or was closed).
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Completes when the writer has stopped.
+    pub async fn closed(&self) {
+        self.queue.closed().await
+    }
+}
+
+async fn run_writer(mut write: WriteHalf, mut queue: mpsc::Receiver<Outgoing>, budget: usize) {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_IOV);
+    let mut shutdown = None;
+    while shutdown.is_none() {
+        // All senders gone: nothing more will come; close our direction.
+        let Some(first) = queue.recv().await else {
+            break;
+        };
+        let mut queued = 0;
+        let mut item = Some(first);
+        while let Some(next) = item.take() {
+            match next {
+                Outgoing::Frame(frame) => {
+                    queued += frame.len();
+                    batch.push(frame);
+                }
+                Outgoing::Shutdown(done) => {
+                    shutdown = Some(done);
+                    break;
+                }
+            }
+            if queued < budget && batch.len() < MAX_IOV {
+                item = queue.try_recv().ok();
+            }
+        }
+        if let Err(e) = write_all_vectored(&mut write, &mut batch).await {
+            debug!(error = %e, "channel writer stopped: write failed");
+            return;
+        }
+    }
+    // Refuse further frames before the final flush so no sender believes a late frame went out.
+    queue.close();
+    if let Err(e) = write.shutdown().await {
+        debug!(error = %e, "channel writer: shutdown failed");
+    }
+    if let Some(done) = shutdown {
+        // The closer may have stopped waiting; nothing to do then.
+        let _ = done.send(());
+    }
+}
+
+/// Writes every buffer completely, gathering them into as few syscalls as the socket allows.
+async fn write_all_vectored(write: &mut WriteHalf, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut next = 0;
+    while next < bufs.len() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let mut count = 0;
+        for (slot, buf) in slices.iter_mut().zip(&bufs[next..]) {
+            *slot = IoSlice::new(buf);
+            count += 1;
+        }
+        let mut written = write.write_vectored(&slices[..count]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(buf) = bufs.get_mut(next) else { break };
+            if written >= buf.len() {
+                written -= buf.len();
+                next += 1;
+            } else {
+                buf.advance(written);
+                written = 0;
+            }
+        }
+        while bufs.get(next).is_some_and(Bytes::is_empty) {
+            next += 1;
+        }
+    }
+    bufs.clear();
+    Ok(())
+}

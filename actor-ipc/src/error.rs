@@ -1,0 +1,213 @@
+//! One small error enum per operation: framing, decoding, encoding, connecting, handshaking,
+//! sending and receiving. Each variant carries the offending detail (a declared length and the
+//! limit, the byte offset of a bad value, the field that had the wrong shape), so a log line is
+//! enough to tell what a peer sent.
+
+use std::{io, time::Duration};
+
+use crate::addr::Addr;
+
+/// Reading one length-prefixed frame failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer declared a frame larger than this side accepts. Nothing of that size was
+    /// allocated; the connection must be closed, since the stream can no longer be trusted.
+    #[error("frame of {declared} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The length the peer put in the frame header.
+        declared: usize,
+        /// The configured maximum frame length.
+        limit: usize,
+    },
+    /// The stream ended inside the 4-byte length header.
+    #[error("stream ended inside a frame header ({received} of 4 bytes)")]
+    TruncatedHeader {
+        /// How many header bytes arrived before the end.
+        received: usize,
+    },
+    /// The stream ended inside a frame body.
+    #[error("stream ended inside a frame body ({received} of {declared} bytes)")]
+    TruncatedBody {
+        /// The length the header declared.
+        declared: usize,
+        /// How many body bytes arrived before the end.
+        received: usize,
+    },
+    /// The socket failed.
+    #[error("i/o error while reading a frame: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A frame's body is not a message of the protocol.
+///
+/// Offsets (`at`) count bytes from the start of the frame body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The body ended in the middle of a msgpack value.
+    #[error("msgpack value truncated at byte {at}")]
+    Truncated {
+        /// Where the missing bytes should have been.
+        at: usize,
+    },
+    /// A byte that msgpack never uses as a type marker (0xc1).
+    #[error("invalid msgpack marker 0x{marker:02x} at byte {at}")]
+    InvalidMarker {
+        /// The marker byte.
+        marker: u8,
+        /// Its offset.
+        at: usize,
+    },
+    /// A value of the wrong msgpack type where the protocol wants another.
+    #[error("{field}: expected {expected}, found {found} at byte {at}")]
+    WrongType {
+        /// The protocol field being read (e.g. `cmd.cid`).
+        field: &'static str,
+        /// What the protocol requires there.
+        expected: &'static str,
+        /// What the frame holds instead.
+        found: &'static str,
+        /// Its offset.
+        at: usize,
+    },
+    /// An array of the wrong length (e.g. a `cmd` with 4 fields, a handshake of 3 strings).
+    #[error("{field}: expected an array of {expected} elements, found {found}")]
+    WrongArity {
+        /// The protocol field being read.
+        field: &'static str,
+        /// The length the protocol requires.
+        expected: usize,
+        /// The length in the frame.
+        found: usize,
+    },
+    /// A string that is not UTF-8.
+    #[error("{field}: string at byte {at} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// The protocol field being read.
+        field: &'static str,
+        /// Its offset.
+        at: usize,
+    },
+    /// A required key is absent.
+    #[error("{message} message lacks its {key:?} key")]
+    MissingKey {
+        /// The kind of message being read.
+        message: &'static str,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A map carrying none of the keys that identify a message kind.
+    #[error("a map with none of the protocol's message keys (keys: {keys:?})")]
+    UnknownMessage {
+        /// The string keys the map had, for the log.
+        keys: Vec<String>,
+    },
+    /// A value that is well-formed msgpack but not allowed there (e.g. an unknown `functype`).
+    #[error("{field}: {detail}")]
+    InvalidValue {
+        /// The protocol field being read.
+        field: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Bytes left in the frame after its one value.
+    #[error("{count} trailing bytes after the message")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// A payload did not decode into the requested Rust type.
+    #[error("payload does not decode into the requested type: {0}")]
+    Payload(String),
+}
+
+/// A message or value could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// A Rust value's `Serialize` implementation failed or produced something msgpack cannot
+    /// hold.
+    #[error("value cannot be encoded as msgpack: {0}")]
+    Serialize(#[from] rmp_serde::encode::Error),
+    /// The encoded message does not fit a frame (the length prefix is a `u32`).
+    #[error("message of {len} bytes does not fit a frame (at most {max} bytes)")]
+    TooLarge {
+        /// The encoded body's length.
+        len: usize,
+        /// The most a frame can hold.
+        max: usize,
+    },
+}
+
+/// The symmetric handshake on a new connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The peer sent nothing within the handshake timeout.
+    #[error("peer sent no handshake within {0:?}")]
+    Timeout(Duration),
+    /// The peer closed the connection before handshaking. Normal for probes (a runtime checking
+    /// whether a registrar is listening), so it is logged at debug level.
+    #[error("peer closed the connection before handshaking")]
+    ClosedBeforeHandshake,
+    /// The first frame was not a `[name, uuid]` pair.
+    #[error("malformed handshake: {0}")]
+    Malformed(#[from] DecodeError),
+    /// Reading the handshake frame failed.
+    #[error("reading the handshake: {0}")]
+    Frame(#[from] FrameError),
+    /// Sending our own uid failed.
+    #[error("sending the handshake: {0}")]
+    Io(#[source] io::Error),
+}
+
+/// Connecting to an address (and handshaking) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The socket could not be connected.
+    #[error("cannot connect to {addr}: {source}")]
+    Io {
+        /// Where we tried to connect.
+        addr: Addr,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// Nothing answered within the connect timeout.
+    #[error("connecting to {addr} timed out after {after:?}")]
+    Timeout {
+        /// Where we tried to connect.
+        addr: Addr,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The connection was made but the handshake failed.
+    #[error("handshake with {addr} failed: {source}")]
+    Handshake {
+        /// The peer's address.
+        addr: Addr,
+        /// Why it failed.
+        #[source]
+        source: HandshakeError,
+    },
+}
+
+/// Queueing a message for the connection's writer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The connection's writer has stopped (the peer went away, a write failed, or the channel
+    /// was closed). Nothing of the message was written.
+    #[error("connection closed")]
+    Closed,
+    /// A payload could not be encoded. Nothing was written.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// Receiving the next message failed; the connection must be closed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    /// The frame layer failed (oversized, truncated, or the socket failed).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A complete frame held something that is not a protocol message.
+    #[error("undecodable message: {0}")]
+    Decode(#[from] DecodeError),
+}

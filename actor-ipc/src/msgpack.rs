@@ -1,0 +1,542 @@
+//! The few msgpack primitives the message layer needs, written for this job: a cursor that reads
+//! headers and strings and *skips* whole values without building them (so payloads can be
+//! sliced out of a frame untouched), and writers for headers and scalars.
+//!
+//! Skipping is iterative (a count of values still to skip), so hostile nesting cannot overflow
+//! the stack, and every length is checked against the bytes actually present before use.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::DecodeError;
+
+/// A read position in one frame body.
+pub(crate) struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+/// The msgpack family of a marker byte, for error messages.
+pub(crate) fn kind_name(marker: u8) -> &'static str {
+    match marker {
+        0x00..=0x7f | 0xcc..=0xd3 | 0xe0..=0xff => "an integer",
+        0x80..=0x8f | 0xde | 0xdf => "a map",
+        0x90..=0x9f | 0xdc | 0xdd => "an array",
+        0xa0..=0xbf | 0xd9..=0xdb => "a string",
+        0xc0 => "nil",
+        0xc2 | 0xc3 => "a boolean",
+        0xc4..=0xc6 => "binary data",
+        0xc7..=0xc9 | 0xd4..=0xd8 => "an ext value",
+        0xca | 0xcb => "a float",
+        0xc1 => "an invalid marker",
+    }
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    /// Moves to `pos` (used to read a value whose range an earlier pass recorded).
+    pub(crate) fn seek(mut self, pos: usize) -> Self {
+        self.pos = pos.min(self.buf.len());
+        self
+    }
+
+    /// The bytes of `range` in the underlying buffer (empty if out of bounds).
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> &'a [u8] {
+        self.buf.get(range).unwrap_or(&[])
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// The next marker byte, without consuming it.
+    pub(crate) fn peek(&self) -> Result<u8, DecodeError> {
+        self.buf
+            .get(self.pos)
+            .copied()
+            .ok_or(DecodeError::Truncated { at: self.pos })
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.buf.len())
+            .ok_or(DecodeError::Truncated { at: self.buf.len() })?;
+        let out = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn be_uint(&mut self, width: usize) -> Result<u64, DecodeError> {
+        Ok(self
+            .take(width)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    fn wrong(&self, field: &'static str, expected: &'static str, marker: u8) -> DecodeError {
+        DecodeError::WrongType {
+            field,
+            expected,
+            found: kind_name(marker),
+            at: self.pos,
+        }
+    }
+
+    /// Reads a map header, returning its number of entries.
+    pub(crate) fn map_len(&mut self, field: &'static str) -> Result<usize, DecodeError> {
+        let m = self.peek()?;
+        let len = match m {
+            0x80..=0x8f => {
+                self.pos += 1;
+                u64::from(m & 0x0f)
+            }
+            0xde => {
+                self.pos += 1;
+                self.be_uint(2)?
+            }
+            0xdf => {
+                self.pos += 1;
+                self.be_uint(4)?
+            }
+            _ => return Err(self.wrong(field, "a map", m)),
+        };
+        Ok(len as usize)
+    }
+
+    /// Reads an array header, returning its number of elements.
+    pub(crate) fn array_len(&mut self, field: &'static str) -> Result<usize, DecodeError> {
+        let m = self.peek()?;
+        let len = match m {
+            0x90..=0x9f => {
+                self.pos += 1;
+                u64::from(m & 0x0f)
+            }
+            0xdc => {
+                self.pos += 1;
+                self.be_uint(2)?
+            }
+            0xdd => {
+                self.pos += 1;
+                self.be_uint(4)?
+            }
+            _ => return Err(self.wrong(field, "an array", m)),
+        };
+        Ok(len as usize)
+    }
+
+    /// Reads an array header and checks its length.
+    pub(crate) fn array_of(
+        &mut self,
+        field: &'static str,
+        expected: usize,
+    ) -> Result<(), DecodeError> {
+        let found = self.array_len(field)?;
+        if found == expected {
+            Ok(())
+        } else {
+            Err(DecodeError::WrongArity {
+                field,
+                expected,
+                found,
+            })
+        }
+    }
+
+    /// Reads a string, borrowed from the frame.
+    pub(crate) fn str(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let m = self.peek()?;
+        let len = match m {
+            0xa0..=0xbf => {
+                self.pos += 1;
+                u64::from(m & 0x1f)
+            }
+            0xd9 => {
+                self.pos += 1;
+                self.be_uint(1)?
+            }
+            0xda => {
+                self.pos += 1;
+                self.be_uint(2)?
+            }
+            0xdb => {
+                self.pos += 1;
+                self.be_uint(4)?
+            }
+            _ => return Err(self.wrong(field, "a string", m)),
+        };
+        let at = self.pos;
+        let bytes = self.take(len as usize)?;
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { field, at })
+    }
+
+    /// Reads a string if the next value is one; `None` (and nothing consumed) otherwise.
+    pub(crate) fn str_if_any(&mut self) -> Result<Option<&'a str>, DecodeError> {
+        match self.peek()? {
+            0xa0..=0xbf | 0xd9..=0xdb => self.str("key").map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Skips one whole value (however deeply nested) and returns the byte range it occupied.
+    pub(crate) fn skip_value(&mut self) -> Result<std::ops::Range<usize>, DecodeError> {
+        let start = self.pos;
+        // Values still to skip. Every value takes at least one byte, so this loop runs at most
+        // once per byte of the frame whatever the declared lengths say.
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            let at = self.pos;
+            let m = self.u8()?;
+            let skip = match m {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 0,
+                0x80..=0x8f => {
+                    pending += 2 * u64::from(m & 0x0f);
+                    0
+                }
+                0x90..=0x9f => {
+                    pending += u64::from(m & 0x0f);
+                    0
+                }
+                0xa0..=0xbf => u64::from(m & 0x1f),
+                0xc1 => return Err(DecodeError::InvalidMarker { marker: m, at }),
+                0xc4 | 0xd9 => self.be_uint(1)?,
+                0xc5 | 0xda => self.be_uint(2)?,
+                0xc6 | 0xdb => self.be_uint(4)?,
+                0xc7 => self.be_uint(1)? + 1,
+                0xc8 => self.be_uint(2)? + 1,
+                0xc9 => self.be_uint(4)? + 1,
+                0xca => 4,
+                0xcb => 8,
+                0xcc | 0xd0 => 1,
+                0xcd | 0xd1 => 2,
+                0xce | 0xd2 => 4,
+                0xcf | 0xd3 => 8,
+                0xd4 => 2,
+                0xd5 => 3,
+                0xd6 => 5,
+                0xd7 => 9,
+                0xd8 => 17,
+                0xdc => {
+                    pending += self.be_uint(2)?;
+                    0
+                }
+                0xdd => {
+                    pending += self.be_uint(4)?;
+                    0
+                }
+                0xde => {
+                    pending += 2 * self.be_uint(2)?;
+                    0
+                }
+                0xdf => {
+                    pending += 2 * self.be_uint(4)?;
+                    0
+                }
+            };
+            let skip = usize::try_from(skip).map_err(|_| DecodeError::Truncated { at })?;
+            self.take(skip)?;
+        }
+        Ok(start..self.pos)
+    }
+
+    /// Skips one value and returns it as a zero-copy slice of `frame` (which must be the buffer
+    /// this cursor reads).
+    pub(crate) fn raw_value(&mut self, frame: &Bytes) -> Result<Bytes, DecodeError> {
+        let range = self.skip_value()?;
+        Ok(frame.slice(range))
+    }
+}
+
+/// Writes a map header.
+pub(crate) fn put_map_len(buf: &mut BytesMut, len: usize) {
+    match len {
+        0..=15 => buf.put_u8(0x80 | len as u8),
+        16..=0xffff => {
+            buf.put_u8(0xde);
+            buf.put_u16(len as u16);
+        }
+        _ => {
+            buf.put_u8(0xdf);
+            buf.put_u32(len as u32);
+        }
+    }
+}
+
+/// Writes an array header.
+pub(crate) fn put_array_len(buf: &mut BytesMut, len: usize) {
+    match len {
+        0..=15 => buf.put_u8(0x90 | len as u8),
+        16..=0xffff => {
+            buf.put_u8(0xdc);
+            buf.put_u16(len as u16);
+        }
+        _ => {
+            buf.put_u8(0xdd);
+            buf.put_u32(len as u32);
+        }
+    }
+}
+
+/// Writes a string in its shortest form.
+pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
+    put_raw_str(buf, s.as_bytes());
+}
+
+/// Writes an unsigned integer in its shortest form.
+pub(crate) fn put_uint(buf: &mut BytesMut, n: u64) {
+    match n {
+        0..=0x7f => buf.put_u8(n as u8),
+        0x80..=0xff => {
+            buf.put_u8(0xcc);
+            buf.put_u8(n as u8);
+        }
+        0x100..=0xffff => {
+            buf.put_u8(0xcd);
+            buf.put_u16(n as u16);
+        }
+        0x1_0000..=0xffff_ffff => {
+            buf.put_u8(0xce);
+            buf.put_u32(n as u32);
+        }
+        _ => {
+            buf.put_u8(0xcf);
+            buf.put_u64(n);
+        }
+    }
+}
+
+/// Writes a signed integer in its shortest form (non-negative values as unsigned, as msgspec
+/// and rmp do).
+pub(crate) fn put_int(buf: &mut BytesMut, n: i64) {
+    if let Ok(u) = u64::try_from(n) {
+        return put_uint(buf, u);
+    }
+    match n {
+        -32..=-1 => buf.put_i8(n as i8),
+        -128..=-33 => {
+            buf.put_u8(0xd0);
+            buf.put_i8(n as i8);
+        }
+        -32768..=-129 => {
+            buf.put_u8(0xd1);
+            buf.put_i16(n as i16);
+        }
+        -2_147_483_648..=-32769 => {
+            buf.put_u8(0xd2);
+            buf.put_i32(n as i32);
+        }
+        _ => {
+            buf.put_u8(0xd3);
+            buf.put_i64(n);
+        }
+    }
+}
+
+/// Writes a byte string (msgpack bin) header and body.
+pub(crate) fn put_bin(buf: &mut BytesMut, data: &[u8]) {
+    let len = data.len();
+    match len {
+        0..=0xff => {
+            buf.put_u8(0xc4);
+            buf.put_u8(len as u8);
+        }
+        0x100..=0xffff => {
+            buf.put_u8(0xc5);
+            buf.put_u16(len as u16);
+        }
+        _ => {
+            buf.put_u8(0xc6);
+            buf.put_u32(len as u32);
+        }
+    }
+    buf.put_slice(data);
+}
+
+/// Writes a dynamic value, every scalar in its shortest form and floats at their own width.
+pub(crate) fn put_value(buf: &mut BytesMut, value: &rmpv::Value) {
+    use rmpv::Value;
+    match value {
+        Value::Nil => put_nil(buf),
+        Value::Boolean(b) => put_bool(buf, *b),
+        Value::Integer(i) => match (i.as_u64(), i.as_i64()) {
+            (Some(u), _) => put_uint(buf, u),
+            (None, Some(n)) => put_int(buf, n),
+            (None, None) => put_nil(buf), // unreachable: an Integer is always one of the two
+        },
+        Value::F32(f) => {
+            buf.put_u8(0xca);
+            buf.put_f32(*f);
+        }
+        Value::F64(f) => {
+            buf.put_u8(0xcb);
+            buf.put_f64(*f);
+        }
+        Value::String(s) => match s.as_str() {
+            Some(text) => put_str(buf, text),
+            // Kept bytes of a string that was not UTF-8: write them back as they came.
+            None => put_raw_str(buf, s.as_bytes()),
+        },
+        Value::Binary(data) => put_bin(buf, data),
+        Value::Array(items) => {
+            put_array_len(buf, items.len());
+            for item in items {
+                put_value(buf, item);
+            }
+        }
+        Value::Map(entries) => {
+            put_map_len(buf, entries.len());
+            for (k, v) in entries {
+                put_value(buf, k);
+                put_value(buf, v);
+            }
+        }
+        Value::Ext(tag, data) => put_ext(buf, *tag, data),
+    }
+}
+
+fn put_raw_str(buf: &mut BytesMut, bytes: &[u8]) {
+    let len = bytes.len();
+    match len {
+        0..=31 => buf.put_u8(0xa0 | len as u8),
+        32..=0xff => {
+            buf.put_u8(0xd9);
+            buf.put_u8(len as u8);
+        }
+        0x100..=0xffff => {
+            buf.put_u8(0xda);
+            buf.put_u16(len as u16);
+        }
+        _ => {
+            buf.put_u8(0xdb);
+            buf.put_u32(len as u32);
+        }
+    }
+    buf.put_slice(bytes);
+}
+
+fn put_ext(buf: &mut BytesMut, tag: i8, data: &[u8]) {
+    match data.len() {
+        1 => buf.put_u8(0xd4),
+        2 => buf.put_u8(0xd5),
+        4 => buf.put_u8(0xd6),
+        8 => buf.put_u8(0xd7),
+        16 => buf.put_u8(0xd8),
+        len @ 0..=0xff => {
+            buf.put_u8(0xc7);
+            buf.put_u8(len as u8);
+        }
+        len @ 0x100..=0xffff => {
+            buf.put_u8(0xc8);
+            buf.put_u16(len as u16);
+        }
+        len => {
+            buf.put_u8(0xc9);
+            buf.put_u32(len as u32);
+        }
+    }
+    buf.put_i8(tag);
+    buf.put_slice(data);
+}
+
+/// Writes a boolean.
+pub(crate) fn put_bool(buf: &mut BytesMut, b: bool) {
+    buf.put_u8(if b { 0xc3 } else { 0xc2 });
+}
+
+/// Writes nil.
+pub(crate) fn put_nil(buf: &mut BytesMut) {
+    buf.put_u8(0xc0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(v: &rmpv::Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, v).unwrap();
+        out
+    }
+
+    #[test]
+    fn skips_nested_values_exactly() {
+        let v = rmpv::Value::Map(vec![(
+            "a".into(),
+            rmpv::Value::Array(vec![1.into(), "xyz".into(), rmpv::Value::Nil, 1.5.into()]),
+        )]);
+        let mut bytes = encoded(&v);
+        bytes.push(0x07);
+        let mut cur = Cursor::new(&bytes);
+        assert_eq!(cur.skip_value().unwrap(), 0..bytes.len() - 1);
+        assert_eq!(cur.remaining(), 1);
+    }
+
+    #[test]
+    fn skipping_a_huge_declared_array_fails_fast() {
+        let bytes = [0xdd, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert!(matches!(
+            Cursor::new(&bytes).skip_value(),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_recurse() {
+        let bytes = vec![0x91; 1_000_000];
+        assert!(Cursor::new(&bytes).skip_value().is_err());
+    }
+
+    #[test]
+    fn writers_pick_the_shortest_form() {
+        for n in [
+            0u64,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            let mut buf = BytesMut::new();
+            put_uint(&mut buf, n);
+            assert_eq!(&buf[..], &encoded(&n.into())[..], "{n}");
+        }
+        for n in [
+            -1i64,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            i32::MIN as i64,
+            i64::MIN,
+        ] {
+            let mut buf = BytesMut::new();
+            put_int(&mut buf, n);
+            assert_eq!(&buf[..], &encoded(&n.into())[..], "{n}");
+        }
+        for len in [0usize, 31, 32, 255, 256, 70000] {
+            let s = "x".repeat(len);
+            let mut buf = BytesMut::new();
+            put_str(&mut buf, &s);
+            assert_eq!(&buf[..], &encoded(&s.as_str().into())[..], "{len}");
+        }
+    }
+}

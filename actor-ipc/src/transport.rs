@@ -1,0 +1,142 @@
+//! The byte streams under a channel: a TCP or a Unix-domain stream socket, one type for both so
+//! everything above is written once. Each stream splits into an owned read half and an owned
+//! write half (no lock between them), so the reader and the writer task run independently.
+
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpStream, UnixStream, tcp, unix},
+};
+
+use crate::addr::Addr;
+
+/// A connected stream socket of either transport.
+#[derive(Debug)]
+pub enum Transport {
+    /// A TCP connection (with `TCP_NODELAY` set: frames are small and latency matters).
+    Tcp(TcpStream),
+    /// A Unix-domain stream connection.
+    Unix(UnixStream),
+}
+
+impl Transport {
+    /// Connects to `addr`.
+    pub async fn connect(addr: &Addr) -> io::Result<Self> {
+        match addr {
+            Addr::Tcp { host, port } => {
+                let stream = TcpStream::connect((host.as_str(), *port)).await?;
+                Self::from_tcp(stream)
+            }
+            Addr::Unix(path) => Ok(Self::Unix(UnixStream::connect(path).await?)),
+        }
+    }
+
+    /// Wraps an accepted or connected TCP stream, turning Nagle's algorithm off.
+    pub fn from_tcp(stream: TcpStream) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        Ok(Self::Tcp(stream))
+    }
+
+    /// Splits into independently owned halves.
+    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            Self::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+            }
+            Self::Unix(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Unix(r), WriteHalf::Unix(w))
+            }
+        }
+    }
+
+    /// A description of the remote end, for logs.
+    pub fn peer_description(&self) -> String {
+        match self {
+            Self::Tcp(s) => s
+                .peer_addr()
+                .map(|a| format!("tcp://{a}"))
+                .unwrap_or_else(|_| "tcp://?".into()),
+            Self::Unix(_) => "unix peer".into(),
+        }
+    }
+}
+
+/// The reading half of a [`Transport`].
+#[derive(Debug)]
+pub enum ReadHalf {
+    /// TCP.
+    Tcp(tcp::OwnedReadHalf),
+    /// Unix socket.
+    Unix(unix::OwnedReadHalf),
+}
+
+/// The writing half of a [`Transport`].
+#[derive(Debug)]
+pub enum WriteHalf {
+    /// TCP.
+    Tcp(tcp::OwnedWriteHalf),
+    /// Unix socket.
+    Unix(unix::OwnedWriteHalf),
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            Self::Unix(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            Self::Unix(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            Self::Unix(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(w) => Pin::new(w).poll_flush(cx),
+            Self::Unix(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            Self::Unix(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
