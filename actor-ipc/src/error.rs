@@ -109,6 +109,12 @@ pub enum DecodeError {
         /// What was wrong.
         detail: String,
     },
+    /// A value nested deeper than the decoder allows (see `MAX_NESTING`).
+    #[error("value nested more than {limit} levels deep")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
     /// Bytes left in the frame after its one value.
     #[error("{count} trailing bytes after the message")]
     TrailingBytes {

@@ -37,6 +37,7 @@ pub mod frame;
 pub mod listener;
 pub mod msg;
 mod msgpack;
+pub use msgpack::MAX_NESTING;
 pub mod payload;
 pub mod transport;
 

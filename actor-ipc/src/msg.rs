@@ -16,7 +16,8 @@ use crate::{
     error::{DecodeError, EncodeError},
     frame::{HEADER_LEN, checked_len},
     msgpack::{
-        Cursor, put_array_len, put_bool, put_map_len, put_nil, put_str, put_uint, put_value,
+        Cursor, MAX_NESTING, check_nesting, put_array_len, put_bool, put_map_len, put_nil, put_str,
+        put_uint, put_value,
     },
     payload::Payload,
 };
@@ -272,6 +273,12 @@ impl Msg {
             }
             0x90..=0x9f | 0xdc | 0xdd => Self::Handshake(Uid::read(&mut cur, "handshake")?),
             0x80..=0x8f | 0xde | 0xdf => Self::decode_map(&body, &mut cur)?,
+            0xc1 => {
+                return Err(DecodeError::InvalidMarker {
+                    marker: 0xc1,
+                    at: 0,
+                });
+            }
             m => {
                 return Err(DecodeError::WrongType {
                     field: "message",
@@ -471,10 +478,11 @@ impl Msg {
     pub fn to_value(&self) -> Value {
         let mut buf = BytesMut::new();
         self.write_body(&mut buf);
-        let mut slice = &buf[..];
-        // What we just wrote is well-formed msgpack with a nesting depth bounded by what was
-        // decoded or built; should rmpv still refuse it, show nil rather than fail a log line.
-        rmpv::decode::read_value(&mut slice).unwrap_or(Value::Nil)
+        // What we just wrote is well-formed msgpack, but a payload from the network may nest
+        // too deeply to build as a tree: show nil then rather than fail a log line.
+        Payload::from_checked(buf.freeze())
+            .to_value()
+            .unwrap_or(Value::Nil)
     }
 
     /// The call id this message belongs to, if any.
@@ -584,6 +592,7 @@ fn read_error(cur: &mut Cursor<'_>) -> Result<ErrorInfo, DecodeError> {
 fn read_dynamic(cur: &mut Cursor<'_>, field: &'static str) -> Result<Value, DecodeError> {
     let range = cur.skip_value()?;
     let mut slice = cur.slice(range);
+    check_nesting(slice, MAX_NESTING)?;
     rmpv::decode::read_value(&mut slice).map_err(|e| DecodeError::InvalidValue {
         field,
         detail: e.to_string(),
@@ -745,6 +754,18 @@ mod tests {
             error,
         };
         assert_eq!(roundtrip(&msg), msg);
+    }
+
+    #[test]
+    fn deeply_nested_error_extras_are_refused_without_recursing() {
+        // {"error": {"type_str": "x", "k": [[[...nil...]]]}} nested far past the limit.
+        let mut body = b"\x81\xa5error\x82\xa8type_str\xa1x\xa1k".to_vec();
+        body.extend(std::iter::repeat_n(0x91, 50_000));
+        body.push(0xc0);
+        assert!(matches!(
+            Msg::decode(Bytes::from(body)),
+            Err(DecodeError::TooDeep { .. })
+        ));
     }
 
     #[test]

@@ -191,6 +191,44 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Consumes one value's header (and the body of a scalar, string or binary), returning how
+    /// many child values follow it (array elements, or map keys plus values).
+    fn header(&mut self) -> Result<u64, DecodeError> {
+        let at = self.pos;
+        let m = self.u8()?;
+        let (children, skip) = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (2 * u64::from(m & 0x0f), 0),
+            0x90..=0x9f => (u64::from(m & 0x0f), 0),
+            0xa0..=0xbf => (0, u64::from(m & 0x1f)),
+            0xc1 => return Err(DecodeError::InvalidMarker { marker: m, at }),
+            0xc4 | 0xd9 => (0, self.be_uint(1)?),
+            0xc5 | 0xda => (0, self.be_uint(2)?),
+            0xc6 | 0xdb => (0, self.be_uint(4)?),
+            0xc7 => (0, self.be_uint(1)? + 1),
+            0xc8 => (0, self.be_uint(2)? + 1),
+            0xc9 => (0, self.be_uint(4)? + 1),
+            0xca => (0, 4),
+            0xcb => (0, 8),
+            0xcc | 0xd0 => (0, 1),
+            0xcd | 0xd1 => (0, 2),
+            0xce | 0xd2 => (0, 4),
+            0xcf | 0xd3 => (0, 8),
+            0xd4 => (0, 2),
+            0xd5 => (0, 3),
+            0xd6 => (0, 5),
+            0xd7 => (0, 9),
+            0xd8 => (0, 17),
+            0xdc => (self.be_uint(2)?, 0),
+            0xdd => (self.be_uint(4)?, 0),
+            0xde => (2 * self.be_uint(2)?, 0),
+            0xdf => (2 * self.be_uint(4)?, 0),
+        };
+        let skip = usize::try_from(skip).map_err(|_| DecodeError::Truncated { at })?;
+        self.take(skip)?;
+        Ok(children)
+    }
+
     /// Skips one whole value (however deeply nested) and returns the byte range it occupied.
     pub(crate) fn skip_value(&mut self) -> Result<std::ops::Range<usize>, DecodeError> {
         let start = self.pos;
@@ -198,57 +236,7 @@ impl<'a> Cursor<'a> {
         // once per byte of the frame whatever the declared lengths say.
         let mut pending: u64 = 1;
         while pending > 0 {
-            pending -= 1;
-            let at = self.pos;
-            let m = self.u8()?;
-            let skip = match m {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 0,
-                0x80..=0x8f => {
-                    pending += 2 * u64::from(m & 0x0f);
-                    0
-                }
-                0x90..=0x9f => {
-                    pending += u64::from(m & 0x0f);
-                    0
-                }
-                0xa0..=0xbf => u64::from(m & 0x1f),
-                0xc1 => return Err(DecodeError::InvalidMarker { marker: m, at }),
-                0xc4 | 0xd9 => self.be_uint(1)?,
-                0xc5 | 0xda => self.be_uint(2)?,
-                0xc6 | 0xdb => self.be_uint(4)?,
-                0xc7 => self.be_uint(1)? + 1,
-                0xc8 => self.be_uint(2)? + 1,
-                0xc9 => self.be_uint(4)? + 1,
-                0xca => 4,
-                0xcb => 8,
-                0xcc | 0xd0 => 1,
-                0xcd | 0xd1 => 2,
-                0xce | 0xd2 => 4,
-                0xcf | 0xd3 => 8,
-                0xd4 => 2,
-                0xd5 => 3,
-                0xd6 => 5,
-                0xd7 => 9,
-                0xd8 => 17,
-                0xdc => {
-                    pending += self.be_uint(2)?;
-                    0
-                }
-                0xdd => {
-                    pending += self.be_uint(4)?;
-                    0
-                }
-                0xde => {
-                    pending += 2 * self.be_uint(2)?;
-                    0
-                }
-                0xdf => {
-                    pending += 2 * self.be_uint(4)?;
-                    0
-                }
-            };
-            let skip = usize::try_from(skip).map_err(|_| DecodeError::Truncated { at })?;
-            self.take(skip)?;
+            pending = pending - 1 + self.header()?;
         }
         Ok(start..self.pos)
     }
@@ -258,6 +246,41 @@ impl<'a> Cursor<'a> {
     pub(crate) fn raw_value(&mut self, frame: &Bytes) -> Result<Bytes, DecodeError> {
         let range = self.skip_value()?;
         Ok(frame.slice(range))
+    }
+}
+
+/// How deeply a value may nest before something decodes it recursively (rmpv, rmp-serde). Their
+/// own limits (512 and 1024 levels) come after the stack of a 2 MiB thread is gone in an
+/// unoptimised build, so hostile nesting is refused here first, without recursion.
+pub const MAX_NESTING: usize = 100;
+
+/// Checks that the one value in `buf` nests at most `limit` containers deep, without recursion.
+pub(crate) fn check_nesting(buf: &[u8], limit: usize) -> Result<(), DecodeError> {
+    let mut cur = Cursor::new(buf);
+    // For each open container, how many of its child values are still to come.
+    let mut open: Vec<u64> = Vec::new();
+    loop {
+        let children = cur.header()?;
+        if children > 0 {
+            if open.len() == limit {
+                return Err(DecodeError::TooDeep { limit });
+            }
+            open.push(children);
+            continue;
+        }
+        // A value ended; close every container it completes.
+        loop {
+            match open.last_mut() {
+                None => return Ok(()),
+                Some(left) if *left > 1 => {
+                    *left -= 1;
+                    break;
+                }
+                Some(_) => {
+                    open.pop();
+                }
+            }
+        }
     }
 }
 
@@ -498,6 +521,28 @@ mod tests {
     fn deep_nesting_does_not_recurse() {
         let bytes = vec![0x91; 1_000_000];
         assert!(Cursor::new(&bytes).skip_value().is_err());
+    }
+
+    #[test]
+    fn nesting_is_measured_without_recursion() {
+        let mut deep = vec![0x91; 100];
+        deep.push(0xc0);
+        assert!(check_nesting(&deep, 100).is_ok());
+        assert!(matches!(
+            check_nesting(&deep, 99),
+            Err(DecodeError::TooDeep { limit: 99 })
+        ));
+        let mut wide = vec![0x93, 0x91, 0x91, 0xc0, 0x01, 0x92, 0x02, 0x91, 0x03];
+        assert!(check_nesting(&wide, 3).is_ok());
+        assert!(check_nesting(&wide, 2).is_err());
+        wide.truncate(5);
+        assert!(matches!(
+            check_nesting(&wide, 3),
+            Err(DecodeError::Truncated { .. })
+        ));
+        let mut hostile = vec![0x91; 1_000_000];
+        hostile.push(0xc0);
+        assert!(check_nesting(&hostile, MAX_NESTING).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     error::{DecodeError, EncodeError},
-    msgpack::{Cursor, put_value},
+    msgpack::{Cursor, MAX_NESTING, check_nesting, put_value},
 };
 
 /// Exactly one msgpack value, as raw bytes.
@@ -40,12 +40,19 @@ impl Payload {
     }
 
     /// Decodes into a Rust type. This is the payload's one decode.
+    ///
+    /// Nesting is limited to [`MAX_NESTING`] levels, so a hostile payload cannot exhaust the
+    /// stack of a type that recurses (a tree, a dynamic value).
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
-        rmp_serde::from_slice(&self.0).map_err(|e| DecodeError::Payload(e.to_string()))
+        let mut de = rmp_serde::Deserializer::from_read_ref(&self.0[..]);
+        de.set_max_depth(MAX_NESTING);
+        T::deserialize(&mut de).map_err(|e| DecodeError::Payload(e.to_string()))
     }
 
-    /// The payload as a dynamic value (for untyped calls, logging and tools).
+    /// The payload as a dynamic value (for untyped calls, logging and tools). Values nested
+    /// more than [`MAX_NESTING`] levels are refused.
     pub fn to_value(&self) -> Result<Value, DecodeError> {
+        check_nesting(&self.0, MAX_NESTING)?;
         let mut slice = &self.0[..];
         rmpv::decode::read_value(&mut slice).map_err(|e| DecodeError::Payload(e.to_string()))
     }
@@ -122,6 +129,16 @@ mod tests {
     fn wrong_shape_is_a_payload_error() {
         let p = Payload::encode(&"text").unwrap();
         assert!(matches!(p.decode::<Add>(), Err(DecodeError::Payload(_))));
+    }
+
+    #[test]
+    fn hostile_nesting_is_refused_not_a_stack_overflow() {
+        let mut deep = vec![0x91; 100_000];
+        deep.push(0xc0);
+        let p = Payload::from_msgpack(Bytes::from(deep)).unwrap();
+        assert!(matches!(p.to_value(), Err(DecodeError::TooDeep { .. })));
+        assert!(p.decode::<Value>().is_err());
+        assert!(format!("{p:?}").contains("bytes"));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! The file is read at run time, so new cases are picked up without touching this test. It is
 //! found at `$ACTOR_SHARED_DIR/protocol/vectors.json`, or beside the repository in `../shared`.
 
+// Test code: a failed unwrap or panic is a failed test, with the reason printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use actor_ipc::{Msg, Payload, Value};

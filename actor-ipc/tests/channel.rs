@@ -1,0 +1,207 @@
+//! Channels over real sockets in one process: handshake on both transports, many concurrent
+//! senders on one connection, coalesced writes, and the clean close with the sentinel.
+
+// Test code: a failed unwrap or panic is a failed test, with the reason printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{collections::HashMap, time::Duration};
+
+use actor_ipc::{Addr, Channel, ChannelConfig, Listener, Msg, Payload, Uid};
+use tokio::sync::oneshot;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A connected pair of channels over `addr` (a Unix path in `dir`, or TCP on loopback).
+async fn pair(addr: Addr) -> (Channel, Channel) {
+    let listener = Listener::bind(&addr).await.unwrap();
+    let addr = listener.local_addr().clone();
+    let server_uid = Uid::new("server");
+    let accept = {
+        let uid = server_uid.clone();
+        async move {
+            let transport = listener.accept().await.unwrap();
+            Channel::handshake(transport, &uid, &ChannelConfig::default())
+                .await
+                .unwrap()
+        }
+    };
+    let client_uid = Uid::new("client");
+    let config = ChannelConfig::default();
+    let connect = Channel::connect(&addr, &client_uid, &config);
+    let (server, client) = within("handshake", async { tokio::join!(accept, connect) }).await;
+    let client = client.unwrap();
+    assert_eq!(client.peer(), &server_uid);
+    assert_eq!(server.peer(), &client_uid);
+    (server, client)
+}
+
+fn addrs(dir: &tempfile::TempDir) -> [Addr; 2] {
+    [
+        Addr::tcp("127.0.0.1", 0),
+        Addr::unix(dir.path().join("chan.sock")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_concurrent_senders_keep_frames_whole_and_in_order() {
+    const TASKS: u64 = 32;
+    const PER_TASK: u64 = 500;
+    let dir = tempfile::tempdir().unwrap();
+    for addr in addrs(&dir) {
+        let (mut server, client) = pair(addr).await;
+        let sender = client.sender().clone();
+        let mut senders = Vec::new();
+        for task in 0..TASKS {
+            let sender = sender.clone();
+            senders.push(tokio::spawn(async move {
+                for seq in 0..PER_TASK {
+                    // Payloads of varying size, so frames straddle write boundaries.
+                    let filler = "x".repeat(((task * 37 + seq * 13) % 3000) as usize);
+                    let value = Payload::encode(&(task, seq, filler)).unwrap();
+                    let msg = Msg::Yield {
+                        cid: format!("task-{task}"),
+                        value,
+                    };
+                    sender.send(&msg).await.unwrap();
+                }
+            }));
+        }
+        let mut next_seq: HashMap<String, u64> = HashMap::new();
+        for _ in 0..TASKS * PER_TASK {
+            let msg = within("a frame", server.recv()).await.unwrap().unwrap();
+            let Msg::Yield { cid, value } = msg else {
+                panic!("unexpected {msg:?}");
+            };
+            let (task, seq, filler): (u64, u64, String) = value.decode().unwrap();
+            assert_eq!(cid, format!("task-{task}"));
+            assert_eq!(filler.len() as u64, (task * 37 + seq * 13) % 3000);
+            let expected = next_seq.entry(cid).or_default();
+            assert_eq!(seq, *expected, "task {task} out of order");
+            *expected += 1;
+        }
+        for s in senders {
+            s.await.unwrap();
+        }
+        assert_eq!(next_seq.len() as u64, TASKS);
+        assert!(next_seq.values().all(|n| *n == PER_TASK));
+    }
+}
+
+#[tokio::test]
+async fn close_sends_the_sentinel_then_ends_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    for addr in addrs(&dir) {
+        let (mut server, client) = pair(addr).await;
+        let msg = Msg::Stop { cid: "c1".into() };
+        client.send(&msg).await.unwrap();
+        within("close", client.sender().close()).await.unwrap();
+        assert_eq!(server.recv().await.unwrap(), Some(msg));
+        assert_eq!(server.recv().await.unwrap(), Some(Msg::Sentinel));
+        assert_eq!(server.recv().await.unwrap(), None);
+        assert!(client.sender().is_closed());
+        assert!(matches!(
+            client.send(&Msg::Sentinel).await,
+            Err(actor_ipc::SendError::Closed)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_send_midway_never_leaves_half_a_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ChannelConfig {
+        send_queue_frames: 1,
+        ..ChannelConfig::default()
+    };
+    let listener = Listener::bind(&Addr::unix(dir.path().join("c.sock")))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().clone();
+    let (ready, accepted) = oneshot::channel();
+    tokio::spawn(async move {
+        let t = listener.accept().await.unwrap();
+        let ch = Channel::handshake(t, &Uid::new("s"), &ChannelConfig::default())
+            .await
+            .unwrap();
+        let _ = ready.send(ch);
+    });
+    let client = Channel::connect(&addr, &Uid::new("c"), &config)
+        .await
+        .unwrap();
+    let mut server = within("accept", accepted).await.unwrap();
+    let big = Payload::encode(&vec![7u64; 200_000]).unwrap();
+    let last = Msg::Stop { cid: "end".into() };
+    // The peer reads everything that arrives; every frame must be whole.
+    let reader = {
+        let (big, last) = (big.clone(), last.clone());
+        tokio::spawn(async move {
+            let mut whole = 0;
+            loop {
+                match server.recv().await.unwrap().unwrap() {
+                    Msg::Yield { value, .. } => {
+                        assert_eq!(value, big);
+                        whole += 1;
+                    }
+                    other => {
+                        assert_eq!(other, last);
+                        return whole;
+                    }
+                }
+            }
+        })
+    };
+    // Many large sends, each abandoned after a moment: whatever was queued arrives whole.
+    for i in 0..50 {
+        let msg = Msg::Yield {
+            cid: format!("{i}"),
+            value: big.clone(),
+        };
+        let _ = tokio::time::timeout(Duration::from_micros(50), client.send(&msg)).await;
+    }
+    within("the last send", client.send(&last)).await.unwrap();
+    let whole = within("the reader", reader).await.unwrap();
+    assert!(whole <= 50);
+}
+
+#[tokio::test]
+async fn connect_to_nothing_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Channel::connect(
+        &Addr::unix(dir.path().join("nobody.sock")),
+        &Uid::new("c"),
+        &ChannelConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, actor_ipc::ConnectError::Io { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn unix_listener_replaces_a_stale_socket_and_refuses_a_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = Addr::unix(dir.path().join("s.sock"));
+    let live = Listener::bind(&addr).await.unwrap();
+    let err = Listener::bind(&addr).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    drop(live);
+    let path = dir.path().join("s.sock");
+    assert!(
+        !path.exists(),
+        "dropping the listener removes its socket file"
+    );
+    // A socket file left behind by a dead process (std's listener does not remove it).
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let again = Listener::bind(&addr).await.unwrap();
+    drop(again);
+    // A regular file at the path is never removed.
+    std::fs::write(&path, b"precious").unwrap();
+    assert!(Listener::bind(&addr).await.is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+}

@@ -1,0 +1,221 @@
+//! Helpers for the test suite: a real listener serving real sockets, and a raw client that can
+//! send any bytes at all. Tests drive them from outside, the way a hostile or broken peer would.
+
+// Test code: a failed unwrap or panic is a failed test, with the reason printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use actor_ipc::{
+    Addr, Channel, ChannelConfig, HandshakeError, Listener, Msg, RecvError, Uid, frame::put_frame,
+};
+use bytes::BytesMut;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::mpsc,
+    task::JoinHandle,
+};
+
+/// How long a test waits for an event before failing loudly.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Awaits `fut`, failing the test with `what` if it takes longer than [`EVENT_TIMEOUT`].
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(EVENT_TIMEOUT, fut).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {EVENT_TIMEOUT:?} waiting for {what}"),
+    }
+}
+
+/// The two transports, for tests that run on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP on loopback.
+    Tcp,
+    /// A Unix-domain socket in a temporary directory.
+    Unix,
+}
+
+/// Both transports.
+pub const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Unix];
+
+/// How one served connection ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The handshake failed.
+    Handshake(HandshakeError),
+    /// Receiving failed after the handshake.
+    Recv(RecvError),
+    /// The peer sent the sentinel.
+    Sentinel,
+    /// The peer closed cleanly between frames.
+    Eof,
+}
+
+/// A listener serving an echo handler on a real socket: every message received after the
+/// handshake is sent back; each connection's end is reported on `outcomes`.
+pub struct EchoServer {
+    /// Where it listens.
+    pub addr: Addr,
+    /// How each connection ended, in the order they ended.
+    pub outcomes: mpsc::UnboundedReceiver<Outcome>,
+    /// The server's uid.
+    pub uid: Uid,
+    task: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl EchoServer {
+    /// Starts a server on `transport` with the given channel limits.
+    pub async fn start(transport: Transport, config: ChannelConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let addr = match transport {
+            Transport::Tcp => Addr::tcp("127.0.0.1", 0),
+            Transport::Unix => Addr::unix(dir.path().join("echo.sock")),
+        };
+        let listener = Listener::bind(&addr).await.expect("bind");
+        let addr = listener.local_addr().clone();
+        let uid = Uid::new("echo-server");
+        let (report, outcomes) = mpsc::unbounded_channel();
+        let task = tokio::spawn(listener.serve(uid.clone(), config, move |accepted| {
+            let report = report.clone();
+            async move {
+                let outcome = match accepted {
+                    Err(e) => Outcome::Handshake(e),
+                    Ok(channel) => echo(channel).await,
+                };
+                let _ = report.send(outcome);
+            }
+        }));
+        Self {
+            addr,
+            outcomes,
+            uid,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// The next connection's outcome.
+    pub async fn next_outcome(&mut self) -> Outcome {
+        within("a connection outcome", self.outcomes.recv())
+            .await
+            .expect("server stopped")
+    }
+
+    /// Proves the server still accepts and serves: a fresh connection handshakes and gets an
+    /// echo of one message.
+    pub async fn assert_still_serving(&self) {
+        let local = Uid::new("probe");
+        let mut channel = within(
+            "a fresh connection",
+            Channel::connect(&self.addr, &local, &ChannelConfig::default()),
+        )
+        .await
+        .expect("a fresh connection handshakes");
+        assert_eq!(channel.peer(), &self.uid);
+        let msg = Msg::Stop { cid: "ping".into() };
+        channel.send(&msg).await.expect("send");
+        let echoed = within("the echo", channel.recv()).await.expect("recv");
+        assert_eq!(echoed, Some(msg));
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn echo(mut channel: Channel) -> Outcome {
+    loop {
+        match channel.recv().await {
+            Err(e) => return Outcome::Recv(e),
+            Ok(None) => return Outcome::Eof,
+            Ok(Some(Msg::Sentinel)) => return Outcome::Sentinel,
+            Ok(Some(msg)) => {
+                if channel.send(&msg).await.is_err() {
+                    return Outcome::Eof;
+                }
+            }
+        }
+    }
+}
+
+/// A raw connection that sends whatever bytes a test wants.
+pub struct RawClient {
+    stream: RawStream,
+}
+
+enum RawStream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl RawClient {
+    /// Connects without handshaking.
+    pub async fn connect(addr: &Addr) -> Self {
+        let stream = match addr {
+            Addr::Tcp { host, port } => RawStream::Tcp(
+                tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .expect("connect"),
+            ),
+            Addr::Unix(path) => RawStream::Unix(
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .expect("connect"),
+            ),
+        };
+        Self { stream }
+    }
+
+    /// Connects and sends a valid handshake.
+    pub async fn connect_handshaken(addr: &Addr) -> Self {
+        let mut client = Self::connect(addr).await;
+        let hello = Msg::Handshake(Uid::new("raw-client"))
+            .to_frame()
+            .expect("encode");
+        client.write(&hello).await;
+        client
+    }
+
+    /// Writes raw bytes.
+    pub async fn write(&mut self, bytes: &[u8]) {
+        match &mut self.stream {
+            RawStream::Tcp(s) => s.write_all(bytes).await,
+            RawStream::Unix(s) => s.write_all(bytes).await,
+        }
+        .expect("write");
+    }
+
+    /// Writes `body` as one well-framed frame.
+    pub async fn write_frame(&mut self, body: &[u8]) {
+        let mut buf = BytesMut::new();
+        put_frame(body, &mut buf).expect("frame");
+        self.write(&buf).await;
+    }
+
+    /// Closes the write direction (the server sees EOF).
+    pub async fn shutdown_write(&mut self) {
+        match &mut self.stream {
+            RawStream::Tcp(s) => s.shutdown().await,
+            RawStream::Unix(s) => s.shutdown().await,
+        }
+        .expect("shutdown");
+    }
+
+    /// Reads until the server closes the connection, returning everything it sent.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let read = async {
+            match &mut self.stream {
+                RawStream::Tcp(s) => s.read_to_end(&mut out).await,
+                RawStream::Unix(s) => s.read_to_end(&mut out).await,
+            }
+        };
+        // A reset is also the server closing on us.
+        let _ = within("the server to close the connection", read).await;
+        out
+    }
+}
