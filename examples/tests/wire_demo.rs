@@ -1,0 +1,141 @@
+//! The wire demo in two real processes: the README's demo end to end, and a handshake plus a
+//! call's frames against `wire-demo serve` over TCP and over a Unix socket.
+
+// Test code: a failed unwrap or panic is a failed test, with the reason printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{process::Stdio, time::Duration};
+
+use actor_ipc::{Addr, CallKind, Channel, ChannelConfig, Cmd, Msg, Payload, Uid};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+const DEMO: &str = env!("CARGO_BIN_EXE_wire-demo");
+
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+/// Starts `wire-demo serve` and returns it with the address it printed.
+async fn start_server(listen: &Addr) -> (Child, Addr) {
+    let mut child = Command::new(DEMO)
+        .args(["serve", "--listen", &listen.to_string(), "--once"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = within("the listening line", lines.next_line())
+        .await
+        .unwrap()
+        .expect("server exited before listening");
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    (child, url.parse().unwrap())
+}
+
+#[tokio::test]
+async fn the_demo_runs_end_to_end() {
+    let out = within("the demo", Command::new(DEMO).kill_on_drop(true).output())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(r#"{"return": 3, "cid": "c1"}"#), "{stdout}");
+    assert!(stdout.contains("add(a=1, b=2) returned 3"), "{stdout}");
+    assert!(stdout.contains(r#""type_str": "NameError""#), "{stdout}");
+    assert!(stdout.contains("child exited (exit status: 0)"), "{stdout}");
+}
+
+#[tokio::test]
+async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
+    let dir = tempfile::tempdir().unwrap();
+    for listen in [
+        Addr::tcp("127.0.0.1", 0),
+        Addr::unix(dir.path().join("peer.sock")),
+    ] {
+        let (mut child, addr) = start_server(&listen).await;
+        let me = Uid::new("test-client");
+        let mut channel = within(
+            "the handshake",
+            Channel::connect(&addr, &me, &ChannelConfig::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(channel.peer().name, "wire-demo-child");
+        assert_eq!(channel.peer().uuid.len(), 36);
+
+        #[derive(serde::Serialize)]
+        struct Args {
+            a: i64,
+            b: i64,
+        }
+        // Several calls in flight at once, answered by cid.
+        for (i, (a, b)) in [(1, 2), (-5, 3), (i64::MAX - 1, 1)].into_iter().enumerate() {
+            let cmd = Msg::Cmd(Cmd {
+                ns: "demo".into(),
+                func: "add".into(),
+                kwargs: Payload::encode(&Args { a, b }).unwrap(),
+                caller: me.clone(),
+                cid: format!("c{i}"),
+            });
+            channel.send(&cmd).await.unwrap();
+        }
+        for (i, expected) in [3, -2, i64::MAX].into_iter().enumerate() {
+            let cid = format!("c{i}");
+            let functype = within("functype", channel.recv()).await.unwrap().unwrap();
+            assert_eq!(
+                functype,
+                Msg::FuncType {
+                    cid: cid.clone(),
+                    kind: CallKind::AsyncFunc
+                }
+            );
+            let ret = within("return", channel.recv()).await.unwrap().unwrap();
+            let Msg::Return { cid: got, value } = ret else {
+                panic!("expected a return, got {ret:?}");
+            };
+            assert_eq!(got, cid);
+            assert_eq!(value.decode::<i64>().unwrap(), expected);
+        }
+
+        // Wrong argument types: an error reply, and the peer keeps serving.
+        let bad = Msg::Cmd(Cmd {
+            ns: "demo".into(),
+            func: "add".into(),
+            kwargs: Payload::encode(&std::collections::BTreeMap::from([("a", "x")])).unwrap(),
+            caller: me.clone(),
+            cid: "bad".into(),
+        });
+        channel.send(&bad).await.unwrap();
+        let reply = within("the error", channel.recv()).await.unwrap().unwrap();
+        let Msg::Error { cid, error } = reply else {
+            panic!("expected an error, got {reply:?}");
+        };
+        assert_eq!(
+            (cid.as_deref(), error.type_str.as_str()),
+            (Some("bad"), "TypeError")
+        );
+
+        // The sentinel: the peer answers with its own, closes, and (with --once) exits.
+        let (sender, mut reader) = channel.into_split();
+        within("close", sender.close()).await.unwrap();
+        assert_eq!(
+            within("sentinel", reader.recv()).await.unwrap(),
+            Some(Msg::Sentinel)
+        );
+        assert_eq!(within("eof", reader.recv()).await.unwrap(), None);
+        let status = within("the peer to exit", child.wait()).await.unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
