@@ -193,6 +193,15 @@ impl ChannelReader {
     }
 }
 
+/// Why [`ChannelSender::try_send_frame`] did not queue a frame.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The queue is full; here is the frame back.
+    Full(Bytes),
+    /// The writer has stopped.
+    Closed,
+}
+
 /// What the writer task is asked to do.
 enum Outgoing {
     /// Write this complete frame.
@@ -241,6 +250,26 @@ impl ChannelSender {
             .send(Outgoing::Frame(frame))
             .await
             .map_err(|_| SendError::Closed)
+    }
+
+    /// Queues a complete frame if the writer queue has room right now, without waiting.
+    /// Returns the frame back if the queue is full, so the caller can send it later.
+    pub fn try_send_frame(&self, frame: Bytes) -> Result<(), TrySendError> {
+        match self.queue.try_send(Outgoing::Frame(frame)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(Outgoing::Frame(frame))) => {
+                Err(TrySendError::Full(frame))
+            }
+            Err(_) => Err(TrySendError::Closed),
+        }
+    }
+
+    /// A [`Sink`](futures::Sink) of complete frames on this channel, for code that composes
+    /// sinks. Readiness means the writer queue has room; a frame is queued whole or not at all.
+    pub fn frame_sink(&self) -> FrameSink {
+        FrameSink {
+            inner: tokio_util::sync::PollSender::new(self.queue.clone()),
+        }
     }
 
     /// Sends the sentinel (`nil`: "stop processing messages on this connection"), writes
@@ -338,4 +367,43 @@ async fn write_all_vectored(write: &mut WriteHalf, bufs: &mut Vec<Bytes>) -> io:
     }
     bufs.clear();
     Ok(())
+}
+
+/// A sink of complete frames feeding a channel's writer (see [`ChannelSender::frame_sink`]).
+#[derive(Debug)]
+pub struct FrameSink {
+    inner: tokio_util::sync::PollSender<Outgoing>,
+}
+
+impl futures::Sink<Bytes> for FrameSink {
+    type Error = SendError;
+
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), SendError>> {
+        self.inner.poll_reserve(cx).map_err(|_| SendError::Closed)
+    }
+
+    fn start_send(mut self: std::pin::Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
+        self.inner
+            .send_item(Outgoing::Frame(frame))
+            .map_err(|_| SendError::Closed)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), SendError>> {
+        // Queued frames belong to the writer task; there is nothing to flush here.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), SendError>> {
+        self.inner.close();
+        std::task::Poll::Ready(Ok(()))
+    }
 }

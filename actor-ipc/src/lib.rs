@@ -42,7 +42,7 @@ pub mod payload;
 pub mod transport;
 
 pub use addr::{Addr, WireAddr};
-pub use channel::{Channel, ChannelConfig, ChannelReader, ChannelSender};
+pub use channel::{Channel, ChannelConfig, ChannelReader, ChannelSender, FrameSink, TrySendError};
 pub use error::{
     ConnectError, DecodeError, EncodeError, FrameError, HandshakeError, RecvError, SendError,
 };

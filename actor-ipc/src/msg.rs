@@ -239,6 +239,15 @@ pub enum Msg {
     },
     /// The spawn init map.
     SpawnInit(Box<SpawnInit>),
+    /// Flow-control extension (not in tractor 0.1.0a5, sent only to peers that enabled it):
+    /// the receiver of stream `cid` grants its sender `credit` more items.
+    /// `{"credit": n, "cid": cid}`; see `docs/protocol-notes.md`.
+    Credit {
+        /// The stream's call id.
+        cid: String,
+        /// How many more items may be sent.
+        credit: u64,
+    },
 }
 
 /// Byte ranges of the known keys' values in a message map.
@@ -258,6 +267,7 @@ struct Fields {
     bind_host: Option<Range<usize>>,
     bind_port: Option<Range<usize>>,
     runtime_vars: Option<Range<usize>>,
+    credit: Option<Range<usize>>,
 }
 
 const MAX_KEYS_REPORTED: usize = 8;
@@ -331,6 +341,7 @@ impl Msg {
                 "bind_host" => &mut f.bind_host,
                 "bind_port" => &mut f.bind_port,
                 "_runtime_vars" => &mut f.runtime_vars,
+                "credit" => &mut f.credit,
                 other => {
                     if unknown.len() < MAX_KEYS_REPORTED {
                         unknown.push(other.to_owned());
@@ -396,6 +407,13 @@ impl Msg {
         if f.stop.is_some() {
             return Ok(Self::Stop { cid: cid("stop")? });
         }
+        if let Some(range) = &f.credit {
+            let credit = at(range).uint("credit")?;
+            return Ok(Self::Credit {
+                cid: cid("credit")?,
+                credit,
+            });
+        }
         if f.enable_modules.is_some() {
             return Ok(Self::SpawnInit(Box::new(read_spawn_init(body, &f)?)));
         }
@@ -446,6 +464,12 @@ impl Msg {
                 }
             }
             Self::SpawnInit(init) => write_spawn_init(buf, init),
+            Self::Credit { cid, credit } => {
+                put_map_len(buf, 2);
+                put_str(buf, "credit");
+                put_uint(buf, *credit);
+                put_cid(buf, cid);
+            }
         }
     }
 
@@ -465,6 +489,17 @@ impl Msg {
                 Err(e)
             }
         }
+    }
+
+    /// A `yield` frame, written straight from its parts (the stream hot path: no `Msg` built,
+    /// no cid copied).
+    pub fn yield_frame(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
+        payload_frame("yield", cid, value)
+    }
+
+    /// A `return` frame, written straight from its parts.
+    pub fn return_frame(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
+        payload_frame("return", cid, value)
     }
 
     /// This message as one complete frame.
@@ -493,7 +528,8 @@ impl Msg {
             | Self::Return { cid, .. }
             | Self::Yield { cid, .. }
             | Self::Started { cid, .. }
-            | Self::Stop { cid } => Some(cid),
+            | Self::Stop { cid }
+            | Self::Credit { cid, .. } => Some(cid),
             Self::Error { cid, .. } => cid.as_deref(),
             Self::Handshake(_) | Self::Sentinel | Self::SpawnInit(_) => None,
         }
@@ -511,6 +547,16 @@ impl Msg {
                 _ => 0,
             }
     }
+}
+
+fn payload_frame(key: &str, cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
+    const OVERHEAD: usize = HEADER_LEN + 16;
+    let mut buf = BytesMut::with_capacity(OVERHEAD + cid.len() + value.as_bytes().len());
+    buf.put_u32_le(0);
+    put_payload_msg(&mut buf, key, value, cid);
+    let len = checked_len(buf.len() - HEADER_LEN)?;
+    buf[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+    Ok(buf.freeze())
 }
 
 fn put_cid(buf: &mut BytesMut, cid: &str) {
@@ -732,6 +778,36 @@ mod tests {
                 value: Payload::encode(&3).unwrap()
             }
         );
+    }
+
+    #[test]
+    fn direct_payload_frames_match_messages() {
+        let value = Payload::encode(&[1, 2, 3]).unwrap();
+        let msg = Msg::Yield {
+            cid: "c9".into(),
+            value: value.clone(),
+        };
+        assert_eq!(
+            Msg::yield_frame("c9", &value).unwrap(),
+            msg.to_frame().unwrap()
+        );
+        let msg = Msg::Return {
+            cid: "c9".into(),
+            value: value.clone(),
+        };
+        assert_eq!(
+            Msg::return_frame("c9", &value).unwrap(),
+            msg.to_frame().unwrap()
+        );
+    }
+
+    #[test]
+    fn credit_round_trips() {
+        let msg = Msg::Credit {
+            cid: "c2".into(),
+            credit: 300,
+        };
+        assert_eq!(roundtrip(&msg), msg);
     }
 
     #[test]

@@ -229,6 +229,22 @@ impl<'a> Cursor<'a> {
         Ok(children)
     }
 
+    /// Reads a non-negative integer.
+    pub(crate) fn uint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let m = self.peek()?;
+        match m {
+            0x00..=0x7f => {
+                self.pos += 1;
+                Ok(u64::from(m))
+            }
+            0xcc..=0xcf => {
+                self.pos += 1;
+                self.be_uint(1 << (m - 0xcc))
+            }
+            _ => Err(self.wrong(field, "a non-negative integer", m)),
+        }
+    }
+
     /// Skips one whole value (however deeply nested) and returns the byte range it occupied.
     pub(crate) fn skip_value(&mut self) -> Result<std::ops::Range<usize>, DecodeError> {
         let start = self.pos;

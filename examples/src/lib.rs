@@ -1,6 +1,8 @@
 //! Runnable programs showing the actor runtime. Each binary in `src/bin` is one lesson; this
 //! library holds only what they share.
 
+pub mod demo;
+
 /// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default: warnings and errors), so
 /// a program's stdout stays what it means to show.
 pub fn init_logging() {

@@ -219,3 +219,93 @@ impl RawClient {
         out
     }
 }
+
+/// The environment variable that turns a test binary into a fixture actor (see
+/// [`FixtureActor`]).
+pub const FIXTURE_LISTEN_ENV: &str = "ACTOR_TEST_FIXTURE_LISTEN";
+/// The namespaces the fixture actor enables (comma-separated).
+pub const FIXTURE_ENABLE_ENV: &str = "ACTOR_TEST_FIXTURE_ENABLE";
+
+/// A second process serving the remote functions of the test binary itself.
+///
+/// The test binary is started again with [`FIXTURE_LISTEN_ENV`] set, running only the test
+/// named `entry`, which must call [`serve_fixture_if_asked`] first thing: in the child it serves
+/// until cancelled; in the normal test run it returns at once. The child is killed when this
+/// value drops, so a failing test leaves no process behind.
+pub struct FixtureActor {
+    /// The child process.
+    pub child: tokio::process::Child,
+    /// Where it listens.
+    pub addr: Addr,
+    _dir: tempfile::TempDir,
+}
+
+impl FixtureActor {
+    /// Starts the fixture actor on `transport`, enabling `namespaces`.
+    pub async fn start(entry: &str, transport: Transport, namespaces: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listen = match transport {
+            Transport::Tcp => Addr::tcp("127.0.0.1", 0),
+            Transport::Unix => Addr::unix(dir.path().join("fixture.sock")),
+        };
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut child = tokio::process::Command::new(exe)
+            .args(["--exact", entry, "--nocapture", "--test-threads=1"])
+            .env(FIXTURE_LISTEN_ENV, listen.to_string())
+            .env(FIXTURE_ENABLE_ENV, namespaces.join(","))
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the fixture actor");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = within("the fixture actor to listen", async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                // libtest may have printed the test's name on the same line.
+                if let Some((_, url)) = line.split_once("listening on ") {
+                    return url.trim().parse::<Addr>().expect("a listening URL");
+                }
+            }
+            panic!("the fixture actor exited before listening");
+        })
+        .await;
+        // Keep draining its stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// A portal to it.
+    pub async fn portal(&self) -> actor::Portal {
+        within("connecting to the fixture", actor::connect(&self.addr))
+            .await
+            .expect("connect to the fixture actor")
+    }
+}
+
+/// In a fixture child (see [`FixtureActor`]), serves this binary's remote functions until
+/// cancelled and exits the process; otherwise returns at once.
+pub fn serve_fixture_if_asked() {
+    let Ok(url) = std::env::var(FIXTURE_LISTEN_ENV) else {
+        return;
+    };
+    let addr: Addr = url.parse().expect("fixture address");
+    let namespaces = std::env::var(FIXTURE_ENABLE_ENV).unwrap_or_default();
+    let runtime = actor::RuntimeFlavor::default().build().expect("runtime");
+    runtime.block_on(async move {
+        let mut builder = actor::Actor::builder("fixture").listen(addr);
+        for ns in namespaces.split(',').filter(|ns| !ns.is_empty()) {
+            builder = builder.enable(ns);
+        }
+        let actor = builder.start().await.expect("fixture actor starts");
+        for addr in actor.addrs() {
+            println!("listening on {addr}");
+        }
+        actor.wait().await;
+    });
+    std::process::exit(0);
+}

@@ -1,0 +1,377 @@
+//! The per-process actor: its identity, what it serves, and its lifetime.
+//!
+//! An [`Actor`] listens on one or more addresses and serves every connection (see
+//! `connection.rs`): each call runs as its own task, tracked by (connection, cid). The actor
+//! stops when cancelled (by [`ActorHandle::cancel`], the `cancel` runtime call, or a signal the
+//! program maps to it): it stops accepting, cancels every running call, waits for them to end
+//! (bounded), flushes and closes its connections.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use actor_ipc::{Addr, ChannelConfig, Listener, Uid};
+use tokio::task::JoinSet;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, info, warn};
+
+use crate::{
+    connection::Connection,
+    error::{Error, Result},
+    registry,
+};
+
+/// Which tokio runtime an actor process runs on.
+///
+/// An actor is already a process, so most of its work is one event loop: the current-thread
+/// runtime avoids a cross-CPU wake-up per message, which on a 2-core machine halves call
+/// latency (see `BENCHMARKS.md` once measured). Blocking work goes to tokio's bounded blocking
+/// pool either way (`tokio::task::spawn_blocking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeFlavor {
+    /// One thread runs every task of the actor.
+    #[default]
+    CurrentThread,
+    /// A work-stealing pool of one thread per core.
+    MultiThread,
+}
+
+impl RuntimeFlavor {
+    /// Builds a runtime of this flavour, with I/O and timers enabled.
+    pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = match self {
+            Self::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            Self::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+        };
+        builder.enable_all().build()
+    }
+}
+
+/// How long teardown waits for cancelled calls to finish before closing connections anyway.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The shared state of one actor (or of a client-only process, which serves nothing).
+pub(crate) struct ActorCore {
+    pub(crate) uid: Uid,
+    pub(crate) enabled: HashSet<String>,
+    pub(crate) config: ChannelConfig,
+    /// Items a stream receiver buffers; with flow control, the credit window.
+    pub(crate) stream_window: usize,
+    /// Cancelled when the actor is told to stop; parent of every call's token.
+    pub(crate) cancel: CancellationToken,
+    /// Every call task, so teardown can wait for them.
+    pub(crate) tasks: TaskTracker,
+    running: Mutex<HashMap<String, u64>>,
+    /// Who asked the whole actor to stop (the `cancel` runtime call's caller).
+    pub(crate) canceller: Mutex<Option<Uid>>,
+    connections: Mutex<Vec<Weak<Connection>>>,
+}
+
+impl ActorCore {
+    pub(crate) fn new(
+        uid: Uid,
+        enabled: HashSet<String>,
+        config: ChannelConfig,
+        stream_window: usize,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            uid,
+            enabled,
+            config,
+            stream_window,
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            running: Mutex::new(HashMap::new()),
+            canceller: Mutex::new(None),
+            connections: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A core for a process that only calls others.
+    pub(crate) fn client(name: &str) -> Arc<Self> {
+        Self::new(
+            Uid::new(name),
+            HashSet::new(),
+            ChannelConfig::default(),
+            DEFAULT_STREAM_WINDOW,
+        )
+    }
+
+    /// Counts a call in `ns` as running until the returned guard drops.
+    pub(crate) fn count_running(self: &Arc<Self>, ns: &str) -> RunningGuard {
+        if let Ok(mut running) = self.running.lock() {
+            *running.entry(ns.to_owned()).or_default() += 1;
+        }
+        RunningGuard {
+            core: self.clone(),
+            ns: ns.to_owned(),
+        }
+    }
+
+    pub(crate) fn running(&self, ns: &str) -> u64 {
+        self.running
+            .lock()
+            .map(|r| r.get(ns).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn add_connection(&self, conn: &Arc<Connection>) {
+        if let Ok(mut conns) = self.connections.lock() {
+            conns.retain(|c| c.strong_count() > 0);
+            conns.push(Arc::downgrade(conn));
+        }
+    }
+
+    fn live_connections(&self) -> Vec<Arc<Connection>> {
+        self.connections
+            .lock()
+            .map(|c| c.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Decrements the running count of a namespace when dropped.
+pub(crate) struct RunningGuard {
+    core: Arc<ActorCore>,
+    ns: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.core.running.lock() {
+            if let Some(n) = running.get_mut(&self.ns) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// The default stream window: how many items a receiver buffers, and with flow control how
+/// many a producer may send ahead of its consumer.
+pub const DEFAULT_STREAM_WINDOW: usize = 256;
+
+tokio::task_local! {
+    static CURRENT: Arc<ActorCore>;
+}
+
+/// Runs `fut` with `core` as the current actor (what [`Actor::current`] sees).
+pub(crate) async fn with_current<F: std::future::Future>(
+    core: Arc<ActorCore>,
+    fut: F,
+) -> F::Output {
+    CURRENT.scope(core, fut).await
+}
+
+/// Entry point for serving: `Actor::builder(name)`.
+#[derive(Debug)]
+pub struct Actor;
+
+impl Actor {
+    /// Starts describing an actor called `name`.
+    pub fn builder(name: impl Into<String>) -> ActorBuilder {
+        ActorBuilder {
+            name: name.into(),
+            listen: Vec::new(),
+            enable: Vec::new(),
+            config: ChannelConfig::default(),
+            stream_window: DEFAULT_STREAM_WINDOW,
+        }
+    }
+
+    /// The actor serving the remote function this is called from, if any.
+    pub fn current() -> Option<ActorInfo> {
+        CURRENT
+            .try_with(|core| ActorInfo { core: core.clone() })
+            .ok()
+    }
+}
+
+/// A view of the actor running the current remote call.
+#[derive(Clone)]
+pub struct ActorInfo {
+    core: Arc<ActorCore>,
+}
+
+impl ActorInfo {
+    /// The actor's uid.
+    pub fn uid(&self) -> &Uid {
+        &self.core.uid
+    }
+
+    /// How many calls into namespace `ns` are running in this actor right now (the caller of
+    /// this included, if it is one).
+    pub fn running_calls(&self, ns: &str) -> u64 {
+        self.core.running(ns)
+    }
+
+    /// Asks the actor to stop, as the `cancel` runtime call does.
+    pub fn cancel(&self) {
+        self.core.cancel.cancel();
+    }
+
+    pub(crate) fn core(&self) -> Arc<ActorCore> {
+        self.core.clone()
+    }
+}
+
+impl std::fmt::Debug for ActorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorInfo")
+            .field("uid", &self.core.uid)
+            .finish()
+    }
+}
+
+/// What an actor listens on and serves.
+#[derive(Debug)]
+pub struct ActorBuilder {
+    name: String,
+    listen: Vec<Addr>,
+    enable: Vec<String>,
+    config: ChannelConfig,
+    stream_window: usize,
+}
+
+impl ActorBuilder {
+    /// Adds an address to listen on (`tcp://HOST:PORT`, port 0 for any; `unix:///PATH`).
+    pub fn listen(mut self, addr: Addr) -> Self {
+        self.listen.push(addr);
+        self
+    }
+
+    /// Allows calls into namespace `ns`. Only enabled namespaces are callable.
+    pub fn enable(mut self, ns: impl Into<String>) -> Self {
+        self.enable.push(ns.into());
+        self
+    }
+
+    /// Sets the channel limits (frame size, timeouts, writer queue).
+    pub fn channel_config(mut self, config: ChannelConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the stream window (default [`DEFAULT_STREAM_WINDOW`]).
+    pub fn stream_window(mut self, items: usize) -> Self {
+        self.stream_window = items.max(2);
+        self
+    }
+
+    /// Binds every address and starts serving. Fails if an address cannot be bound or an
+    /// enabled namespace has no registered function.
+    pub async fn start(self) -> Result<ActorHandle> {
+        for ns in &self.enable {
+            if !registry::has_namespace(ns) {
+                return Err(Error::Usage(format!(
+                    "namespace {ns:?} has no remote functions in this program"
+                )));
+            }
+        }
+        if self.listen.is_empty() {
+            return Err(Error::Usage("an actor needs at least one address".into()));
+        }
+        let mut listeners = Vec::new();
+        for addr in &self.listen {
+            listeners.push(Listener::bind(addr).await?);
+        }
+        let core = ActorCore::new(
+            Uid::new(self.name),
+            self.enable.into_iter().collect(),
+            self.config,
+            self.stream_window,
+        );
+        let addrs = listeners.iter().map(|l| l.local_addr().clone()).collect();
+        let mut serving = JoinSet::new();
+        for listener in listeners {
+            let core = core.clone();
+            let stop = core.cancel.clone();
+            serving.spawn(async move {
+                let uid = core.uid.clone();
+                let config = core.config.clone();
+                let accept = listener.serve(uid, config, move |accepted| {
+                    let core = core.clone();
+                    async move {
+                        match accepted {
+                            Ok(channel) => Connection::serve(core, channel).await,
+                            Err(e) => debug!(error = %e, "connection dropped before serving"),
+                        }
+                    }
+                });
+                tokio::select! {
+                    () = accept => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
+        info!(uid = %core.uid, "actor serving");
+        Ok(ActorHandle {
+            core,
+            addrs,
+            serving,
+        })
+    }
+}
+
+/// A running actor.
+pub struct ActorHandle {
+    core: Arc<ActorCore>,
+    addrs: Vec<Addr>,
+    serving: JoinSet<()>,
+}
+
+impl std::fmt::Debug for ActorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorHandle")
+            .field("uid", &self.core.uid)
+            .field("addrs", &self.addrs)
+            .finish()
+    }
+}
+
+impl ActorHandle {
+    /// The actor's uid.
+    pub fn uid(&self) -> &Uid {
+        &self.core.uid
+    }
+
+    /// The addresses it listens on (with the real port where 0 was asked).
+    pub fn addrs(&self) -> &[Addr] {
+        &self.addrs
+    }
+
+    /// How many calls into `ns` are running now.
+    pub fn running_calls(&self, ns: &str) -> u64 {
+        self.core.running(ns)
+    }
+
+    /// Asks the actor to stop; [`ActorHandle::wait`] completes the teardown.
+    pub fn cancel(&self) {
+        self.core.cancel.cancel();
+    }
+
+    /// A token cancelled when the actor is asked to stop (for wiring signals to it).
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.core.cancel.clone()
+    }
+
+    /// Serves until the actor is cancelled, then tears it down: stops accepting, cancels every
+    /// running call, waits for them (at most a grace period), and closes its connections after
+    /// their queued replies are written.
+    pub async fn wait(mut self) {
+        self.core.cancel.cancelled().await;
+        while self.serving.join_next().await.is_some() {}
+        self.core.tasks.close();
+        if tokio::time::timeout(TEARDOWN_GRACE, self.core.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(uid = %self.core.uid, "calls still running after the teardown grace period");
+        }
+        for conn in self.core.live_connections() {
+            conn.close().await;
+        }
+        info!(uid = %self.core.uid, "actor stopped");
+    }
+}

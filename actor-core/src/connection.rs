@@ -1,0 +1,938 @@
+//! One connection to a peer, used both ways, as tractor uses a channel: it serves the calls the
+//! peer makes (each `cmd` runs as its own task, tracked by cid) and routes replies to the calls
+//! this side made (each waiting on its own bounded inbox).
+//!
+//! One task reads the connection; nothing else does. It never waits on a slow consumer: a
+//! message for a call whose inbox is full is an overrun of that one call (which is cancelled),
+//! never a stall of the connection. Between peers of this runtime, streams use credit-based
+//! flow control (`docs/protocol-notes.md`), so a slow consumer slows its producer instead.
+//!
+//! On the sentinel, on EOF and on a broken stream, every task the peer started is cancelled
+//! (a caller that vanished cannot receive results) and every call waiting on the peer fails.
+
+use std::{
+    any::Any,
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
+    },
+    task::{Context as TaskContext, Poll},
+};
+
+use actor_ipc::{
+    CallKind, Channel, ChannelReader, ChannelSender, Cmd, ErrorInfo, Msg, Payload, TrySendError,
+    Uid,
+};
+use dashmap::DashMap;
+use futures::{FutureExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::{
+    actor::{ActorCore, with_current},
+    context::Context,
+    error::{
+        CONTEXT_CANCELLED, Error, FUNCTION_NOT_FOUND, MODULE_NOT_EXPOSED, PANIC_TYPE,
+        RemoteActorError, Result, TYPE_ERROR,
+    },
+    registry::{self, Handler},
+};
+
+/// Flow-control state of a connection.
+const FLOW_UNKNOWN: u8 = 0;
+const FLOW_ON: u8 = 1;
+const FLOW_OFF: u8 = 2;
+
+/// The runtime call a caller of this runtime makes (once per connection, before its first
+/// stream) to turn credit-based flow control on. tractor 0.1.0a5 answers it with an error,
+/// which leaves flow control off for that connection.
+pub(crate) const FLOW_CONTROL_CALL: &str = "_flow_control";
+
+/// Room an inbox keeps beyond the stream window for the messages that end a call.
+const INBOX_SLACK: usize = 8;
+
+/// A call of ours, waiting for replies.
+struct Route {
+    tx: mpsc::Sender<Msg>,
+    overrun: Arc<AtomicBool>,
+    /// Credits for items this side sends on the call (a context we opened).
+    credits: Option<Arc<Semaphore>>,
+}
+
+/// A call the peer made, running here.
+struct TaskEntry {
+    cancel: CancellationToken,
+    done: CancellationToken,
+    canceller: Arc<Mutex<Option<Uid>>>,
+    /// Messages from the caller (a context's stream items).
+    inbox: Option<(mpsc::Sender<Msg>, Arc<AtomicBool>)>,
+    /// Credits for items this side sends on the call.
+    credits: Option<Arc<Semaphore>>,
+}
+
+/// A connection to one peer.
+pub(crate) struct Connection {
+    pub(crate) core: Arc<ActorCore>,
+    pub(crate) sender: ChannelSender,
+    pub(crate) peer: Uid,
+    calls: DashMap<String, Route>,
+    tasks: DashMap<String, TaskEntry>,
+    /// Parent of every task the peer started here.
+    tasks_cancel: CancellationToken,
+    /// Cancelled when the reader stops.
+    closed: CancellationToken,
+    close_reason: Mutex<Option<String>>,
+    next_cid: AtomicU64,
+    cid_prefix: String,
+    flow: AtomicU8,
+    flow_requested: AtomicBool,
+    /// The call id of our `_flow_control` request, whose answer the reader handles itself so
+    /// the state is settled before any stream item is routed.
+    flow_cid: Mutex<Option<String>>,
+}
+
+impl Connection {
+    /// Wraps a handshaken channel and starts reading it in its own task.
+    pub(crate) fn start(core: Arc<ActorCore>, channel: Channel) -> Arc<Self> {
+        let (conn, reader) = Self::new(core, channel);
+        tokio::spawn(conn.clone().read_loop(reader));
+        conn
+    }
+
+    /// Serves a channel until it ends (the accept loop's per-connection task).
+    pub(crate) async fn serve(core: Arc<ActorCore>, channel: Channel) {
+        let (conn, reader) = Self::new(core, channel);
+        conn.read_loop(reader).await;
+    }
+
+    fn new(core: Arc<ActorCore>, channel: Channel) -> (Arc<Self>, ChannelReader) {
+        let peer = channel.peer().clone();
+        let (sender, reader) = channel.into_split();
+        let conn = Arc::new(Self {
+            tasks_cancel: core.cancel.child_token(),
+            cid_prefix: Uid::new("").uuid[..8].to_owned(),
+            core,
+            sender,
+            peer,
+            calls: DashMap::new(),
+            tasks: DashMap::new(),
+            closed: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+            next_cid: AtomicU64::new(1),
+            flow: AtomicU8::new(FLOW_UNKNOWN),
+            flow_requested: AtomicBool::new(false),
+            flow_cid: Mutex::new(None),
+        });
+        conn.core.add_connection(&conn);
+        (conn, reader)
+    }
+
+    async fn read_loop(self: Arc<Self>, mut reader: ChannelReader) {
+        let reason = loop {
+            let msg = tokio::select! {
+                msg = reader.recv() => msg,
+                () = self.core.cancel.cancelled() => {
+                    // The actor is stopping: keep reading until its teardown closes us, so
+                    // cancel acknowledgements and final replies still flow.
+                    self.drain_until_closed(&mut reader).await;
+                    break "the actor stopped".to_owned();
+                }
+            };
+            match msg {
+                Ok(Some(Msg::Cmd(cmd))) => self.dispatch(cmd).await,
+                Ok(Some(Msg::Sentinel)) => {
+                    debug!(peer = %self.peer, "sentinel received");
+                    self.tasks_cancel.cancel();
+                    // Answer with our own sentinel and close.
+                    self.close().await;
+                    break "the peer sent the sentinel".to_owned();
+                }
+                Ok(Some(Msg::Error { cid: None, error })) => {
+                    warn!(peer = %self.peer, type_str = %error.type_str, "runtime error from peer: {}", error.tb_str);
+                }
+                Ok(Some(msg)) => self.route(msg),
+                Ok(None) => break "the peer closed the connection".to_owned(),
+                Err(e) => {
+                    warn!(peer = %self.peer, error = %e, "closing a connection after bad input");
+                    break format!("bad input: {e}");
+                }
+            }
+        };
+        self.shut(reason);
+    }
+
+    /// After the actor was cancelled: route replies and acks until the connection closes.
+    async fn drain_until_closed(self: &Arc<Self>, reader: &mut ChannelReader) {
+        loop {
+            tokio::select! {
+                msg = reader.recv() => match msg {
+                    Ok(Some(Msg::Cmd(cmd))) => {
+                        let error = ErrorInfo::new("ActorCancelled", format!("{} is stopping", self.core.uid));
+                        self.reply_error(&cmd.cid, error).await;
+                    }
+                    Ok(Some(Msg::Sentinel)) | Ok(None) | Err(_) => return,
+                    Ok(Some(msg)) => self.route(msg),
+                },
+                () = self.closed.cancelled() => return,
+            }
+        }
+    }
+
+    /// Ends the connection's life: cancels what the peer started, fails what we wait for.
+    fn shut(&self, reason: String) {
+        debug!(peer = %self.peer, %reason, "connection ended");
+        if let Ok(mut slot) = self.close_reason.lock() {
+            slot.get_or_insert(reason);
+        }
+        self.tasks_cancel.cancel();
+        self.closed.cancel();
+        // Dropping the routes' senders wakes every waiting call with "disconnected".
+        self.calls.clear();
+    }
+
+    /// Flushes and closes the connection (teardown): the sentinel, then FIN.
+    pub(crate) async fn close(&self) {
+        let flushed =
+            tokio::time::timeout(std::time::Duration::from_secs(1), self.sender.close()).await;
+        if flushed.is_err() {
+            debug!(peer = %self.peer, "closing: writer did not flush in time");
+        }
+        self.shut("closed by this side".into());
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// The error a call sees when the connection is gone.
+    pub(crate) fn disconnected(&self) -> Error {
+        let detail = self
+            .close_reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "connection closed".into());
+        Error::Disconnected {
+            peer: self.peer.to_string(),
+            detail,
+        }
+    }
+
+    // ---- serving the peer's calls ----
+
+    async fn dispatch(self: &Arc<Self>, cmd: Cmd) {
+        if cmd.ns == "self" {
+            return self.runtime_call(cmd).await;
+        }
+        if !self.core.enabled.contains(&cmd.ns) {
+            let error = ErrorInfo::new(
+                MODULE_NOT_EXPOSED,
+                format!("{MODULE_NOT_EXPOSED}: {} is not enabled", cmd.ns),
+            );
+            return self.reply_error(&cmd.cid, error).await;
+        }
+        let Some(registration) = registry::lookup(&cmd.ns, &cmd.func) else {
+            let error = ErrorInfo::new(
+                FUNCTION_NOT_FOUND,
+                format!("{} has no function {:?}", cmd.ns, cmd.func),
+            );
+            return self.reply_error(&cmd.cid, error).await;
+        };
+        if self.tasks.contains_key(&cmd.cid) {
+            let error = ErrorInfo::new(
+                "RuntimeError",
+                format!("call id {:?} is already running", cmd.cid),
+            );
+            return self.reply_error(&cmd.cid, error).await;
+        }
+        self.start_task(cmd, registration.handler);
+    }
+
+    fn start_task(self: &Arc<Self>, cmd: Cmd, handler: Handler) {
+        let window = self.core.stream_window;
+        let flow = self.flow_on();
+        let cancel = self.tasks_cancel.child_token();
+        let done = CancellationToken::new();
+        let canceller = Arc::new(Mutex::new(None));
+        let credits = flow.then(|| Arc::new(Semaphore::new(window)));
+        let (inbox_tx, inbox) = match handler {
+            Handler::Context(_) => {
+                let (tx, rx) = mpsc::channel(window + INBOX_SLACK);
+                let overrun = Arc::new(AtomicBool::new(false));
+                (Some((tx, overrun.clone())), Some((rx, overrun)))
+            }
+            _ => (None, None),
+        };
+        self.tasks.insert(
+            cmd.cid.clone(),
+            TaskEntry {
+                cancel: cancel.clone(),
+                done: done.clone(),
+                canceller: canceller.clone(),
+                inbox: inbox_tx,
+                credits: credits.clone(),
+            },
+        );
+        let conn = self.clone();
+        let core = self.core.clone();
+        let task = async move {
+            // Dropped last: the task counts as finished only after its final message is queued,
+            // its entry removed and its running count released.
+            let _done = done.drop_guard();
+            let _running = conn.core.count_running(&cmd.ns);
+            let run = RunningCall {
+                conn: conn.clone(),
+                cid: cmd.cid.clone(),
+                func: cmd.func.clone(),
+                cancel,
+                canceller,
+                credits,
+            };
+            match handler {
+                Handler::Func(start) => run.func(start(cmd.kwargs)).await,
+                Handler::Stream(start) => run.stream(start(cmd.kwargs)).await,
+                Handler::Context(start) => {
+                    let (rx, overrun) = match inbox {
+                        Some(inbox) => inbox,
+                        None => (mpsc::channel(1).1, Arc::new(AtomicBool::new(false))),
+                    };
+                    let inbox = Inbox::task(conn.clone(), cmd.cid.clone(), rx, overrun);
+                    run.context(start, inbox, cmd.kwargs).await
+                }
+            }
+            conn.tasks.remove(&cmd.cid);
+        };
+        self.core.tasks.spawn(with_current(core, task));
+    }
+
+    async fn runtime_call(self: &Arc<Self>, cmd: Cmd) {
+        match cmd.func.as_str() {
+            "_cancel_task" => {
+                #[derive(Deserialize)]
+                struct Args {
+                    cid: String,
+                }
+                let target = match cmd.kwargs.decode::<Args>() {
+                    Ok(args) => args.cid,
+                    Err(e) => {
+                        let error = ErrorInfo::new(TYPE_ERROR, format!("_cancel_task(): {e}"));
+                        return self.reply_error(&cmd.cid, error).await;
+                    }
+                };
+                let done = self.tasks.get(&target).map(|task| {
+                    if let Ok(mut who) = task.canceller.lock() {
+                        who.get_or_insert(cmd.caller.clone());
+                    }
+                    task.cancel.cancel();
+                    task.done.clone()
+                });
+                let conn = self.clone();
+                // Acknowledge only once the target has really ended; wait off the read loop.
+                tokio::spawn(async move {
+                    if let Some(done) = done {
+                        done.cancelled().await;
+                    }
+                    conn.reply_value(&cmd.cid, Payload::nil()).await;
+                });
+            }
+            "cancel" => {
+                debug!(by = %cmd.caller, "actor cancel requested");
+                if let Ok(mut who) = self.core.canceller.lock() {
+                    who.get_or_insert(cmd.caller.clone());
+                }
+                self.reply_value(
+                    &cmd.cid,
+                    Payload::encode(&true).unwrap_or_else(|_| Payload::nil()),
+                )
+                .await;
+                self.core.cancel.cancel();
+            }
+            FLOW_CONTROL_CALL => {
+                self.flow.store(FLOW_ON, Ordering::Release);
+                let window = self.core.stream_window as u64;
+                let reply = Payload::encode(&HashMap::from([("window", window)]))
+                    .unwrap_or_else(|_| Payload::nil());
+                self.reply_value(&cmd.cid, reply).await;
+            }
+            other => {
+                let error = ErrorInfo::new(
+                    FUNCTION_NOT_FOUND,
+                    format!("self.{other} is not a runtime call this actor allows"),
+                );
+                self.reply_error(&cmd.cid, error).await;
+            }
+        }
+    }
+
+    /// `functype asyncfunc` and `return value`, written together.
+    async fn reply_value(&self, cid: &str, value: Payload) {
+        let functype = Msg::FuncType {
+            cid: cid.to_owned(),
+            kind: CallKind::AsyncFunc,
+        };
+        let sent = async {
+            let mut frame = bytes::BytesMut::new();
+            functype.write_frame(&mut frame)?;
+            frame.extend_from_slice(&Msg::return_frame(cid, &value)?);
+            self.sender
+                .send_frame(frame.freeze())
+                .await
+                .map_err(Error::from_send)
+        };
+        if let Err(e) = sent.await {
+            debug!(peer = %self.peer, error = %e, "could not reply");
+        }
+    }
+
+    async fn reply_error(&self, cid: &str, mut error: ErrorInfo) {
+        if error.extra("src_uid").is_none() {
+            error
+                .extra
+                .push(("src_uid".into(), self.core.uid.to_value()));
+        }
+        let msg = Msg::Error {
+            cid: Some(cid.to_owned()),
+            error,
+        };
+        if let Err(e) = self.sender.send(&msg).await {
+            debug!(peer = %self.peer, error = %e, "could not send an error reply");
+        }
+    }
+
+    // ---- routing replies to our calls ----
+
+    fn route(self: &Arc<Self>, msg: Msg) {
+        if let Msg::Credit { cid, credit } = &msg {
+            let credits = self
+                .tasks
+                .get(cid)
+                .and_then(|t| t.credits.clone())
+                .or_else(|| self.calls.get(cid).and_then(|r| r.credits.clone()));
+            match credits {
+                Some(sem) => sem.add_permits(usize::try_from(*credit).unwrap_or(usize::MAX >> 4)),
+                None => debug!(%cid, "credit for a finished stream"),
+            }
+            return;
+        }
+        let Some(cid) = msg.cid().map(str::to_owned) else {
+            debug!(peer = %self.peer, ?msg, "ignoring a message without a call id");
+            return;
+        };
+        if self.flow_answer(&cid, &msg) {
+            return;
+        }
+        let call = self
+            .calls
+            .get(&cid)
+            .map(|r| (r.tx.clone(), r.overrun.clone()));
+        if let Some((tx, overrun)) = call {
+            match tx.try_send(msg) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    overrun.store(true, Ordering::Release);
+                    self.calls.remove(&cid);
+                    warn!(peer = %self.peer, %cid, "stream overrun: its consumer fell behind; cancelling it");
+                    self.cancel_remote(cid);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.calls.remove(&cid);
+                }
+            }
+            return;
+        }
+        let inbox = self
+            .tasks
+            .get(&cid)
+            .and_then(|t| t.inbox.as_ref().map(|(tx, o)| (tx.clone(), o.clone())));
+        if let Some((tx, overrun)) = inbox {
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
+                overrun.store(true, Ordering::Release);
+                if let Some(mut task) = self.tasks.get_mut(&cid) {
+                    task.inbox = None;
+                }
+                warn!(peer = %self.peer, %cid, "context stream overrun: the callee fell behind");
+            }
+            return;
+        }
+        // tractor sends `stop` twice and may send stream messages after a result: harmless.
+        debug!(peer = %self.peer, %cid, "late message for a finished call");
+    }
+
+    // ---- making calls ----
+
+    /// A fresh call id, unique among this side's calls on this connection.
+    pub(crate) fn new_cid(&self) -> String {
+        let n = self.next_cid.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.cid_prefix)
+    }
+
+    /// Registers a call and returns the inbox its replies arrive in.
+    pub(crate) fn open_call(
+        self: &Arc<Self>,
+        cid: &str,
+        kind: CallKind,
+    ) -> Result<(Inbox, Option<Arc<Semaphore>>)> {
+        if self.is_closed() {
+            return Err(self.disconnected());
+        }
+        let capacity = match kind {
+            CallKind::AsyncFunc => INBOX_SLACK,
+            _ => self.core.stream_window + INBOX_SLACK,
+        };
+        let (tx, rx) = mpsc::channel(capacity);
+        let overrun = Arc::new(AtomicBool::new(false));
+        let credits =
+            (kind == CallKind::Context).then(|| Arc::new(Semaphore::new(self.core.stream_window)));
+        self.calls.insert(
+            cid.to_owned(),
+            Route {
+                tx,
+                overrun: overrun.clone(),
+                credits: credits.clone(),
+            },
+        );
+        Ok((
+            Inbox::call(self.clone(), cid.to_owned(), rx, overrun),
+            credits,
+        ))
+    }
+
+    /// Sends a `cmd`.
+    pub(crate) async fn send_cmd(
+        &self,
+        ns: &str,
+        func: &str,
+        kwargs: Payload,
+        cid: &str,
+    ) -> Result<()> {
+        let msg = Msg::Cmd(Cmd {
+            ns: ns.to_owned(),
+            func: func.to_owned(),
+            kwargs,
+            caller: self.core.uid.clone(),
+            cid: cid.to_owned(),
+        });
+        self.sender.send(&msg).await.map_err(|e| match e {
+            actor_ipc::SendError::Closed => self.disconnected(),
+            actor_ipc::SendError::Encode(e) => Error::Encode(e),
+        })
+    }
+
+    /// Before the first stream on this connection: ask the peer for flow control (without
+    /// waiting; the answer arrives before any item of a stream opened after it).
+    pub(crate) async fn request_flow_control(self: &Arc<Self>) {
+        if self.flow_requested.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let cid = self.new_cid();
+        if let Ok(mut slot) = self.flow_cid.lock() {
+            *slot = Some(cid.clone());
+        }
+        let kwargs = Payload::encode(&HashMap::from([("window", self.core.stream_window as u64)]))
+            .unwrap_or_else(|_| Payload::empty_map());
+        if self
+            .send_cmd("self", FLOW_CONTROL_CALL, kwargs, &cid)
+            .await
+            .is_err()
+        {
+            self.flow.store(FLOW_OFF, Ordering::Release);
+        }
+    }
+
+    /// Handles the answer to our `_flow_control` request; false if `msg` is not one.
+    fn flow_answer(&self, cid: &str, msg: &Msg) -> bool {
+        let ours = self
+            .flow_cid
+            .lock()
+            .map(|slot| slot.as_deref() == Some(cid))
+            .unwrap_or(false);
+        if !ours {
+            return false;
+        }
+        match msg {
+            Msg::FuncType { .. } => {}
+            Msg::Return { .. } => self.flow.store(FLOW_ON, Ordering::Release),
+            _ => {
+                debug!(peer = %self.peer, "peer declined flow control; overruns end streams");
+                self.flow.store(FLOW_OFF, Ordering::Release);
+            }
+        }
+        true
+    }
+
+    pub(crate) fn flow_on(&self) -> bool {
+        self.flow.load(Ordering::Acquire) == FLOW_ON
+    }
+
+    /// Asks the peer to cancel our call `cid`, without waiting (a dropped call).
+    pub(crate) fn cancel_remote(self: &Arc<Self>, cid: String) {
+        if self.is_closed() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let conn = self.clone();
+        handle.spawn(async move {
+            let kwargs = match Payload::encode(&HashMap::from([("cid", cid.as_str())])) {
+                Ok(kwargs) => kwargs,
+                Err(_) => return,
+            };
+            let ack = conn.new_cid();
+            if let Err(e) = conn.send_cmd("self", "_cancel_task", kwargs, &ack).await {
+                debug!(%cid, error = %e, "could not send _cancel_task");
+            }
+        });
+    }
+
+    /// Sends `_cancel_task` for our call `cid` and waits for the acknowledgement, which comes
+    /// once the remote task has ended.
+    pub(crate) async fn cancel_and_wait(self: &Arc<Self>, cid: &str) -> Result<()> {
+        let kwargs = Payload::encode(&HashMap::from([("cid", cid)]))?;
+        self.run_raw("self", "_cancel_task", kwargs).await.map(drop)
+    }
+
+    /// Calls a request/response function by name and returns its encoded result.
+    pub(crate) async fn run_raw(
+        self: &Arc<Self>,
+        ns: &str,
+        func: &str,
+        kwargs: Payload,
+    ) -> Result<Payload> {
+        let cid = self.new_cid();
+        let (mut inbox, _) = self.open_call(&cid, CallKind::AsyncFunc)?;
+        self.send_cmd(ns, func, kwargs, &cid).await?;
+        loop {
+            match inbox.recv().await? {
+                Msg::FuncType { .. } => continue,
+                Msg::Return { value, .. } => {
+                    inbox.finished = true;
+                    return Ok(value);
+                }
+                Msg::Error { error, .. } => {
+                    inbox.finished = true;
+                    return Err(self.remote_error(error));
+                }
+                other => return Err(self.protocol(format!("unexpected reply {other:?}"))),
+            }
+        }
+    }
+
+    /// Builds the local error for a received `error` map.
+    pub(crate) fn remote_error(&self, error: ErrorInfo) -> Error {
+        if error.type_str == CONTEXT_CANCELLED {
+            let canceller = error.extra("canceller").and_then(Uid::from_value);
+            return Error::ContextCancelled {
+                canceller,
+                detail: error.tb_str,
+            };
+        }
+        Error::Remote(RemoteActorError::from_info(error, &self.peer))
+    }
+
+    pub(crate) fn protocol(&self, detail: String) -> Error {
+        Error::Protocol {
+            peer: self.peer.to_string(),
+            detail,
+        }
+    }
+
+    /// Queues a frame without waiting if possible, else from a spawned task (for `Drop`s and
+    /// `poll` functions, which cannot wait).
+    pub(crate) fn send_frame_soon(&self, frame: bytes::Bytes) {
+        match self.sender.try_send_frame(frame) {
+            Ok(()) | Err(TrySendError::Closed) => {}
+            Err(TrySendError::Full(frame)) => {
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    let sender = self.sender.clone();
+                    handle.spawn(async move {
+                        let _ = sender.send_frame(frame).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn from_send(e: actor_ipc::SendError) -> Self {
+        match e {
+            actor_ipc::SendError::Closed => Self::Disconnected {
+                peer: "peer".into(),
+                detail: "connection closed".into(),
+            },
+            actor_ipc::SendError::Encode(e) => Self::Encode(e),
+        }
+    }
+}
+
+/// The receiving end of one call's messages, on either side: replies to a call we made, or a
+/// context's stream items from the peer that called us.
+///
+/// Dropped before `finished` on the calling side, it asks the peer to cancel the call: Rust's
+/// drop is the cancel scope, across processes.
+pub(crate) struct Inbox {
+    pub(crate) conn: Arc<Connection>,
+    pub(crate) cid: String,
+    rx: mpsc::Receiver<Msg>,
+    overrun: Arc<AtomicBool>,
+    /// Whether this is a call we made (else a task the peer started).
+    ours: bool,
+    /// Set once the call reached its end; a drop then cancels nothing.
+    pub(crate) finished: bool,
+    /// Items consumed since the last credit grant.
+    ungranted: usize,
+}
+
+impl Inbox {
+    fn call(
+        conn: Arc<Connection>,
+        cid: String,
+        rx: mpsc::Receiver<Msg>,
+        overrun: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            conn,
+            cid,
+            rx,
+            overrun,
+            ours: true,
+            finished: false,
+            ungranted: 0,
+        }
+    }
+
+    fn task(
+        conn: Arc<Connection>,
+        cid: String,
+        rx: mpsc::Receiver<Msg>,
+        overrun: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            conn,
+            cid,
+            rx,
+            overrun,
+            ours: false,
+            finished: false,
+            ungranted: 0,
+        }
+    }
+
+    /// The next message of the call.
+    pub(crate) async fn recv(&mut self) -> Result<Msg> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next message: `Err` once the connection is gone or the call overran.
+    pub(crate) fn poll_recv(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Msg>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(msg)) => Poll::Ready(Ok(msg)),
+            Poll::Ready(None) if self.overrun.load(Ordering::Acquire) => {
+                self.finished = true;
+                Poll::Ready(Err(Error::Overrun {
+                    cid: self.cid.clone(),
+                    capacity: self.conn.core.stream_window,
+                }))
+            }
+            Poll::Ready(None) => {
+                self.finished = true;
+                Poll::Ready(Err(self.conn.disconnected()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Records one stream item consumed; with flow control on, grants the producer more
+    /// credit once half the window has been consumed.
+    pub(crate) fn consumed_item(&mut self) {
+        if !self.conn.flow_on() {
+            return;
+        }
+        self.ungranted += 1;
+        if self.ungranted * 2 >= self.conn.core.stream_window {
+            let credit = Msg::Credit {
+                cid: self.cid.clone(),
+                credit: self.ungranted as u64,
+            };
+            self.ungranted = 0;
+            if let Ok(frame) = credit.to_frame() {
+                self.conn.send_frame_soon(frame);
+            }
+        }
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        if self.ours {
+            self.conn.calls.remove(&self.cid);
+            if !self.finished {
+                self.conn.cancel_remote(self.cid.clone());
+            }
+        }
+    }
+}
+
+/// A call the peer made, running here: sends its replies and honours cancellation.
+struct RunningCall {
+    conn: Arc<Connection>,
+    cid: String,
+    func: String,
+    cancel: CancellationToken,
+    canceller: Arc<Mutex<Option<Uid>>>,
+    credits: Option<Arc<Semaphore>>,
+}
+
+/// A panic's message, for the error reply.
+fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".into())
+}
+
+impl RunningCall {
+    async fn send(&self, msg: &Msg) {
+        if let Err(e) = self.conn.sender.send(msg).await {
+            debug!(cid = %self.cid, error = %e, "reply not sent: connection closed");
+        }
+    }
+
+    async fn send_error(&self, error: &Error) {
+        self.conn
+            .reply_error(&self.cid, error.to_error_info())
+            .await;
+    }
+
+    fn panic_error(&self, panic: &Box<dyn Any + Send>) -> Error {
+        Error::raise(
+            PANIC_TYPE,
+            format!("{} panicked: {}", self.func, panic_message(panic)),
+        )
+    }
+
+    fn functype(&self, kind: CallKind) -> Msg {
+        Msg::FuncType {
+            cid: self.cid.clone(),
+            kind,
+        }
+    }
+
+    async fn func(self, started: Result<registry::CallFuture>) {
+        let fut = match started {
+            Ok(fut) => fut,
+            Err(e) => return self.send_error(&e).await,
+        };
+        let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind();
+        // A function that finishes at once gets `functype` and `return` in one write.
+        let outcome = match futures::poll!(&mut fut) {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => {
+                self.send(&self.functype(CallKind::AsyncFunc)).await;
+                tokio::select! {
+                    outcome = &mut fut => outcome,
+                    // An asyncfunc sends nothing when cancelled.
+                    () = self.cancel.cancelled() => return,
+                }
+            }
+        };
+        match outcome {
+            Ok(Ok(value)) => {
+                self.conn.reply_value(&self.cid, value).await;
+            }
+            Ok(Err(e)) => self.send_error(&e).await,
+            Err(panic) => self.send_error(&self.panic_error(&panic)).await,
+        }
+    }
+
+    async fn stream(self, started: Result<registry::ItemStream>) {
+        let mut stream = match started {
+            Ok(stream) => stream,
+            Err(e) => return self.send_error(&e).await,
+        };
+        self.send(&self.functype(CallKind::AsyncGen)).await;
+        let stop = Msg::Stop {
+            cid: self.cid.clone(),
+        };
+        loop {
+            if let Some(credits) = &self.credits {
+                tokio::select! {
+                    permit = credits.acquire() => match permit {
+                        Ok(permit) => permit.forget(),
+                        Err(_) => return,
+                    },
+                    () = self.cancel.cancelled() => return self.send(&stop).await,
+                }
+            }
+            let next = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return self.send(&stop).await,
+                next = std::panic::AssertUnwindSafe(stream.next()).catch_unwind() => next,
+            };
+            match next {
+                Ok(Some(Ok(item))) => match Msg::yield_frame(&self.cid, &item) {
+                    Ok(frame) => {
+                        if self.conn.sender.send_frame(frame).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => return self.send_error(&Error::Encode(e)).await,
+                },
+                Ok(Some(Err(e))) => return self.send_error(&e).await,
+                Ok(None) => return self.send(&stop).await,
+                Err(panic) => return self.send_error(&self.panic_error(&panic)).await,
+            }
+        }
+    }
+
+    async fn context(
+        self,
+        start: fn(Context, Payload) -> Result<registry::CallFuture>,
+        inbox: Inbox,
+        kwargs: Payload,
+    ) {
+        let stream_open = Arc::new(AtomicBool::new(false));
+        let ctx = Context::callee(inbox, self.credits.clone(), stream_open.clone(), &self.func);
+        let fut = match start(ctx, kwargs) {
+            Ok(fut) => fut,
+            Err(e) => return self.send_error(&e).await,
+        };
+        self.send(&self.functype(CallKind::Context)).await;
+        let outcome = tokio::select! {
+            outcome = std::panic::AssertUnwindSafe(fut).catch_unwind() => outcome,
+            () = self.cancel.cancelled() => {
+                if stream_open.load(Ordering::Acquire) {
+                    self.send(&Msg::Stop { cid: self.cid.clone() }).await;
+                }
+                let canceller = self
+                    .canceller
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.clone())
+                    .or_else(|| self.conn.core.canceller.lock().ok().and_then(|c| c.clone()))
+                    .unwrap_or_else(|| self.conn.core.uid.clone());
+                let mut error = ErrorInfo::new(
+                    CONTEXT_CANCELLED,
+                    format!("{} was remotely cancelled by {canceller}", self.func),
+                );
+                error.extra.push(("canceller".into(), canceller.to_value()));
+                return self.conn.reply_error(&self.cid, error).await;
+            }
+        };
+        match outcome {
+            Ok(Ok(value)) => match Msg::return_frame(&self.cid, &value) {
+                Ok(frame) => {
+                    let _ = self.conn.sender.send_frame(frame).await;
+                }
+                Err(e) => self.send_error(&Error::Encode(e)).await,
+            },
+            Ok(Err(e)) => self.send_error(&e).await,
+            Err(panic) => self.send_error(&self.panic_error(&panic)).await,
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The one error type users of the runtime see.
+//!
+//! A failure in another actor arrives as [`RemoteActorError`], keeping the remote type name, the
+//! remote trace and the actor it came from. Local failures (connecting, decoding a result,
+//! misusing a context) have their own variants. [`Error::raise`] lets a remote function fail
+//! with a type name of its choosing (e.g. `ValueError` for Python callers).
+
+use std::fmt;
+
+use actor_ipc::{ConnectError, DecodeError, EncodeError, ErrorInfo, Uid, Value};
+
+/// `Result` with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The `type_str` of a remote panic.
+pub const PANIC_TYPE: &str = "Panic";
+/// The `type_str` of a call into a namespace the actor did not enable.
+pub const MODULE_NOT_EXPOSED: &str = "ModuleNotExposed";
+/// The `type_str` of a call to a function the namespace does not have.
+pub const FUNCTION_NOT_FOUND: &str = "FunctionNotFound";
+/// The `type_str` of a call whose arguments do not fit the function.
+pub const TYPE_ERROR: &str = "TypeError";
+/// The `type_str` of a cancelled context.
+pub const CONTEXT_CANCELLED: &str = "ContextCancelled";
+
+/// Everything that can go wrong in the runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The remote function failed, or the remote actor refused the call.
+    #[error(transparent)]
+    Remote(#[from] RemoteActorError),
+    /// A context was cancelled; `canceller` says by whom when known.
+    #[error("context cancelled{}: {detail}", by(.canceller))]
+    ContextCancelled {
+        /// The actor that asked for the cancellation.
+        canceller: Option<Uid>,
+        /// What the cancelled side said.
+        detail: String,
+    },
+    /// A failure raised by a remote function with a type name of its choosing.
+    #[error("{type_str}: {message}")]
+    Raised {
+        /// The type name the caller will see (e.g. `ValueError`).
+        type_str: String,
+        /// The message.
+        message: String,
+    },
+    /// The call was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// Connecting to an actor failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The connection to the peer broke, or was closed, before the call ended.
+    #[error("connection to {peer} lost: {detail}")]
+    Disconnected {
+        /// The peer.
+        peer: String,
+        /// Why.
+        detail: String,
+    },
+    /// A value could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// A value received does not decode into the expected type.
+    #[error("received value does not fit the expected type: {0}")]
+    Decode(#[from] DecodeError),
+    /// The peer broke the protocol (e.g. a reply out of sequence).
+    #[error("protocol violation by {peer}: {detail}")]
+    Protocol {
+        /// The peer.
+        peer: String,
+        /// What happened.
+        detail: String,
+    },
+    /// A stream's receive buffer overflowed because its consumer fell behind a producer that
+    /// does not take flow control; the stream was cancelled.
+    #[error("stream {cid} overrun: its consumer fell more than {capacity} items behind")]
+    Overrun {
+        /// The stream's call id.
+        cid: String,
+        /// The buffer's capacity.
+        capacity: usize,
+    },
+    /// The API was used out of order (e.g. `started` twice, a stream before `started`).
+    #[error("{0}")]
+    Usage(String),
+    /// An operating-system failure (binding a socket, spawning a process).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+fn by(canceller: &Option<Uid>) -> String {
+    canceller
+        .as_ref()
+        .map(|uid| format!(" by {uid}"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// An error a remote function raises with the type name its caller will see.
+    ///
+    /// ```
+    /// fn check(n: i64) -> actor::Result<i64> {
+    ///     if n < 0 {
+    ///         return Err(actor::Error::raise("ValueError", format!("{n} is negative")));
+    ///     }
+    ///     Ok(n)
+    /// }
+    /// assert!(check(-1).is_err());
+    /// ```
+    pub fn raise(type_str: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Raised {
+            type_str: type_str.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The remote error behind this one, if it is one.
+    pub fn as_remote(&self) -> Option<&RemoteActorError> {
+        match self {
+            Self::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The type name a caller sees when this error ends a remote call.
+    pub fn type_str(&self) -> &str {
+        match self {
+            Self::Remote(e) => &e.type_str,
+            Self::Raised { type_str, .. } => type_str,
+            Self::ContextCancelled { .. } => CONTEXT_CANCELLED,
+            Self::Cancelled => "Cancelled",
+            Self::Connect(_) | Self::Disconnected { .. } => "TransportClosed",
+            Self::Encode(_) => "EncodeError",
+            Self::Decode(_) => "DecodeError",
+            Self::Protocol { .. } => "ProtocolError",
+            Self::Overrun { .. } => "StreamOverrun",
+            Self::Usage(_) => "RuntimeError",
+            Self::Io(_) => "OSError",
+        }
+    }
+
+    /// The error as the protocol's `error` map, ready to send to a caller.
+    pub fn to_error_info(&self) -> ErrorInfo {
+        match self {
+            Self::Remote(e) => ErrorInfo {
+                type_str: e.type_str.clone(),
+                tb_str: e.tb_str.clone(),
+                extra: e.extra.clone(),
+            },
+            Self::Raised { type_str, message } => ErrorInfo::new(type_str, message),
+            other => ErrorInfo::new(other.type_str(), error_chain(other)),
+        }
+    }
+}
+
+/// An error and its sources, one per line: the trace a Rust function sends as `tb_str`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str("\ncaused by: ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A failure that happened in another actor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteActorError {
+    /// The remote error's type name (`ValueError`, `ModuleNotExposed`, `Panic`, ...).
+    pub type_str: String,
+    /// The remote trace, as the remote side wrote it.
+    pub tb_str: String,
+    /// The actor where the error happened (from the error's `src_uid`, or the peer).
+    pub src_uid: Option<Uid>,
+    /// Other keys of the error map (kept for relaying).
+    pub extra: Vec<(String, Value)>,
+}
+
+impl RemoteActorError {
+    /// Builds the error from a received `error` map, sent by `peer`.
+    pub fn from_info(info: ErrorInfo, peer: &Uid) -> Self {
+        let src_uid = info
+            .extra("src_uid")
+            .and_then(Uid::from_value)
+            .or_else(|| Some(peer.clone()));
+        Self {
+            type_str: info.type_str,
+            tb_str: info.tb_str,
+            src_uid,
+            extra: info.extra,
+        }
+    }
+
+    /// Whether the remote actor refused the call because its namespace is not enabled.
+    pub fn is_module_not_exposed(&self) -> bool {
+        self.type_str == MODULE_NOT_EXPOSED
+    }
+
+    /// Whether the remote function panicked.
+    pub fn is_panic(&self) -> bool {
+        self.type_str == PANIC_TYPE
+    }
+}
+
+impl fmt::Display for RemoteActorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "remote {}", self.type_str)?;
+        if let Some(uid) = &self.src_uid {
+            write!(f, " in actor {uid}")?;
+        }
+        write!(f, ":\n{}", self.tb_str.trim_end())
+    }
+}
+
+impl std::error::Error for RemoteActorError {}

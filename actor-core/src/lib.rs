@@ -1,0 +1,57 @@
+//! `actor`: a multi-process actor runtime.
+//!
+//! Every actor is an OS process with its own tokio runtime. Actors call each other's functions
+//! over TCP or Unix sockets, speaking the wire protocol of Python's tractor 0.1.0a5 byte for byte
+//! (the [`actor_ipc`] crate), so Rust and Python actors interoperate.
+//!
+//! - [`remote`] registers an `async fn` (request/response), a function returning a `Stream`
+//!   (one-way stream) or an `async fn` taking a [`Context`] (bidirectional) under
+//!   `(namespace, name)`, and generates a struct of the same name for typed calls.
+//! - [`Actor`] serves registered functions on one or more addresses.
+//! - [`Portal`] calls another actor: [`Portal::run`], [`Portal::open_stream_from`],
+//!   [`Portal::open_context`], [`Portal::run_from_ns`] for untyped calls. Dropping a pending
+//!   call, a stream or a context cancels the remote task.
+//!
+//! ```no_run
+//! use futures::{Stream, StreamExt, TryStreamExt};
+//!
+//! #[actor::remote(ns = "math")]
+//! async fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! #[actor::remote(ns = "math")]
+//! fn count(n: u64) -> impl Stream<Item = u64> {
+//!     futures::stream::iter(0..n)
+//! }
+//!
+//! # async fn demo() -> actor::Result<()> {
+//! let portal = actor::connect(&"unix:///tmp/math.sock".parse().unwrap()).await?;
+//! assert_eq!(portal.run(add { a: 1, b: 2 }).await?, 3);
+//! let items: Vec<u64> = portal.open_stream_from(count { n: 3 }).await?.try_collect().await?;
+//! assert_eq!(items, [0, 1, 2]);
+//! # Ok(()) }
+//! ```
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+mod actor;
+mod connection;
+pub mod context;
+pub mod error;
+mod portal;
+pub mod registry;
+pub mod stream;
+
+pub use actor::{
+    Actor, ActorBuilder, ActorHandle, ActorInfo, DEFAULT_STREAM_WINDOW, RuntimeFlavor,
+};
+pub use actor_ipc::{self as ipc, Addr, Uid, Value};
+/// Registers a function as remotely callable. See the crate documentation.
+pub use actor_macros::remote;
+pub use context::Context;
+pub use error::{Error, RemoteActorError, Result};
+pub use portal::{CallHandle, Portal, connect, connect_as};
+pub use registry::{RemoteContextFn, RemoteFn, RemoteStreamFn};
+pub use stream::{MsgStream, RemoteStream};

@@ -1,0 +1,277 @@
+//! Portals: the caller's side of another actor.
+//!
+//! A [`Portal`] is a cheap, cloneable handle on a connection. Many calls may be in flight on
+//! one portal from many tasks; replies are routed by call id. Every call kind is typed through
+//! the struct `#[actor::remote]` generates beside the function, and untyped through
+//! [`Portal::run_from_ns`] for tools and foreign peers.
+//!
+//! Dropping a pending call, a stream or a context sends `_cancel_task` for it; the explicit
+//! cancels ([`CallHandle::cancel`], [`RemoteStream::cancel`], [`Context::cancel`]) wait for the
+//! acknowledgement, which comes once the remote task has ended.
+
+use std::{marker::PhantomData, sync::Arc, sync::OnceLock};
+
+use actor_ipc::{Addr, CallKind, Channel, Msg, Payload, Uid, Value};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    actor::{Actor, ActorCore},
+    connection::{Connection, Inbox},
+    context::Context,
+    error::{Error, Result},
+    registry::{RemoteContextFn, RemoteFn, RemoteStreamFn},
+    stream::RemoteStream,
+};
+
+/// The identity calls are made under outside any actor: one per process, named after the
+/// program.
+fn client_core() -> Arc<ActorCore> {
+    static CLIENT: OnceLock<Arc<ActorCore>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let name = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "client".into());
+            ActorCore::client(&name)
+        })
+        .clone()
+}
+
+/// Connects to the actor at `addr`. Inside a remote function the call is made as the serving
+/// actor; elsewhere as this program's client identity.
+pub async fn connect(addr: &Addr) -> Result<Portal> {
+    let core = Actor::current()
+        .map(|info| info.core())
+        .unwrap_or_else(client_core);
+    connect_with(core, addr).await
+}
+
+/// Connects to the actor at `addr` under a new identity called `name` (which serves nothing).
+pub async fn connect_as(name: &str, addr: &Addr) -> Result<Portal> {
+    connect_with(ActorCore::client(name), addr).await
+}
+
+async fn connect_with(core: Arc<ActorCore>, addr: &Addr) -> Result<Portal> {
+    let channel = Channel::connect(addr, &core.uid, &core.config).await?;
+    Ok(Portal {
+        conn: Connection::start(core, channel),
+    })
+}
+
+/// A handle for calling one actor.
+#[derive(Clone)]
+pub struct Portal {
+    conn: Arc<Connection>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal")
+            .field("peer", &self.conn.peer)
+            .finish()
+    }
+}
+
+impl Portal {
+    /// The actor this portal calls.
+    pub fn peer(&self) -> &Uid {
+        &self.conn.peer
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+
+    /// Calls a request/response function and waits for its result.
+    ///
+    /// Dropping the returned future before it completes cancels the remote call.
+    pub async fn run<F: RemoteFn>(&self, call: F) -> Result<F::Output> {
+        self.call(call).await?.result().await
+    }
+
+    /// Starts a request/response call, returning a handle to await or cancel it.
+    pub async fn call<F: RemoteFn>(&self, call: F) -> Result<CallHandle<F::Output>> {
+        let inbox = self
+            .start(F::NS, F::NAME, Payload::encode(&call)?, CallKind::AsyncFunc)
+            .await?;
+        Ok(CallHandle {
+            inbox,
+            _output: PhantomData,
+        })
+    }
+
+    /// Calls a request/response function by name with dynamic arguments (a map of argument
+    /// names to values) and returns the dynamic result. For tools and peers without Rust types.
+    pub async fn run_from_ns(&self, ns: &str, func: &str, kwargs: Value) -> Result<Value> {
+        if !kwargs.is_map() {
+            return Err(Error::Usage(
+                "kwargs must be a map of argument names".into(),
+            ));
+        }
+        let inbox = self
+            .start(ns, func, Payload::from_value(&kwargs), CallKind::AsyncFunc)
+            .await?;
+        let handle = CallHandle::<Value> {
+            inbox,
+            _output: PhantomData,
+        };
+        handle
+            .result_payload()
+            .await
+            .and_then(|p| Ok(p.to_value()?))
+    }
+
+    /// Opens a one-way stream from a stream function.
+    pub async fn open_stream_from<F: RemoteStreamFn>(
+        &self,
+        call: F,
+    ) -> Result<RemoteStream<F::Item>> {
+        self.open_stream_from_ns(F::NS, F::NAME, Payload::encode(&call)?)
+            .await
+    }
+
+    /// Opens a one-way stream by name with encoded kwargs; items decode as `T` (use
+    /// [`Value`] for dynamic items).
+    pub async fn open_stream_from_ns<T: DeserializeOwned>(
+        &self,
+        ns: &str,
+        func: &str,
+        kwargs: Payload,
+    ) -> Result<RemoteStream<T>> {
+        self.conn.request_flow_control().await;
+        let mut inbox = self.start(ns, func, kwargs, CallKind::AsyncGen).await?;
+        match inbox.recv().await? {
+            Msg::FuncType {
+                kind: CallKind::AsyncGen,
+                ..
+            } => Ok(RemoteStream::new(inbox)),
+            Msg::Error { error, .. } => {
+                inbox.finished = true;
+                Err(self.conn.remote_error(error))
+            }
+            other => Err(self.conn.protocol(format!(
+                "{ns}.{func} is not a stream function (first reply {other:?})"
+            ))),
+        }
+    }
+
+    /// Opens a context: returns this end of it and the callee's `started` value.
+    pub async fn open_context<F, S>(&self, call: F) -> Result<(Context, S)>
+    where
+        F: RemoteContextFn,
+        S: DeserializeOwned,
+    {
+        self.conn.request_flow_control().await;
+        let cid = self.conn.new_cid();
+        let (mut inbox, credits) = self.conn.open_call(&cid, CallKind::Context)?;
+        self.conn
+            .send_cmd(F::NS, F::NAME, Payload::encode(&call)?, &cid)
+            .await?;
+        let mut saw_functype = false;
+        loop {
+            match inbox.recv().await? {
+                Msg::FuncType {
+                    kind: CallKind::Context,
+                    ..
+                } if !saw_functype => saw_functype = true,
+                Msg::Started { value, .. } if saw_functype => {
+                    let started = value.decode()?;
+                    return Ok((Context::caller(inbox, credits, F::NAME), started));
+                }
+                Msg::Error { error, .. } => {
+                    inbox.finished = true;
+                    return Err(self.conn.remote_error(error));
+                }
+                other => {
+                    return Err(self.conn.protocol(format!(
+                        "{}.{} is not a context function (reply {other:?})",
+                        F::NS,
+                        F::NAME
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Asks the actor to cancel everything and exit; returns once it has acknowledged.
+    pub async fn cancel_actor(&self) -> Result<bool> {
+        let reply = self
+            .conn
+            .run_raw("self", "cancel", Payload::empty_map())
+            .await?;
+        Ok(reply.decode().unwrap_or(false))
+    }
+
+    /// Closes the connection with the sentinel: the peer cancels every task this side started.
+    pub async fn close(&self) {
+        self.conn.close().await;
+    }
+
+    async fn start(&self, ns: &str, func: &str, kwargs: Payload, kind: CallKind) -> Result<Inbox> {
+        let cid = self.conn.new_cid();
+        let (inbox, _) = self.conn.open_call(&cid, kind)?;
+        self.conn.send_cmd(ns, func, kwargs, &cid).await?;
+        Ok(inbox)
+    }
+}
+
+/// A request/response call in flight. Dropping it before its result cancels the remote call.
+pub struct CallHandle<T> {
+    inbox: Inbox,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for CallHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallHandle")
+            .field("cid", &self.inbox.cid)
+            .finish()
+    }
+}
+
+impl<T> CallHandle<T> {
+    /// The call id.
+    pub fn cid(&self) -> &str {
+        &self.inbox.cid
+    }
+
+    /// Cancels the remote call and waits until the remote task has ended.
+    pub async fn cancel(mut self) -> Result<()> {
+        self.inbox.finished = true;
+        let conn = self.inbox.conn.clone();
+        conn.cancel_and_wait(&self.inbox.cid).await
+    }
+
+    async fn result_payload(mut self) -> Result<Payload> {
+        loop {
+            match self.inbox.recv().await? {
+                Msg::FuncType {
+                    kind: CallKind::AsyncFunc,
+                    ..
+                } => continue,
+                Msg::Return { value, .. } => {
+                    self.inbox.finished = true;
+                    return Ok(value);
+                }
+                Msg::Error { error, .. } => {
+                    self.inbox.finished = true;
+                    return Err(self.inbox.conn.remote_error(error));
+                }
+                other => {
+                    return Err(self.inbox.conn.protocol(format!(
+                        "unexpected reply to a request/response call: {other:?}"
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl<T: DeserializeOwned> CallHandle<T> {
+    /// Waits for the result.
+    pub async fn result(self) -> Result<T> {
+        Ok(self.result_payload().await?.decode()?)
+    }
+}

@@ -1,0 +1,112 @@
+//! Support for the code `#[actor::remote]` generates. Not a public API: names here may change
+//! in any release.
+
+use std::{any::type_name, future::Future};
+
+use actor_ipc::Payload;
+use futures::{Stream, StreamExt};
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use crate::registry::{CallFuture, Handler, ItemStream, Registration};
+pub use actor_ipc::Payload as RawPayload;
+pub use futures;
+pub use inventory;
+pub use serde;
+
+use crate::error::{Error, TYPE_ERROR, error_chain};
+
+/// Decodes a call's kwargs into the function's argument struct; a mismatch refuses the call
+/// with a `TypeError` naming the problem.
+pub fn decode_args<T: DeserializeOwned>(kwargs: &Payload, func: &str) -> Result<T, Error> {
+    kwargs
+        .decode()
+        .map_err(|e| Error::raise(TYPE_ERROR, format!("{func}(): bad arguments: {e}")))
+}
+
+/// Encodes an infallible function's result.
+pub fn encode_output<T: Serialize>(value: &T) -> Result<Payload, Error> {
+    Ok(Payload::encode(value)?)
+}
+
+/// Encodes a fallible function's result; its error becomes the call's error.
+pub fn encode_result<T, E>(result: Result<T, E>) -> Result<Payload, Error>
+where
+    T: Serialize,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    match result {
+        Ok(value) => encode_output(&value),
+        Err(e) => Err(error_from(e)),
+    }
+}
+
+/// Turns a remote function's error into the runtime's: an [`Error`] stays as it is (so
+/// [`Error::raise`] picks the caller-visible type name); any other error reports its type's
+/// name as `type_str` and its error chain as the trace.
+pub fn error_from<E>(error: E) -> Error
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let type_str = short_type_name::<E>();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = error.into();
+    match boxed.downcast::<Error>() {
+        Ok(own) => *own,
+        Err(other) => Error::Raised {
+            type_str,
+            message: error_chain(other.as_ref()),
+        },
+    }
+}
+
+/// `core::num::error::ParseIntError` → `ParseIntError`; generic arguments dropped.
+fn short_type_name<T>() -> String {
+    let full = type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base).to_owned()
+}
+
+/// Boxes a running function.
+pub fn call_future<F>(fut: F) -> CallFuture
+where
+    F: Future<Output = Result<Payload, Error>> + Send + 'static,
+{
+    Box::pin(fut)
+}
+
+/// Encodes the items of an infallible stream.
+pub fn item_stream<S>(stream: S) -> ItemStream
+where
+    S: Stream + Send + 'static,
+    S::Item: Serialize,
+{
+    stream.map(|item| encode_output(&item)).boxed()
+}
+
+/// Encodes the items of a fallible stream; an `Err` item ends the stream with that error.
+pub fn fallible_item_stream<S, T, E>(stream: S) -> ItemStream
+where
+    S: Stream<Item = Result<T, E>> + Send + 'static,
+    T: Serialize + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    stream.map(encode_result).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_errors_report_their_type_and_chain() {
+        let err = error_from("x".parse::<i32>().unwrap_err());
+        assert_eq!(err.type_str(), "ParseIntError");
+        assert!(err.to_error_info().tb_str.contains("invalid digit"));
+    }
+
+    #[test]
+    fn raised_errors_keep_their_type() {
+        let err = error_from(Error::raise("ValueError", "bad"));
+        assert_eq!(err.type_str(), "ValueError");
+        assert_eq!(err.to_error_info().tb_str, "bad");
+    }
+}

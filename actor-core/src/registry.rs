@@ -1,0 +1,116 @@
+//! What `#[actor::remote]` registered: every remote function of the program, keyed by
+//! `(namespace, name)`, with its kind and a handler that decodes its arguments and runs it.
+//!
+//! Registration is distributed: each annotated function submits a [`Registration`] through
+//! `inventory`, so functions in any crate linked into the program are found without a
+//! hand-written list.
+
+use std::{collections::HashMap, sync::OnceLock};
+
+use actor_ipc::{CallKind, Payload};
+use futures::{future::BoxFuture, stream::BoxStream};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{context::Context, error::Error};
+
+/// A running request/response function: resolves to its encoded result.
+pub type CallFuture = BoxFuture<'static, Result<Payload, Error>>;
+/// A running one-way stream: its encoded items; an `Err` ends the stream with that error.
+pub type ItemStream = BoxStream<'static, Result<Payload, Error>>;
+
+/// How to start a registered function from its encoded kwargs. An `Err` from the outer call
+/// means the arguments do not fit: the call is refused before it runs.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// `asyncfunc`.
+    Func(fn(Payload) -> Result<CallFuture, Error>),
+    /// `asyncgen`.
+    Stream(fn(Payload) -> Result<ItemStream, Error>),
+    /// `context`.
+    Context(fn(Context, Payload) -> Result<CallFuture, Error>),
+}
+
+impl Handler {
+    /// The protocol's kind for this handler.
+    pub fn kind(&self) -> CallKind {
+        match self {
+            Self::Func(_) => CallKind::AsyncFunc,
+            Self::Stream(_) => CallKind::AsyncGen,
+            Self::Context(_) => CallKind::Context,
+        }
+    }
+}
+
+/// One remote function, as `#[actor::remote]` registers it.
+pub struct Registration {
+    /// Its namespace: the module path, or the `ns` given to the attribute.
+    pub ns: &'static str,
+    /// Its name.
+    pub name: &'static str,
+    /// How to run it.
+    pub handler: Handler,
+}
+
+inventory::collect!(Registration);
+
+/// Every registered function, by `(ns, name)`.
+fn table() -> &'static HashMap<(&'static str, &'static str), &'static Registration> {
+    static TABLE: OnceLock<HashMap<(&'static str, &'static str), &'static Registration>> =
+        OnceLock::new();
+    TABLE.get_or_init(|| {
+        inventory::iter::<Registration>
+            .into_iter()
+            .map(|r| ((r.ns, r.name), r))
+            .collect()
+    })
+}
+
+/// The function registered as `ns.name`, if any.
+pub fn lookup(ns: &str, name: &str) -> Option<&'static Registration> {
+    table().get(&(ns, name)).copied()
+}
+
+/// Whether any function is registered in `ns`.
+pub fn has_namespace(ns: &str) -> bool {
+    table().keys().any(|(n, _)| *n == ns)
+}
+
+/// Every registered function, sorted by namespace and name (for tools and `--help` texts).
+pub fn all() -> Vec<&'static Registration> {
+    let mut all: Vec<_> = table().values().copied().collect();
+    all.sort_by_key(|r| (r.ns, r.name));
+    all
+}
+
+/// A typed call of a request/response function: the arguments, by name.
+///
+/// `#[actor::remote]` implements it for the struct it generates beside an `async fn`, named
+/// like the function, whose fields are the function's parameters: `portal.run(add { a: 1, b: 2 })`.
+pub trait RemoteFn: Serialize + Send + Sync {
+    /// The function's namespace.
+    const NS: &'static str;
+    /// The function's name.
+    const NAME: &'static str;
+    /// What the function returns (the `Ok` type for a fallible function).
+    type Output: DeserializeOwned + Send + 'static;
+}
+
+/// A typed call of a one-way stream function (`asyncgen`).
+pub trait RemoteStreamFn: Serialize + Send + Sync {
+    /// The function's namespace.
+    const NS: &'static str;
+    /// The function's name.
+    const NAME: &'static str;
+    /// The stream's item type (the `Ok` type for a fallible stream).
+    type Item: DeserializeOwned + Send + 'static;
+}
+
+/// A typed call of a context function (bidirectional).
+pub trait RemoteContextFn: Serialize + Send + Sync {
+    /// The function's namespace.
+    const NS: &'static str;
+    /// The function's name.
+    const NAME: &'static str;
+    /// The context's final result.
+    type Output: DeserializeOwned + Send + 'static;
+}

@@ -1,0 +1,74 @@
+//! Procedural macros of the `actor` runtime. Use them through the `actor` crate
+//! (`#[actor::remote]`); the generated code names only `::actor::...` paths.
+//!
+//! `#[remote]` turns a free function into a remote function other actors can call by
+//! `(namespace, name)`. Its kind follows from its signature:
+//!
+//! - `async fn add(a: i64, b: i64) -> i64`: request/response (`asyncfunc`);
+//! - `fn count(n: u64) -> impl Stream<Item = u64>`: one-way stream (`asyncgen`);
+//! - `async fn echo(ctx: actor::Context, start: i64) -> actor::Result<String>`: context
+//!   (bidirectional), recognised by its first parameter, or forced with `#[remote(context)]`.
+//!
+//! Beside the untouched function it generates a braced struct of the same name whose fields
+//! are the function's parameters (the typed call: `portal.run(add { a: 1, b: 2 })`), the
+//! matching `RemoteFn` / `RemoteStreamFn` / `RemoteContextFn` impl, and an `inventory`
+//! registration of a handler that decodes the call's kwargs into that struct and runs the
+//! function.
+//!
+//! The work is split in three steps: [`model`] parses and checks the annotated function into a
+//! small model (every misuse is a compile error at the user's span), [`types`] holds the type
+//! inspections it needs, and [`emit`] turns the model into code.
+
+mod emit;
+mod model;
+mod types;
+
+use proc_macro::TokenStream;
+
+/// Makes a free function callable from other actors.
+///
+/// Arguments: `ns = "name"` registers the function in that namespace instead of its module
+/// path (`module_path!()`); `context` makes it a context function even when its first
+/// parameter's type is not spelled `Context` (e.g. an alias of `actor::Context`).
+///
+/// ```ignore
+/// #[actor::remote]
+/// async fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// #[actor::remote(ns = "demo")]
+/// fn count(n: u64) -> impl futures::Stream<Item = u64> {
+///     futures::stream::iter(0..n)
+/// }
+///
+/// #[actor::remote]
+/// async fn echo(ctx: actor::Context, start: i64) -> actor::Result<String> {
+///     ctx.started(start).await?;
+///     Ok("done".into())
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    match expand(attr.into(), item.clone()) {
+        Ok(tokens) => tokens.into(),
+        // Keep the function as written, so a misuse reports one error and nothing that
+        // follows from the function being missing.
+        Err(error) => {
+            let mut tokens = item;
+            tokens.extend(error.to_compile_error());
+            tokens.into()
+        }
+    }
+}
+
+fn expand(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let args = model::Args::parse(attr)?;
+    let function = model::parse_fn(item)?;
+    let remote = model::Remote::new(args, &function)?;
+    Ok(emit::remote(&function, &remote))
+}

@@ -1,0 +1,82 @@
+//! A daemon actor serving namespace `demo`: the runtime's public contract for outside tools.
+//!
+//! ```text
+//! cargo run --release -p examples --bin daemon -- --name d --listen unix:///tmp/d.sock
+//! ```
+//!
+//! Prints `listening on ADDR` (one line per address, with the real port where 0 was given) once
+//! it accepts connections, and exits cleanly on SIGINT, SIGTERM or the `cancel` runtime call.
+//!
+//! `demo` functions: `add(a, b)`, `echo(x)`, `count(n)` (stream 0..n), `blob(n, size)` (stream
+//! of n byte blobs), `echo_ctx(start)` (context echoing its stream), `sleep_forever()`,
+//! `fail(msg)` (a `ValueError`), `running()` (demo calls running now, not counting itself).
+
+use std::process::ExitCode;
+
+use actor::{Actor, Addr, RuntimeFlavor};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "A daemon actor serving the `demo` namespace")]
+struct Cli {
+    /// The actor's name.
+    #[arg(long)]
+    name: String,
+    /// An address to listen on: tcp://HOST:PORT or unix:///PATH (repeatable).
+    #[arg(long, required = true)]
+    listen: Vec<Addr>,
+}
+
+fn main() -> ExitCode {
+    examples::init_logging();
+    let cli = Cli::parse();
+    let runtime = match RuntimeFlavor::default().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("daemon: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("daemon: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cli: Cli) -> actor::Result<()> {
+    let mut builder = Actor::builder(cli.name).enable(examples::demo::NS);
+    for addr in cli.listen {
+        builder = builder.listen(addr);
+    }
+    let actor = builder.start().await?;
+    for addr in actor.addrs() {
+        println!("listening on {addr}");
+    }
+    let stop = actor.cancellation_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    actor.wait().await;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

@@ -1,0 +1,562 @@
+//! Remote calls of every kind between two real processes, over TCP and over a Unix socket.
+//!
+//! The test binary serves its own `fixture` namespace in a second process (see
+//! `actor_tests::FixtureActor`); each test connects a portal to it and checks what arrives.
+
+// Test code: a failed unwrap or panic is a failed test, with the reason printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use actor::{Context, Error, Portal};
+use actor_ipc::{CallKind, Channel, ChannelConfig, Cmd, Msg, Payload, Uid};
+use actor_tests::{FixtureActor, TRANSPORTS, Transport, serve_fixture_if_asked, within};
+use futures::{Stream, StreamExt, TryStreamExt};
+
+const ENTRY: &str = "fixture_actor_entry";
+
+/// The fixture namespace served by the second process.
+mod fixture {
+    use super::*;
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn add(a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn divide(a: i64, b: i64) -> actor::Result<i64> {
+        if b == 0 {
+            return Err(actor::Error::raise("ZeroDivisionError", format!("{a} / 0")));
+        }
+        Ok(a / b)
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn parse(text: String) -> Result<i64, std::num::ParseIntError> {
+        text.parse()
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn panic_now(msg: String) -> u64 {
+        panic!("{msg}")
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) fn panic_after(n: u64) -> impl Stream<Item = u64> {
+        futures::stream::iter(0..).map(move |i| {
+            assert!(i < n, "stream gave up after {n}");
+            i
+        })
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) fn count(n: u64) -> impl Stream<Item = u64> {
+        futures::stream::iter(0..n)
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) fn forever() -> impl Stream<Item = u64> {
+        futures::stream::iter(0..)
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn sleep_forever() {
+        std::future::pending::<()>().await
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn running() -> u64 {
+        actor::Actor::current()
+            .map(|me| me.running_calls("fixture").saturating_sub(1))
+            .unwrap_or(0)
+    }
+
+    /// started(10 + 1), then answers each ping with a pong, returning how many it saw.
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn ping_pong(ctx: Context, base: i64) -> actor::Result<u64> {
+        ctx.started(base + 1).await?;
+        let mut stream = ctx.open_stream::<String>().await?;
+        let mut seen = 0;
+        while let Some(ping) = stream.next().await {
+            let ping = ping?;
+            seen += 1;
+            stream.send(format!("pong:{ping}")).await?;
+        }
+        Ok(seen)
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn started_twice(ctx: Context) -> actor::Result<()> {
+        ctx.started(1).await?;
+        ctx.started(2).await
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn stream_before_started(ctx: Context) -> actor::Result<()> {
+        let _stream = ctx.open_stream::<u64>().await?;
+        Ok(())
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn open_and_return(ctx: Context) -> actor::Result<String> {
+        ctx.started(()).await?;
+        let _stream = ctx.open_stream::<u64>().await?;
+        Ok("returned".into())
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn blocked_ctx(ctx: Context) -> actor::Result<()> {
+        ctx.started(()).await?;
+        let _stream = ctx.open_stream::<u64>().await?;
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn ctx_panics(ctx: Context) -> actor::Result<()> {
+        ctx.started(()).await?;
+        panic!("context gave up")
+    }
+
+    /// Registered but never enabled: calls must be refused.
+    #[actor::remote(ns = "secret")]
+    pub(crate) async fn secret() -> u64 {
+        42
+    }
+}
+
+use fixture::*;
+
+#[test]
+fn fixture_actor_entry() {
+    serve_fixture_if_asked();
+}
+
+async fn start(transport: Transport) -> (FixtureActor, Portal) {
+    let fixture = FixtureActor::start(ENTRY, transport, &["fixture"]).await;
+    let portal = fixture.portal().await;
+    (fixture, portal)
+}
+
+/// Waits until no `fixture` call runs in the fixture actor (other than the probe).
+async fn until_idle(portal: &Portal) {
+    within("the remote tasks to end", async {
+        loop {
+            if portal.run(running {}).await.unwrap() == 0 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+fn remote(err: Error) -> actor::RemoteActorError {
+    match err {
+        Error::Remote(e) => e,
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_call_kind_returns_its_results() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        assert_eq!(portal.run(add { a: 1, b: 2 }).await.unwrap(), 3);
+        assert_eq!(portal.run(divide { a: 7, b: 2 }).await.unwrap(), 3);
+        let items: Vec<u64> = portal
+            .open_stream_from(count { n: 5 })
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(items, [0, 1, 2, 3, 4]);
+        let (ctx, first): (_, i64) = portal.open_context(ping_pong { base: 10 }).await.unwrap();
+        assert_eq!(first, 11);
+        {
+            let mut stream = ctx.open_stream::<String>().await.unwrap();
+            for i in 0..10 {
+                stream.send(format!("{i}")).await.unwrap();
+                let pong = within("a pong", stream.next()).await.unwrap().unwrap();
+                assert_eq!(pong, format!("pong:{i}"));
+            }
+        }
+        assert_eq!(ctx.result::<u64>().await.unwrap(), 10);
+        let dynamic = portal
+            .run_from_ns(
+                "fixture",
+                "add",
+                actor::Value::Map(vec![("a".into(), 5.into()), ("b".into(), 6.into())]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(dynamic.as_i64(), Some(11));
+    }
+}
+
+#[tokio::test]
+async fn remote_errors_keep_type_trace_and_source() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let err = remote(portal.run(divide { a: 1, b: 0 }).await.unwrap_err());
+        assert_eq!(err.type_str, "ZeroDivisionError");
+        assert!(err.tb_str.contains("1 / 0"), "{}", err.tb_str);
+        assert_eq!(err.src_uid.as_ref().unwrap().name, "fixture");
+        let err = remote(portal.run(parse { text: "x1".into() }).await.unwrap_err());
+        assert_eq!(err.type_str, "ParseIntError");
+        assert!(err.tb_str.contains("invalid digit"), "{}", err.tb_str);
+    }
+}
+
+#[tokio::test]
+async fn panics_become_error_replies_and_the_actor_lives_on() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let err = remote(
+            portal
+                .run(panic_now { msg: "boom".into() })
+                .await
+                .unwrap_err(),
+        );
+        assert!(err.is_panic(), "{err}");
+        assert!(err.tb_str.contains("boom"), "{}", err.tb_str);
+
+        let mut stream = portal.open_stream_from(panic_after { n: 3 }).await.unwrap();
+        for i in 0..3 {
+            assert_eq!(stream.next().await.unwrap().unwrap(), i);
+        }
+        let err = remote(stream.next().await.unwrap().unwrap_err());
+        assert!(
+            err.is_panic() && err.tb_str.contains("gave up after 3"),
+            "{err}"
+        );
+        assert!(stream.next().await.is_none());
+
+        let (ctx, ()) = portal.open_context(ctx_panics {}).await.unwrap();
+        let err = remote(ctx.result::<()>().await.unwrap_err());
+        assert!(
+            err.is_panic() && err.tb_str.contains("context gave up"),
+            "{err}"
+        );
+
+        assert_eq!(portal.run(add { a: 2, b: 2 }).await.unwrap(), 4);
+    }
+}
+
+/// Sends one raw `cmd` and returns every reply until an `error` or `return`.
+async fn raw_call(channel: &mut Channel, ns: &str, func: &str, kwargs: Payload) -> Vec<Msg> {
+    let cmd = Msg::Cmd(Cmd {
+        ns: ns.into(),
+        func: func.into(),
+        kwargs,
+        caller: Uid::new("raw"),
+        cid: "raw-1".into(),
+    });
+    channel.send(&cmd).await.unwrap();
+    let mut replies = Vec::new();
+    loop {
+        let msg = within("a reply", channel.recv()).await.unwrap().unwrap();
+        let last = matches!(msg, Msg::Error { .. } | Msg::Return { .. });
+        replies.push(msg);
+        if last {
+            return replies;
+        }
+    }
+}
+
+#[tokio::test]
+async fn refused_calls_fail_at_once_without_functype() {
+    for transport in TRANSPORTS {
+        let fixture = FixtureActor::start(ENTRY, transport, &["fixture"]).await;
+        let mut channel =
+            Channel::connect(&fixture.addr, &Uid::new("raw"), &ChannelConfig::default())
+                .await
+                .unwrap();
+        let cases = [
+            ("secret", "secret", Payload::empty_map(), "ModuleNotExposed"),
+            ("fixture", "nope", Payload::empty_map(), "FunctionNotFound"),
+            (
+                "self",
+                "get_everything",
+                Payload::empty_map(),
+                "FunctionNotFound",
+            ),
+        ];
+        for (ns, func, kwargs, type_str) in cases {
+            let replies = raw_call(&mut channel, ns, func, kwargs).await;
+            assert_eq!(replies.len(), 1, "{ns}.{func}: {replies:?}");
+            let Msg::Error { cid, error } = &replies[0] else {
+                panic!("{replies:?}")
+            };
+            assert_eq!(cid.as_deref(), Some("raw-1"));
+            assert_eq!(error.type_str, type_str, "{ns}.{func}");
+        }
+        // The typed API sees the same.
+        let portal = fixture.portal().await;
+        let err = remote(portal.run(secret {}).await.unwrap_err());
+        assert!(err.is_module_not_exposed(), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_argument_names_and_types_are_clear_errors() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let map = |pairs: Vec<(&str, actor::Value)>| {
+            actor::Value::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        };
+        let err = portal
+            .run_from_ns(
+                "fixture",
+                "add",
+                map(vec![("a", 1.into()), ("c", 2.into())]),
+            )
+            .await
+            .unwrap_err();
+        let err = remote(err);
+        assert_eq!(err.type_str, "TypeError");
+        assert!(
+            err.tb_str.contains('c') && err.tb_str.contains("add"),
+            "{}",
+            err.tb_str
+        );
+        let err = portal
+            .run_from_ns(
+                "fixture",
+                "add",
+                map(vec![("a", 1.into()), ("b", "two".into())]),
+            )
+            .await
+            .unwrap_err();
+        let err = remote(err);
+        assert_eq!(err.type_str, "TypeError");
+        assert!(err.tb_str.contains("add"), "{}", err.tb_str);
+        assert_eq!(portal.run(add { a: 1, b: 1 }).await.unwrap(), 2);
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_call_stream_or_context_cancels_the_remote_task() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        // A pending call under a timeout.
+        let timed_out =
+            tokio::time::timeout(Duration::from_millis(50), portal.run(sleep_forever {})).await;
+        assert!(timed_out.is_err());
+        until_idle(&portal).await;
+        // A stream dropped midway.
+        let mut stream = portal.open_stream_from(forever {}).await.unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap(), 0);
+        drop(stream);
+        // A context dropped while the callee blocks.
+        let (ctx, ()) = portal.open_context(blocked_ctx {}).await.unwrap();
+        drop(ctx);
+        until_idle(&portal).await;
+        assert_eq!(portal.run(add { a: 1, b: 2 }).await.unwrap(), 3);
+    }
+}
+
+#[tokio::test]
+async fn explicit_cancels_wait_for_the_acknowledgement() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let call = portal.call(sleep_forever {}).await.unwrap();
+        within("the call to start", async {
+            while portal.run(running {}).await.unwrap() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        within("cancel", call.cancel()).await.unwrap();
+        // Acknowledged means ended: no polling needed.
+        assert_eq!(portal.run(running {}).await.unwrap(), 0);
+
+        let stream = portal.open_stream_from(forever {}).await.unwrap();
+        within("cancel", stream.cancel()).await.unwrap();
+        assert_eq!(portal.run(running {}).await.unwrap(), 0);
+
+        // Cancelling a context: not an error for the canceller; the actor serves on.
+        let (ctx, ()) = portal.open_context(blocked_ctx {}).await.unwrap();
+        within("cancel", ctx.cancel()).await.unwrap();
+        assert_eq!(portal.run(running {}).await.unwrap(), 0);
+    }
+}
+
+#[tokio::test]
+async fn sentinel_and_eof_cancel_the_connections_tasks() {
+    for transport in TRANSPORTS {
+        let fixture = FixtureActor::start(ENTRY, transport, &["fixture"]).await;
+        let observer = fixture.portal().await;
+        for close_with_sentinel in [true, false] {
+            let mut channel = Channel::connect(
+                &fixture.addr,
+                &Uid::new("doomed"),
+                &ChannelConfig::default(),
+            )
+            .await
+            .unwrap();
+            let cmd = Msg::Cmd(Cmd {
+                ns: "fixture".into(),
+                func: "sleep_forever".into(),
+                kwargs: Payload::empty_map(),
+                caller: Uid::new("doomed"),
+                cid: "sleeper".into(),
+            });
+            channel.send(&cmd).await.unwrap();
+            let functype = within("functype", channel.recv()).await.unwrap().unwrap();
+            assert_eq!(
+                functype,
+                Msg::FuncType {
+                    cid: "sleeper".into(),
+                    kind: CallKind::AsyncFunc
+                }
+            );
+            assert_eq!(observer.run(running {}).await.unwrap(), 1);
+            if close_with_sentinel {
+                let (sender, mut reader) = channel.into_split();
+                sender.close().await.unwrap();
+                // The peer answers the sentinel with its own.
+                assert_eq!(
+                    within("sentinel", reader.recv()).await.unwrap(),
+                    Some(Msg::Sentinel)
+                );
+            } else {
+                drop(channel);
+            }
+            until_idle(&observer).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_calls_share_one_portal() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let calls = (0..64).map(|i| {
+            let portal = portal.clone();
+            tokio::spawn(async move { (i, portal.run(add { a: i, b: 1000 }).await.unwrap()) })
+        });
+        for call in calls {
+            let (i, sum) = within("a call", call).await.unwrap();
+            assert_eq!(sum, i + 1000);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_consumer_never_stalls_a_fast_call_on_the_same_connection() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let mut stream = portal.open_stream_from(forever {}).await.unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap(), 0);
+        // The stream is not read while calls run beside it.
+        for i in 0..50 {
+            assert_eq!(
+                within("a fast call", portal.run(add { a: i, b: 1 }))
+                    .await
+                    .unwrap(),
+                i + 1
+            );
+        }
+        // Flow control held the producer back: nothing was lost or overrun.
+        for expected in 1..5_000 {
+            assert_eq!(stream.next().await.unwrap().unwrap(), expected);
+        }
+        within("cancel", stream.cancel()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_stopping_after_the_last_item_does_not_hang() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let stream = portal.open_stream_from(forever {}).await.unwrap();
+        let ten: Vec<u64> = within("ten items", stream.take(10).try_collect())
+            .await
+            .unwrap();
+        assert_eq!(ten, (0..10).collect::<Vec<_>>());
+        // `take` dropped the stream: the producer was cancelled.
+        until_idle(&portal).await;
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_local_consumer_receives_every_item_once() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let mut stream = portal.open_stream_from(count { n: 2_000 }).await.unwrap();
+        let mut received = Vec::new();
+        // Each consumer round is cut short by a timeout, then a new one resumes.
+        loop {
+            let round = tokio::time::timeout(Duration::from_micros(200), async {
+                while let Some(item) = stream.next().await {
+                    received.push(item.unwrap());
+                }
+                true
+            })
+            .await;
+            if round == Ok(true) {
+                break;
+            }
+        }
+        assert_eq!(received, (0..2_000).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn context_misuse_is_reported_to_the_caller() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let (ctx, first): (_, i64) = portal.open_context(started_twice {}).await.unwrap();
+        assert_eq!(first, 1);
+        let err = remote(ctx.result::<()>().await.unwrap_err());
+        assert!(err.tb_str.contains("already sent"), "{err}");
+
+        let err = remote(
+            portal
+                .open_context::<_, ()>(stream_before_started {})
+                .await
+                .unwrap_err(),
+        );
+        assert!(err.tb_str.contains("after `started`"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_callee_returning_at_once_ends_the_callers_stream() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let (ctx, ()) = portal.open_context(open_and_return {}).await.unwrap();
+        {
+            let mut stream = ctx.open_stream::<u64>().await.unwrap();
+            assert!(within("the stream to end", stream.next()).await.is_none());
+        }
+        assert!(matches!(
+            ctx.open_stream::<u64>().await,
+            Err(Error::Usage(_))
+        ));
+        assert_eq!(ctx.result::<String>().await.unwrap(), "returned");
+    }
+}
+
+#[tokio::test]
+async fn cancelling_the_whole_actor_names_the_canceller() {
+    for transport in TRANSPORTS {
+        let (mut fixture, portal) = start(transport).await;
+        let (ctx, ()) = portal.open_context(blocked_ctx {}).await.unwrap();
+        let admin = actor::connect_as("admin", &fixture.addr).await.unwrap();
+        assert!(within("cancel_actor", admin.cancel_actor()).await.unwrap());
+        match within("the context's end", ctx.result::<()>()).await {
+            Err(Error::ContextCancelled { canceller, .. }) => {
+                assert_eq!(canceller.unwrap().name, "admin");
+            }
+            other => panic!("expected ContextCancelled, got {other:?}"),
+        }
+        let status = within("the actor to exit", fixture.child.wait())
+            .await
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
