@@ -47,7 +47,7 @@ pub mod stream;
 pub use actor::{
     Actor, ActorBuilder, ActorHandle, ActorInfo, DEFAULT_STREAM_WINDOW, RuntimeFlavor,
 };
-pub use actor_ipc::{self as ipc, Addr, Uid, Value};
+pub use actor_ipc::{self as ipc, Addr, Payload, Uid, Value};
 /// Registers a function as remotely callable. See the crate documentation.
 pub use actor_macros::remote;
 pub use context::Context;

@@ -2,7 +2,7 @@
 //! `Remote*Fn` impl and the registration. Generated code names only `::actor::...` paths.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::{Ident, ItemFn, LitStr, spanned::Spanned};
 
 use crate::{
@@ -61,7 +61,7 @@ fn call_struct(remote: &Remote) -> TokenStream {
         let field = &param.ident;
         let ty = &param.ty;
         let span = ty.span();
-        let doc = format!("Argument `{}`.", field.unraw_str());
+        let doc = format!("Argument `{}`.", unraw(field));
         let deserialize = LitStr::new("::actor::__private::serde::Deserialize::deserialize", span);
         // `deserialize_with` loses serde's "a missing `Option` field is `None`"; `default`
         // brings it back for parameters spelled `Option<..>`.
@@ -81,7 +81,7 @@ fn call_struct(remote: &Remote) -> TokenStream {
     let serialize_fields = params.iter().map(|param| {
         // The whole statement, the field access included, at the parameter's type.
         let span = param.ty.span();
-        let key = param.ident.unraw_str();
+        let key = unraw(&param.ident);
         let mut field = param.ident.clone();
         field.set_span(span);
         quote_spanned! {span=>
@@ -159,7 +159,7 @@ fn registration(remote: &Remote) -> TokenStream {
     let kwargs = Ident::new("kwargs", Span::mixed_site());
     let args = Ident::new("args", Span::mixed_site());
     let ctx = Ident::new("ctx", Span::mixed_site());
-    let handler = format_ident!("__actor_remote_handler");
+    let handler = Ident::new("__actor_remote_handler", Span::call_site());
     let fields = params.iter().map(|param| {
         let field = &param.ident;
         quote!(#args.#field)
@@ -230,22 +230,15 @@ fn registration(remote: &Remote) -> TokenStream {
     }
 }
 
-/// Encodes a function's result: `encode_result` for a `Result`, `encode_output` otherwise;
-/// spanned at the return type, where an unencodable result is reported.
-///
-/// The value is bound to a local first: rustc reports an unmet bound at the argument, which
-/// must then be all at the return type.
+/// Encodes a function's result: `encode_result` for a `Result`, `encode_output` otherwise.
+/// Spanned at the return type and naming the output type explicitly, so a result that does
+/// not implement `Serialize` (or an error type that cannot be boxed) is reported there.
 fn encode(output: &Output, call: TokenStream) -> TokenStream {
-    let value = Ident::new("value", Span::mixed_site().located_at(output.span));
     let ty = &output.ty;
-    let encode = if output.fallible {
-        quote_spanned!(output.span=> ::actor::__private::encode_result::<#ty, _>(#value))
+    if output.fallible {
+        quote_spanned!(output.span=> ::actor::__private::encode_result::<#ty, _>(#call))
     } else {
-        quote_spanned!(output.span=> ::actor::__private::encode_output::<#ty>(&#value))
-    };
-    quote! {
-        let #value = #call;
-        #encode
+        quote_spanned!(output.span=> ::actor::__private::encode_output::<#ty>(&#call))
     }
 }
 
@@ -257,13 +250,7 @@ fn call_future(span: Span, body: TokenStream) -> TokenStream {
     }
 }
 
-/// An identifier as written without `r#`.
-trait UnrawStr {
-    fn unraw_str(&self) -> String;
-}
-
-impl UnrawStr for Ident {
-    fn unraw_str(&self) -> String {
-        syn::ext::IdentExt::unraw(self).to_string()
-    }
+/// An identifier as written on the wire: without `r#`.
+fn unraw(ident: &Ident) -> String {
+    syn::ext::IdentExt::unraw(ident).to_string()
 }

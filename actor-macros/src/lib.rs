@@ -15,9 +15,9 @@
 //! registration of a handler that decodes the call's kwargs into that struct and runs the
 //! function.
 //!
-//! The work is split in three steps: [`model`] parses and checks the annotated function into a
-//! small model (every misuse is a compile error at the user's span), [`types`] holds the type
-//! inspections it needs, and [`emit`] turns the model into code.
+//! The work is split in three steps: `model` parses and checks the annotated function into a
+//! small model (every misuse is a compile error at the user's span), `types` holds the type
+//! inspections it needs, and `emit` turns the model into code.
 
 mod emit;
 mod model;

@@ -20,8 +20,8 @@ const NOT_OWNED: &str =
 pub(crate) struct Args {
     /// The namespace given with `ns = "..."`; the module path when absent.
     pub(crate) ns: Option<LitStr>,
-    /// Where `context` was written, if it was.
-    pub(crate) context: Option<Span>,
+    /// Whether `context` was written.
+    pub(crate) context: bool,
 }
 
 impl Args {
@@ -45,13 +45,13 @@ impl Args {
                 args.ns = Some(ns);
                 Ok(())
             } else if meta.path.is_ident("context") {
-                if args.context.is_some() {
+                if args.context {
                     return Err(meta.error("`context` is given twice"));
                 }
                 if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
                     return Err(meta.error("`context` takes no value: write `#[remote(context)]`"));
                 }
-                args.context = Some(meta.path.span());
+                args.context = true;
                 Ok(())
             } else {
                 Err(meta.error(format!(
@@ -182,26 +182,29 @@ fn check_header(sig: &Signature) -> syn::Result<()> {
     }
     let generics = &sig.generics;
     if !generics.params.is_empty() || generics.where_clause.is_some() {
-        let only_lifetimes = generics
-            .params
-            .iter()
-            .all(|param| matches!(param, syn::GenericParam::Lifetime(_)));
+        let only_lifetimes = generics.where_clause.is_none()
+            && generics
+                .params
+                .iter()
+                .all(|param| matches!(param, syn::GenericParam::Lifetime(_)));
         let message = if only_lifetimes {
             NOT_OWNED
         } else {
             "a remote function cannot be generic: its arguments are decoded from the call's \
              message and its result is decoded by the caller, so their types must be concrete"
         };
-        return Err(syn::Error::new_spanned(generics, message));
+        return Err(match &generics.where_clause {
+            Some(where_clause) if generics.params.is_empty() => {
+                syn::Error::new_spanned(where_clause, message)
+            }
+            _ => syn::Error::new_spanned(generics, message),
+        });
     }
     Ok(())
 }
 
 /// The parameters, split into whether the function takes a context and the kwargs.
-fn params(
-    sig: &Signature,
-    forced_context: Option<Span>,
-) -> syn::Result<(Option<Span>, Vec<Param>)> {
+fn params(sig: &Signature, forced_context: bool) -> syn::Result<(Option<Span>, Vec<Param>)> {
     let mut typed = sig.inputs.iter().filter_map(|arg| match arg {
         FnArg::Typed(typed) => Some(typed),
         FnArg::Receiver(_) => None,
@@ -211,7 +214,7 @@ fn params(
         FnArg::Receiver(_) => false,
     });
     let mut context = None;
-    if first_is_context || forced_context.is_some() {
+    if first_is_context || forced_context {
         let Some(ctx) = typed.next() else {
             return Err(syn::Error::new(
                 sig.paren_token.span.join(),
@@ -353,4 +356,165 @@ fn output(ty: &Type, span: Span, borrow_message: &str) -> syn::Result<Output> {
             span,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(attr: TokenStream, item: TokenStream) -> syn::Result<Remote> {
+        Remote::new(Args::parse(attr)?, &parse_fn(item)?)
+    }
+
+    fn error(attr: TokenStream, item: TokenStream) -> String {
+        match check(attr, item) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn attribute_arguments() {
+        let args = Args::parse(quote!(ns = "demo", context)).unwrap();
+        assert_eq!(args.ns.unwrap().value(), "demo");
+        assert!(args.context);
+        let bad = [
+            quote!(ns = "a", ns = "b"),
+            quote!(ns = 5),
+            quote!(ns = ""),
+            quote!(context = true),
+            quote!(context, context),
+            quote!(name = "x"),
+        ];
+        for attr in bad {
+            assert!(Args::parse(attr.clone()).is_err(), "{attr}");
+        }
+    }
+
+    #[test]
+    fn kinds_follow_the_signature() {
+        let func = check(
+            quote!(),
+            quote!(
+                async fn f(a: i64) -> std::io::Result<u8> {}
+            ),
+        )
+        .unwrap();
+        assert!(matches!(&func.kind, Kind::Func(out) if out.fallible));
+        assert_eq!(func.params.len(), 1);
+        let stream = check(
+            quote!(),
+            quote!(
+                fn f() -> impl Stream<Item = u8> {}
+            ),
+        )
+        .unwrap();
+        assert!(matches!(&stream.kind, Kind::Stream(item) if !item.fallible));
+        let context = check(
+            quote!(),
+            quote!(
+                async fn f(c: actor::Context, n: u8) {}
+            ),
+        )
+        .unwrap();
+        assert!(matches!(&context.kind, Kind::Context(..)));
+        assert_eq!(context.params.len(), 1);
+        let forced = check(
+            quote!(context),
+            quote!(
+                async fn f(c: Ctx) {}
+            ),
+        )
+        .unwrap();
+        assert!(matches!(&forced.kind, Kind::Context(..)));
+        assert!(forced.params.is_empty());
+        let raw = check(
+            quote!(),
+            quote!(
+                async fn r#type() {}
+            ),
+        )
+        .unwrap();
+        assert_eq!(raw.name, "type");
+    }
+
+    #[test]
+    fn misuses_are_refused() {
+        let cases = [
+            (
+                quote!(
+                    async unsafe fn f() {}
+                ),
+                "unsafe",
+            ),
+            (
+                quote!(
+                    async fn f()
+                    where
+                        u8: Copy,
+                    {
+                    }
+                ),
+                "generic",
+            ),
+            (
+                quote!(
+                    async fn f(ctx: &actor::Context) {}
+                ),
+                "by value",
+            ),
+            (
+                quote!(
+                    async fn f(x: Cow<'a, str>) {}
+                ),
+                "owned",
+            ),
+            (
+                quote!(
+                    async fn f(x: impl Into<String>) {}
+                ),
+                "impl Trait",
+            ),
+            (
+                quote!(
+                    async fn f() -> &'static str {}
+                ),
+                "owned",
+            ),
+            (
+                quote!(
+                    async fn f() -> fmt::Result {}
+                ),
+                "`Ok` type",
+            ),
+            (
+                quote!(
+                    fn f() -> impl Stream {}
+                ),
+                "item type",
+            ),
+            (
+                quote!(
+                    fn f(c: Context) -> impl Stream<Item = u8> {}
+                ),
+                "context function",
+            ),
+            (
+                quote!(
+                    async fn f(ref x: u8) {}
+                ),
+                "plain names",
+            ),
+            (
+                quote!(
+                    struct S;
+                ),
+                "free function",
+            ),
+        ];
+        for (item, expected) in cases {
+            let message = error(quote!(), item.clone());
+            assert!(message.contains(expected), "{item}: {message}");
+        }
+    }
 }

@@ -25,12 +25,28 @@ struct Cli {
     /// An address to listen on: tcp://HOST:PORT or unix:///PATH (repeatable).
     #[arg(long, required = true)]
     listen: Vec<Addr>,
+    /// The tokio runtime flavour (for measuring; the default was chosen by measurement).
+    #[arg(long, value_enum, default_value_t = Flavor::Current)]
+    runtime: Flavor,
+}
+
+/// `--runtime` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Flavor {
+    /// One thread (the default).
+    Current,
+    /// One worker thread per core.
+    Multi,
 }
 
 fn main() -> ExitCode {
     examples::init_logging();
     let cli = Cli::parse();
-    let runtime = match RuntimeFlavor::default().build() {
+    let flavor = match cli.runtime {
+        Flavor::Current => RuntimeFlavor::CurrentThread,
+        Flavor::Multi => RuntimeFlavor::MultiThread,
+    };
+    let runtime = match flavor.build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("daemon: cannot start a runtime: {e}");
@@ -47,6 +63,9 @@ fn main() -> ExitCode {
 }
 
 async fn serve(cli: Cli) -> actor::Result<()> {
+    // Handlers go in before the first `listening on` line, so a signal sent as soon as the
+    // line is read is handled, not fatal.
+    let signals = stop_signals()?;
     let mut builder = Actor::builder(cli.name).enable(examples::demo::NS);
     for addr in cli.listen {
         builder = builder.listen(addr);
@@ -57,26 +76,22 @@ async fn serve(cli: Cli) -> actor::Result<()> {
     }
     let stop = actor.cancellation_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.await;
         stop.cancel();
     });
     actor.wait().await;
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn wait_for_signal() {
+/// A future completing on SIGINT or SIGTERM (handlers installed on return).
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        _ => std::future::pending().await,
-    }
+    })
 }
