@@ -83,6 +83,13 @@ pub enum Error {
         /// The buffer's capacity.
         capacity: usize,
     },
+    /// A fan-out subscriber fell more than its buffer behind and missed `skipped` items; it
+    /// continues with the oldest item still buffered.
+    #[error("subscriber lagged behind and missed {skipped} items")]
+    Lagged {
+        /// How many items it missed.
+        skipped: u64,
+    },
     /// The API was used out of order (e.g. `started` twice, a stream before `started`).
     #[error("{0}")]
     Usage(String),
@@ -137,6 +144,7 @@ impl Error {
             Self::Decode(_) => "DecodeError",
             Self::Protocol { .. } => "ProtocolError",
             Self::Overrun { .. } => "StreamOverrun",
+            Self::Lagged { .. } => "Lagged",
             Self::Usage(_) => "RuntimeError",
             Self::Io(_) => "OSError",
         }

@@ -54,4 +54,4 @@ pub use context::Context;
 pub use error::{Error, RemoteActorError, Result};
 pub use portal::{CallHandle, Portal, connect, connect_as};
 pub use registry::{RemoteContextFn, RemoteFn, RemoteStreamFn};
-pub use stream::{MsgStream, RemoteStream};
+pub use stream::{FanOut, MsgStream, RemoteStream, Subscription};

@@ -101,6 +101,79 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
     }
 }
 
+impl<T: DeserializeOwned + Clone + Send + 'static> RemoteStream<T> {
+    /// Shares this stream among many local subscribers: each receives every item, in order.
+    /// Each subscriber has a buffer of `capacity` items; one that falls further behind gets
+    /// [`Error::Lagged`] (saying how many items it missed) and continues from the oldest item
+    /// still buffered. Subscribe, then [`FanOut::start`].
+    pub fn fan_out(self, capacity: usize) -> FanOut<T> {
+        let (tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
+        FanOut { stream: self, tx }
+    }
+}
+
+/// A stream shared among local subscribers (see [`RemoteStream::fan_out`]).
+pub struct FanOut<T> {
+    stream: RemoteStream<T>,
+    tx: tokio::sync::broadcast::Sender<std::result::Result<T, String>>,
+}
+
+impl<T> std::fmt::Debug for FanOut<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanOut")
+            .field("cid", &self.stream.cid())
+            .field("subscribers", &self.tx.receiver_count())
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned + Clone + Send + 'static> FanOut<T> {
+    /// A new subscriber, receiving every item from the start.
+    pub fn subscribe(&self) -> Subscription<T> {
+        Subscription {
+            rx: self.tx.subscribe(),
+        }
+    }
+
+    /// Starts forwarding items to the subscribers, in a task that ends with the stream, or
+    /// when every subscriber is gone (which cancels the remote producer).
+    pub fn start(self) {
+        let Self { mut stream, tx } = self;
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            while let Some(item) = stream.next().await {
+                let item = item.map_err(|e| e.to_string());
+                if tx.send(item).is_err() {
+                    // No subscriber left: dropping the stream cancels the producer.
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// One subscriber of a [`FanOut`].
+#[derive(Debug)]
+pub struct Subscription<T> {
+    rx: tokio::sync::broadcast::Receiver<std::result::Result<T, String>>,
+}
+
+impl<T: Clone> Subscription<T> {
+    /// The next item; `None` once the stream has ended. After [`Error::Lagged`] the next call
+    /// goes on with the oldest item still buffered.
+    pub async fn recv(&mut self) -> Option<Result<T>> {
+        use tokio::sync::broadcast::error::RecvError;
+        match self.rx.recv().await {
+            Ok(Ok(item)) => Some(Ok(item)),
+            Ok(Err(detail)) => Some(Err(Error::Usage(format!(
+                "the shared stream failed: {detail}"
+            )))),
+            Err(RecvError::Lagged(skipped)) => Some(Err(Error::Lagged { skipped })),
+            Err(RecvError::Closed) => None,
+        }
+    }
+}
+
 /// One end of a context's bidirectional stream: a [`Stream`] of received items and a [`Sink`]
 /// (and [`MsgStream::send`]) for items to the other end. Dropping it (or [`MsgStream::close`])
 /// tells the other end the stream is over.

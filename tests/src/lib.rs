@@ -254,6 +254,8 @@ impl FixtureActor {
             .args(["--exact", entry, "--nocapture", "--test-threads=1"])
             .env(FIXTURE_LISTEN_ENV, listen.to_string())
             .env(FIXTURE_ENABLE_ENV, namespaces.join(","))
+            // Panics are part of some tests: their message is enough.
+            .env("RUST_BACKTRACE", "0")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -119,6 +119,39 @@ mod fixture {
         panic!("context gave up")
     }
 
+    /// Two tasks share one bidirectional stream: one sends a heartbeat every 10 ms, the other
+    /// answers each ping with a pong. Returns how many pings it answered.
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn heartbeat(ctx: Context) -> actor::Result<u64> {
+        use futures::{SinkExt, lock::Mutex};
+        ctx.started(()).await?;
+        let stream = ctx.open_stream::<String>().await?;
+        let (sink, mut pings) = stream.split();
+        let sink = Mutex::new(sink);
+        let beats = async {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                tick.tick().await;
+                if sink.lock().await.send("beat".to_owned()).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let answers = async {
+            let mut answered = 0;
+            while let Some(ping) = pings.next().await {
+                let pong = ping?.replace("ping", "pong");
+                sink.lock().await.send(pong).await?;
+                answered += 1;
+            }
+            actor::Result::Ok(answered)
+        };
+        tokio::select! {
+            () = beats => Err(actor::Error::Usage("heartbeat stopped".into())),
+            answered = answers => answered,
+        }
+    }
+
     /// Registered but never enabled: calls must be refused.
     #[actor::remote(ns = "secret")]
     pub(crate) async fn secret() -> u64 {
@@ -558,5 +591,115 @@ async fn cancelling_the_whole_actor_names_the_canceller() {
             .await
             .unwrap();
         assert!(status.success(), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn request_response_beside_a_heartbeat_on_one_stream() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let (ctx, ()) = portal.open_context(heartbeat {}).await.unwrap();
+        {
+            let mut stream = ctx.open_stream::<String>().await.unwrap();
+            let (mut beats, mut pongs) = (0, 0);
+            for i in 0..5 {
+                stream.send(format!("ping:{i}")).await.unwrap();
+                loop {
+                    let msg = within("a message", stream.next()).await.unwrap().unwrap();
+                    if msg == "beat" {
+                        beats += 1;
+                    } else {
+                        assert_eq!(msg, format!("pong:{i}"));
+                        pongs += 1;
+                        break;
+                    }
+                }
+            }
+            while beats < 3 {
+                let msg = within("a heartbeat", stream.next()).await.unwrap().unwrap();
+                assert_eq!(msg, "beat");
+                beats += 1;
+            }
+            assert_eq!(pongs, 5);
+        }
+        assert_eq!(within("the result", ctx.result::<u64>()).await.unwrap(), 5);
+    }
+}
+
+#[tokio::test]
+async fn fan_out_gives_every_subscriber_every_item_in_order() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let fan = portal
+            .open_stream_from(count { n: 1_000 })
+            .await
+            .unwrap()
+            .fan_out(1_000);
+        let subscribers: Vec<_> = (0..22).map(|_| fan.subscribe()).collect();
+        fan.start();
+        let readers = subscribers.into_iter().map(|mut sub| {
+            tokio::spawn(async move {
+                let mut items = Vec::new();
+                while let Some(item) = sub.recv().await {
+                    items.push(item.unwrap());
+                }
+                items
+            })
+        });
+        for reader in readers {
+            let items = within("a subscriber", reader).await.unwrap();
+            assert_eq!(items, (0..1_000).collect::<Vec<u64>>());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lagging_subscriber_is_told_and_continues() {
+    let (_fixture, portal) = start(Transport::Unix).await;
+    let fan = portal
+        .open_stream_from(count { n: 1_000 })
+        .await
+        .unwrap()
+        .fan_out(16);
+    let mut slow = fan.subscribe();
+    let mut pace = fan.subscribe();
+    fan.start();
+    // `pace` reads to the end (lagging or not), so the stream is over when it is done.
+    within("the stream to end", async {
+        while pace.recv().await.is_some() {}
+    })
+    .await;
+    match slow.recv().await {
+        Some(Err(Error::Lagged { skipped })) => assert_eq!(skipped, 1_000 - 16),
+        other => panic!("expected a lag, got {other:?}"),
+    }
+    let mut rest = Vec::new();
+    while let Some(item) = slow.recv().await {
+        rest.push(item.unwrap());
+    }
+    assert_eq!(rest, (1_000 - 16..1_000).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn garbage_on_one_connection_leaves_the_actor_serving_others() {
+    for transport in TRANSPORTS {
+        let (fixture, portal) = start(transport).await;
+        for garbage in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            &[3, 0, 0, 0, 0xc1, 0xc1, 0xc1],
+            &[0xff, 0xff, 0xff, 0x7f, 0x00],
+        ] {
+            let mut raw = actor_tests::RawClient::connect_handshaken(&fixture.addr).await;
+            raw.write(garbage).await;
+            // The actor closes that connection...
+            raw.read_to_end().await;
+            // ...and serves the others.
+            assert_eq!(portal.run(add { a: 20, b: 22 }).await.unwrap(), 42);
+        }
+        let mut raw = actor_tests::RawClient::connect(&fixture.addr).await;
+        raw.write(&[0xde, 0xad, 0xbe, 0xef]).await;
+        raw.shutdown_write().await;
+        raw.read_to_end().await;
+        assert_eq!(portal.run(add { a: 1, b: 1 }).await.unwrap(), 2);
     }
 }
