@@ -669,6 +669,25 @@ impl Error {
     }
 }
 
+/// Keeps a connection this side opened alive while anything uses it (portals, streams,
+/// contexts, call handles); when the last lease drops, the connection is closed with the
+/// sentinel, so dropped portals leave no connection (or remote task) behind.
+pub(crate) struct Lease {
+    pub(crate) conn: Arc<Connection>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.conn.is_closed() {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let conn = self.conn.clone();
+            handle.spawn(async move { conn.close().await });
+        }
+    }
+}
+
 /// The receiving end of one call's messages, on either side: replies to a call we made, or a
 /// context's stream items from the peer that called us.
 ///
@@ -685,6 +704,8 @@ pub(crate) struct Inbox {
     pub(crate) finished: bool,
     /// Items consumed since the last credit grant.
     ungranted: usize,
+    /// Keeps the connection open while this call is alive (calls made through a portal).
+    pub(crate) lease: Option<Arc<Lease>>,
 }
 
 impl Inbox {
@@ -702,6 +723,7 @@ impl Inbox {
             ours: true,
             finished: false,
             ungranted: 0,
+            lease: None,
         }
     }
 
@@ -719,6 +741,7 @@ impl Inbox {
             ours: false,
             finished: false,
             ungranted: 0,
+            lease: None,
         }
     }
 

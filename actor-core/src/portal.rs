@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     actor::{Actor, ActorCore},
-    connection::{Connection, Inbox},
+    connection::{Connection, Inbox, Lease},
     context::Context,
     error::{Error, Result},
     registry::{RemoteContextFn, RemoteFn, RemoteStreamFn},
@@ -54,15 +54,19 @@ pub async fn connect_as(name: &str, addr: &Addr) -> Result<Portal> {
 
 async fn connect_with(core: Arc<ActorCore>, addr: &Addr) -> Result<Portal> {
     let channel = Channel::connect(addr, &core.uid, &core.config).await?;
+    let conn = Connection::start(core, channel);
     Ok(Portal {
-        conn: Connection::start(core, channel),
+        lease: Arc::new(Lease { conn: conn.clone() }),
+        conn,
     })
 }
 
-/// A handle for calling one actor.
+/// A handle for calling one actor. The connection closes (with the sentinel) when the last
+/// clone of the portal, and the last stream, context or call handle made through it, is dropped.
 #[derive(Clone)]
 pub struct Portal {
     conn: Arc<Connection>,
+    lease: Arc<Lease>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -166,6 +170,7 @@ impl Portal {
         self.conn.request_flow_control().await;
         let cid = self.conn.new_cid();
         let (mut inbox, credits) = self.conn.open_call(&cid, CallKind::Context)?;
+        inbox.lease = Some(self.lease.clone());
         self.conn
             .send_cmd(F::NS, F::NAME, Payload::encode(&call)?, &cid)
             .await?;
@@ -211,7 +216,8 @@ impl Portal {
 
     async fn start(&self, ns: &str, func: &str, kwargs: Payload, kind: CallKind) -> Result<Inbox> {
         let cid = self.conn.new_cid();
-        let (inbox, _) = self.conn.open_call(&cid, kind)?;
+        let (mut inbox, _) = self.conn.open_call(&cid, kind)?;
+        inbox.lease = Some(self.lease.clone());
         self.conn.send_cmd(ns, func, kwargs, &cid).await?;
         Ok(inbox)
     }

@@ -703,3 +703,22 @@ async fn garbage_on_one_connection_leaves_the_actor_serving_others() {
         assert_eq!(portal.run(add { a: 1, b: 1 }).await.unwrap(), 2);
     }
 }
+
+#[tokio::test]
+async fn a_portal_lives_while_its_calls_do_and_closes_after() {
+    for transport in TRANSPORTS {
+        let (fixture, observer) = start(transport).await;
+        let portal = fixture.portal().await;
+        let sleeper = portal.call(sleep_forever {}).await.unwrap();
+        drop(portal);
+        within("the sleeper to run", async {
+            while observer.run(running {}).await.unwrap() != 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        // The call handle kept the connection; dropping it ends the call and the connection.
+        drop(sleeper);
+        until_idle(&observer).await;
+    }
+}
