@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     connection::Connection,
+    discovery::{RegistrarTable, Registry, SharedTable},
     error::{Error, Result},
     registry,
 };
@@ -67,6 +68,8 @@ pub(crate) struct ActorCore {
     /// Who asked the whole actor to stop (the `cancel` runtime call's caller).
     pub(crate) canceller: Mutex<Option<Uid>>,
     connections: Mutex<Vec<Weak<Connection>>>,
+    /// The registrar table, if this actor serves one.
+    pub(crate) registrar_table: Option<SharedTable>,
 }
 
 impl ActorCore {
@@ -75,8 +78,10 @@ impl ActorCore {
         enabled: HashSet<String>,
         config: ChannelConfig,
         stream_window: usize,
+        registrar_table: Option<SharedTable>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            registrar_table,
             uid,
             enabled,
             config,
@@ -96,6 +101,7 @@ impl ActorCore {
             HashSet::new(),
             ChannelConfig::default(),
             DEFAULT_STREAM_WINDOW,
+            None,
         )
     }
 
@@ -177,6 +183,8 @@ impl Actor {
             enable: Vec::new(),
             config: ChannelConfig::default(),
             stream_window: DEFAULT_STREAM_WINDOW,
+            register_with: None,
+            serve_registrar: false,
         }
     }
 
@@ -232,9 +240,24 @@ pub struct ActorBuilder {
     enable: Vec<String>,
     config: ChannelConfig,
     stream_window: usize,
+    register_with: Option<Addr>,
+    serve_registrar: bool,
 }
 
 impl ActorBuilder {
+    /// Registers the actor (under its first address) with the registrar at `addr` once it
+    /// serves, and unregisters it when it stops.
+    pub fn registrar(mut self, addr: Addr) -> Self {
+        self.register_with = Some(addr);
+        self
+    }
+
+    /// Makes this actor a registrar: it serves the registrar runtime calls, and lists itself.
+    pub fn serve_registrar(mut self) -> Self {
+        self.serve_registrar = true;
+        self
+    }
+
     /// Adds an address to listen on (`tcp://HOST:PORT`, port 0 for any; `unix:///PATH`).
     pub fn listen(mut self, addr: Addr) -> Self {
         self.listen.push(addr);
@@ -276,13 +299,20 @@ impl ActorBuilder {
         for addr in &self.listen {
             listeners.push(Listener::bind(addr).await?);
         }
+        let table = self
+            .serve_registrar
+            .then(|| Arc::new(RegistrarTable::default()));
         let core = ActorCore::new(
             Uid::new(self.name),
             self.enable.into_iter().collect(),
             self.config,
             self.stream_window,
+            table.clone(),
         );
-        let addrs = listeners.iter().map(|l| l.local_addr().clone()).collect();
+        let addrs: Vec<Addr> = listeners.iter().map(|l| l.local_addr().clone()).collect();
+        if let (Some(table), Some(first)) = (&table, addrs.first()) {
+            table.register(core.uid.clone(), first.to_wire());
+        }
         let mut serving = JoinSet::new();
         for listener in listeners {
             let core = core.clone();
@@ -305,11 +335,29 @@ impl ActorBuilder {
                 }
             });
         }
+        let registered = match (&self.register_with, addrs.first()) {
+            (Some(registrar), Some(first)) => {
+                let registry = Registry::connect(registrar).await;
+                match registry {
+                    Ok(registry) => registry.register(&core.uid, first).await,
+                    Err(e) => Err(e),
+                }
+                .map_err(|e| {
+                    core.cancel.cancel();
+                    Error::Usage(format!(
+                        "cannot register with the registrar at {registrar}: {e}"
+                    ))
+                })?;
+                Some(registrar.clone())
+            }
+            _ => None,
+        };
         info!(uid = %core.uid, "actor serving");
         Ok(ActorHandle {
             core,
             addrs,
             serving,
+            registered,
         })
     }
 }
@@ -319,6 +367,8 @@ pub struct ActorHandle {
     core: Arc<ActorCore>,
     addrs: Vec<Addr>,
     serving: JoinSet<()>,
+    /// The registrar this actor registered with, to unregister from when it stops.
+    registered: Option<Addr>,
 }
 
 impl std::fmt::Debug for ActorHandle {
@@ -368,6 +418,19 @@ impl ActorHandle {
             .is_err()
         {
             warn!(uid = %self.core.uid, "calls still running after the teardown grace period");
+        }
+        if let Some(registrar) = &self.registered {
+            let unregister = async {
+                Registry::connect(registrar)
+                    .await?
+                    .unregister(&self.core.uid)
+                    .await
+            };
+            match tokio::time::timeout(TEARDOWN_GRACE, unregister).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(uid = %self.core.uid, error = %e, "could not unregister"),
+                Err(_) => warn!(uid = %self.core.uid, "unregistering timed out"),
+            }
         }
         for conn in self.core.live_connections() {
             conn.close().await;

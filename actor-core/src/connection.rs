@@ -34,6 +34,7 @@ use tracing::{debug, warn};
 use crate::{
     actor::{ActorCore, with_current},
     context::Context,
+    discovery::REGISTRAR_CALLS,
     error::{
         CONTEXT_CANCELLED, Error, FUNCTION_NOT_FOUND, MODULE_NOT_EXPOSED, PANIC_TYPE,
         RemoteActorError, Result, TYPE_ERROR,
@@ -356,6 +357,24 @@ impl Connection {
                 let reply = Payload::encode(&HashMap::from([("window", window)]))
                     .unwrap_or_else(|_| Payload::nil());
                 self.reply_value(&cmd.cid, reply).await;
+            }
+            func if REGISTRAR_CALLS.contains(&func) && self.core.registrar_table.is_some() => {
+                let Some(table) = self.core.registrar_table.clone() else {
+                    return;
+                };
+                let conn = self.clone();
+                let cancel = self.tasks_cancel.clone();
+                // `wait_for_actor` blocks: serve off the read loop, until the connection ends.
+                tokio::spawn(async move {
+                    let outcome = tokio::select! {
+                        outcome = table.serve(&cmd.func, &cmd.kwargs) => outcome,
+                        () = cancel.cancelled() => return,
+                    };
+                    match outcome.map(|v| Payload::from_value(&v)) {
+                        Ok(value) => conn.reply_value(&cmd.cid, value).await,
+                        Err(error) => conn.reply_error(&cmd.cid, error).await,
+                    }
+                });
             }
             other => {
                 let error = ErrorInfo::new(

@@ -39,6 +39,7 @@ pub mod __private;
 mod actor;
 mod connection;
 pub mod context;
+pub mod discovery;
 pub mod error;
 mod portal;
 pub mod registry;
@@ -51,6 +52,7 @@ pub use actor_ipc::{self as ipc, Addr, Payload, Uid, Value};
 /// Registers a function as remotely callable. See the crate documentation.
 pub use actor_macros::remote;
 pub use context::Context;
+pub use discovery::{DEFAULT_REGISTRAR, Registry};
 pub use error::{Error, RemoteActorError, Result};
 pub use portal::{CallHandle, Portal, connect, connect_as};
 pub use registry::{RemoteContextFn, RemoteFn, RemoteStreamFn};

@@ -15,3 +15,36 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Starts an actor, prints `listening on ADDR` for each address once it accepts connections,
+/// and serves until SIGINT, SIGTERM or the `cancel` runtime call; then tears it down.
+///
+/// Signal handlers are installed before the first line is printed, so a signal sent as soon as
+/// the line is read is handled, not fatal.
+pub async fn serve_until_stopped(builder: actor::ActorBuilder) -> actor::Result<()> {
+    let signals = stop_signals()?;
+    let actor = builder.start().await?;
+    for addr in actor.addrs() {
+        println!("listening on {addr}");
+    }
+    let stop = actor.cancellation_token();
+    tokio::spawn(async move {
+        signals.await;
+        stop.cancel();
+    });
+    actor.wait().await;
+    Ok(())
+}
+
+/// A future completing on SIGINT or SIGTERM (handlers installed on return).
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}

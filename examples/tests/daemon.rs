@@ -5,24 +5,15 @@
 // Test code: a failed unwrap or panic is a failed test, with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{process::Stdio, time::Duration};
+mod common;
 
 use actor::{Addr, Error, Portal};
+use common::{signal, start_listening, within};
 use examples::demo;
 use futures::{StreamExt, TryStreamExt};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use tokio::process::Child;
 
-const WAIT: Duration = Duration::from_secs(20);
 const DAEMON: &str = env!("CARGO_BIN_EXE_daemon");
-
-async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
-}
 
 struct Daemon {
     child: Child,
@@ -34,25 +25,16 @@ struct Daemon {
 async fn start(name: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let unix = Addr::unix(dir.path().join("d.sock"));
-    let mut child = Command::new(DAEMON)
-        .args(["--name", name, "--listen", &unix.to_string()])
-        .args(["--listen", "tcp://127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addrs = Vec::new();
-    for _ in 0..2 {
-        let line = within("a listening line", lines.next_line())
-            .await
-            .unwrap()
-            .expect("daemon exited before listening");
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-        addrs.push(url.parse().unwrap());
-    }
+    let args = [
+        "--name",
+        name,
+        "--listen",
+        &unix.to_string(),
+        "--listen",
+        "tcp://127.0.0.1:0",
+    ]
+    .map(String::from);
+    let (child, addrs) = start_listening(DAEMON, &args, 2).await;
     assert_eq!(addrs[0], unix);
     assert!(matches!(&addrs[1], Addr::Tcp { port, .. } if *port != 0));
     Daemon {
@@ -145,19 +127,13 @@ async fn serves_every_demo_function_on_both_addresses() {
 }
 
 /// Sends `signal` to the daemon and checks it exits cleanly and removes its socket.
-async fn exits_cleanly_on(signal: &str) {
+async fn exits_cleanly_on(name: &str) {
     let mut daemon = start("d2").await;
-    let pid = daemon.child.id().unwrap().to_string();
-    let status = Command::new("kill")
-        .args([signal, &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    signal(&daemon.child, name).await;
     let exit = within("the daemon to exit", daemon.child.wait())
         .await
         .unwrap();
-    assert!(exit.success(), "{signal}: {exit}");
+    assert!(exit.success(), "{name}: {exit}");
     let Addr::Unix(path) = &daemon.addrs[0] else {
         unreachable!()
     };

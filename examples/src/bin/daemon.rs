@@ -25,6 +25,9 @@ struct Cli {
     /// An address to listen on: tcp://HOST:PORT or unix:///PATH (repeatable).
     #[arg(long, required = true)]
     listen: Vec<Addr>,
+    /// Register with the registrar at this address (and unregister on exit).
+    #[arg(long)]
+    registrar: Option<Addr>,
     /// The tokio runtime flavour (for measuring; the default was chosen by measurement).
     #[arg(long, value_enum, default_value_t = Flavor::Current)]
     runtime: Flavor,
@@ -63,35 +66,12 @@ fn main() -> ExitCode {
 }
 
 async fn serve(cli: Cli) -> actor::Result<()> {
-    // Handlers go in before the first `listening on` line, so a signal sent as soon as the
-    // line is read is handled, not fatal.
-    let signals = stop_signals()?;
     let mut builder = Actor::builder(cli.name).enable(examples::demo::NS);
     for addr in cli.listen {
         builder = builder.listen(addr);
     }
-    let actor = builder.start().await?;
-    for addr in actor.addrs() {
-        println!("listening on {addr}");
+    if let Some(registrar) = cli.registrar {
+        builder = builder.registrar(registrar);
     }
-    let stop = actor.cancellation_token();
-    tokio::spawn(async move {
-        signals.await;
-        stop.cancel();
-    });
-    actor.wait().await;
-    Ok(())
-}
-
-/// A future completing on SIGINT or SIGTERM (handlers installed on return).
-fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
+    examples::serve_until_stopped(builder).await
 }

@@ -1,0 +1,61 @@
+//! Helpers shared by the examples' tests: start an example program and read the addresses it
+//! prints, with timeouts that fail loudly.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{process::Stdio, time::Duration};
+
+use actor::Addr;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// How long a test waits for an event.
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// Awaits `fut`, failing the test if it takes longer than [`WAIT`].
+pub(crate) async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+/// Starts `program` with `args` and reads its `listening on ADDR` lines (`count` of them).
+/// The child is killed if the test drops it.
+pub(crate) async fn start_listening(
+    program: &str,
+    args: &[String],
+    count: usize,
+) -> (Child, Vec<Addr>) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addrs = Vec::new();
+    for _ in 0..count {
+        let line = within("a listening line", lines.next_line())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{program} exited before listening"));
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        addrs.push(url.parse().unwrap());
+    }
+    (child, addrs)
+}
+
+/// Sends a signal (e.g. `-TERM`) to a child.
+pub(crate) async fn signal(child: &Child, signal: &str) {
+    let pid = child.id().expect("the child is running").to_string();
+    let status = Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
