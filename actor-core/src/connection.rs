@@ -15,7 +15,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context as TaskContext, Poll},
 };
@@ -27,13 +27,13 @@ use actor_ipc::{
 use dashmap::DashMap;
 use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
     actor::{ActorCore, with_current},
-    context::Context,
+    context::{Context, StreamFlags},
     discovery::REGISTRAR_CALLS,
     error::{
         CONTEXT_CANCELLED, Error, FUNCTION_NOT_FOUND, MODULE_NOT_EXPOSED, PANIC_TYPE,
@@ -47,10 +47,21 @@ const FLOW_UNKNOWN: u8 = 0;
 const FLOW_ON: u8 = 1;
 const FLOW_OFF: u8 = 2;
 
-/// The runtime call a caller of this runtime makes (once per connection, before its first
-/// stream) to turn credit-based flow control on. tractor 0.1.0a5 answers it with an error,
-/// which leaves flow control off for that connection.
-pub(crate) const FLOW_CONTROL_CALL: &str = "_flow_control";
+/// The namespace of this runtime's protocol extensions. It is not `self` on purpose: tractor
+/// 0.1.0a5 looks `self` functions up outside its error handling (an unknown one kills that
+/// actor), while a call into a namespace it did not enable is answered with a clean
+/// `ModuleNotExposed` error.
+pub(crate) const EXTENSION_NS: &str = "actor.runtime";
+
+/// The extension call a caller of this runtime makes (once per connection, before its first
+/// stream) to turn credit-based flow control on. A tractor 0.1.0a5 peer refuses it, which
+/// leaves flow control off for that connection.
+pub(crate) const FLOW_CONTROL_CALL: &str = "flow_control";
+
+/// How many calls one connection may have running at once; further calls wait (the reader
+/// stops reading that connection) until one ends, so a peer flooding calls cannot grow memory
+/// without bound.
+const MAX_TASKS_PER_CONNECTION: usize = 1024;
 
 /// Room an inbox keeps beyond the stream window for the messages that end a call.
 const INBOX_SLACK: usize = 8;
@@ -89,10 +100,14 @@ pub(crate) struct Connection {
     next_cid: AtomicU64,
     cid_prefix: String,
     flow: AtomicU8,
+    /// The agreed stream window while flow control is on (the smaller of both sides').
+    window: AtomicUsize,
     flow_requested: AtomicBool,
     /// The call id of our `_flow_control` request, whose answer the reader handles itself so
     /// the state is settled before any stream item is routed.
     flow_cid: Mutex<Option<String>>,
+    /// One permit per running call of the peer's.
+    task_slots: Arc<Semaphore>,
 }
 
 impl Connection {
@@ -111,6 +126,7 @@ impl Connection {
 
     fn new(core: Arc<ActorCore>, channel: Channel) -> (Arc<Self>, ChannelReader) {
         let peer = channel.peer().clone();
+        let core_window = core.stream_window;
         let (sender, reader) = channel.into_split();
         let conn = Arc::new(Self {
             tasks_cancel: core.cancel.child_token(),
@@ -124,14 +140,18 @@ impl Connection {
             close_reason: Mutex::new(None),
             next_cid: AtomicU64::new(1),
             flow: AtomicU8::new(FLOW_UNKNOWN),
+            window: AtomicUsize::new(core_window),
             flow_requested: AtomicBool::new(false),
             flow_cid: Mutex::new(None),
+            task_slots: Arc::new(Semaphore::new(MAX_TASKS_PER_CONNECTION)),
         });
         conn.core.add_connection(&conn);
         (conn, reader)
     }
 
     async fn read_loop(self: Arc<Self>, mut reader: ChannelReader) {
+        // However the reader ends (even by a panic or an abort), the connection is shut.
+        let _shut = ShutOnDrop(self.clone());
         let reason = loop {
             let msg = tokio::select! {
                 msg = reader.recv() => msg,
@@ -147,6 +167,7 @@ impl Connection {
                 Ok(Some(Msg::Sentinel)) => {
                     debug!(peer = %self.peer, "sentinel received");
                     self.tasks_cancel.cancel();
+                    self.set_reason("the peer sent the sentinel");
                     // Answer with our own sentinel and close.
                     self.close().await;
                     break "the peer sent the sentinel".to_owned();
@@ -170,6 +191,8 @@ impl Connection {
         loop {
             tokio::select! {
                 msg = reader.recv() => match msg {
+                    // Runtime calls (cancel acknowledgements, registrar calls) still work.
+                    Ok(Some(Msg::Cmd(cmd))) if cmd.ns == "self" => self.runtime_call(cmd).await,
                     Ok(Some(Msg::Cmd(cmd))) => {
                         let error = ErrorInfo::new("ActorCancelled", format!("{} is stopping", self.core.uid));
                         self.reply_error(&cmd.cid, error).await;
@@ -182,14 +205,30 @@ impl Connection {
         }
     }
 
+    /// Records why the connection ends (the first reason given wins).
+    fn set_reason(&self, reason: &str) {
+        if let Ok(mut slot) = self.close_reason.lock() {
+            slot.get_or_insert_with(|| reason.to_owned());
+        }
+    }
+
     /// Ends the connection's life: cancels what the peer started, fails what we wait for.
     fn shut(&self, reason: String) {
         debug!(peer = %self.peer, %reason, "connection ended");
-        if let Ok(mut slot) = self.close_reason.lock() {
-            slot.get_or_insert(reason);
-        }
+        self.set_reason(&reason);
         self.tasks_cancel.cancel();
         self.closed.cancel();
+        // Senders waiting for credit learn the connection is gone.
+        for task in self.tasks.iter() {
+            if let Some(sem) = &task.credits {
+                sem.close();
+            }
+        }
+        for call in self.calls.iter() {
+            if let Some(sem) = &call.credits {
+                sem.close();
+            }
+        }
         // Dropping the routes' senders wakes every waiting call with "disconnected".
         self.calls.clear();
     }
@@ -228,6 +267,9 @@ impl Connection {
         if cmd.ns == "self" {
             return self.runtime_call(cmd).await;
         }
+        if cmd.ns == EXTENSION_NS && cmd.func == FLOW_CONTROL_CALL {
+            return self.enable_flow_control(cmd).await;
+        }
         if !self.core.enabled.contains(&cmd.ns) {
             let error = ErrorInfo::new(
                 MODULE_NOT_EXPOSED,
@@ -249,16 +291,20 @@ impl Connection {
             );
             return self.reply_error(&cmd.cid, error).await;
         }
-        self.start_task(cmd, registration.handler);
+        let Ok(slot) = self.task_slots.clone().acquire_owned().await else {
+            return;
+        };
+        self.start_task(cmd, registration.handler, slot);
     }
 
-    fn start_task(self: &Arc<Self>, cmd: Cmd, handler: Handler) {
+    fn start_task(self: &Arc<Self>, cmd: Cmd, handler: Handler, slot: OwnedSemaphorePermit) {
         let window = self.core.stream_window;
         let flow = self.flow_on();
+        let agreed = self.window();
         let cancel = self.tasks_cancel.child_token();
         let done = CancellationToken::new();
         let canceller = Arc::new(Mutex::new(None));
-        let credits = flow.then(|| Arc::new(Semaphore::new(window)));
+        let credits = flow.then(|| Arc::new(Semaphore::new(agreed)));
         let (inbox_tx, inbox) = match handler {
             Handler::Context(_) => {
                 let (tx, rx) = mpsc::channel(window + INBOX_SLACK);
@@ -283,6 +329,7 @@ impl Connection {
             // Dropped last: the task counts as finished only after its final message is queued,
             // its entry removed and its running count released.
             let _done = done.drop_guard();
+            let _slot = slot;
             let _running = conn.core.count_running(&cmd.ns);
             let run = RunningCall {
                 conn: conn.clone(),
@@ -351,13 +398,6 @@ impl Connection {
                 .await;
                 self.core.cancel.cancel();
             }
-            FLOW_CONTROL_CALL => {
-                self.flow.store(FLOW_ON, Ordering::Release);
-                let window = self.core.stream_window as u64;
-                let reply = Payload::encode(&HashMap::from([("window", window)]))
-                    .unwrap_or_else(|_| Payload::nil());
-                self.reply_value(&cmd.cid, reply).await;
-            }
             func if REGISTRAR_CALLS.contains(&func) && self.core.registrar_table.is_some() => {
                 let Some(table) = self.core.registrar_table.clone() else {
                     return;
@@ -386,6 +426,27 @@ impl Connection {
         }
     }
 
+    /// The peer asked for flow control: agree on the smaller of the two windows.
+    async fn enable_flow_control(self: &Arc<Self>, cmd: Cmd) {
+        #[derive(Deserialize)]
+        struct Args {
+            window: u64,
+        }
+        let asked = match cmd.kwargs.decode::<Args>() {
+            Ok(args) => usize::try_from(args.window).unwrap_or(usize::MAX),
+            Err(e) => {
+                let error = ErrorInfo::new(TYPE_ERROR, format!("{FLOW_CONTROL_CALL}(): {e}"));
+                return self.reply_error(&cmd.cid, error).await;
+            }
+        };
+        let window = asked.clamp(2, self.core.stream_window);
+        self.window.store(window, Ordering::Release);
+        self.flow.store(FLOW_ON, Ordering::Release);
+        let reply = Payload::encode(&HashMap::from([("window", window as u64)]))
+            .unwrap_or_else(|_| Payload::nil());
+        self.reply_value(&cmd.cid, reply).await;
+    }
+
     /// `functype asyncfunc` and `return value`, written together.
     async fn reply_value(&self, cid: &str, value: Payload) {
         let functype = Msg::FuncType {
@@ -399,7 +460,7 @@ impl Connection {
             self.sender
                 .send_frame(frame.freeze())
                 .await
-                .map_err(Error::from_send)
+                .map_err(|e| self.send_error(e))
         };
         if let Err(e) = sent.await {
             debug!(peer = %self.peer, error = %e, "could not reply");
@@ -431,7 +492,12 @@ impl Connection {
                 .and_then(|t| t.credits.clone())
                 .or_else(|| self.calls.get(cid).and_then(|r| r.credits.clone()));
             match credits {
-                Some(sem) => sem.add_permits(usize::try_from(*credit).unwrap_or(usize::MAX >> 4)),
+                Some(sem) => {
+                    // Never more than a window outstanding, whatever a peer claims.
+                    let room = self.window().saturating_sub(sem.available_permits());
+                    let granted = usize::try_from(*credit).unwrap_or(usize::MAX).min(room);
+                    sem.add_permits(granted);
+                }
                 None => debug!(%cid, "credit for a finished stream"),
             }
             return;
@@ -442,6 +508,12 @@ impl Connection {
         };
         if self.flow_answer(&cid, &msg) {
             return;
+        }
+        if matches!(msg, Msg::Return { .. } | Msg::Error { .. }) {
+            // The call is over: nothing more may be sent on it.
+            if let Some(sem) = self.calls.get(&cid).and_then(|r| r.credits.clone()) {
+                sem.close();
+            }
         }
         let call = self
             .calls
@@ -503,8 +575,9 @@ impl Connection {
         };
         let (tx, rx) = mpsc::channel(capacity);
         let overrun = Arc::new(AtomicBool::new(false));
-        let credits =
-            (kind == CallKind::Context).then(|| Arc::new(Semaphore::new(self.core.stream_window)));
+        // A context's send credits start empty: its stream adds the agreed window when it
+        // opens, by which time the flow-control answer has arrived.
+        let credits = (kind == CallKind::Context).then(|| Arc::new(Semaphore::new(0)));
         self.calls.insert(
             cid.to_owned(),
             Route {
@@ -513,10 +586,13 @@ impl Connection {
                 credits: credits.clone(),
             },
         );
-        Ok((
-            Inbox::call(self.clone(), cid.to_owned(), rx, overrun),
-            credits,
-        ))
+        let inbox = Inbox::call(self.clone(), cid.to_owned(), rx, overrun);
+        // The connection may have shut between the check above and the insert; the inbox's
+        // drop removes the route again.
+        if self.is_closed() {
+            return Err(self.disconnected());
+        }
+        Ok((inbox, credits))
     }
 
     /// Sends a `cmd`.
@@ -534,10 +610,7 @@ impl Connection {
             caller: self.core.uid.clone(),
             cid: cid.to_owned(),
         });
-        self.sender.send(&msg).await.map_err(|e| match e {
-            actor_ipc::SendError::Closed => self.disconnected(),
-            actor_ipc::SendError::Encode(e) => Error::Encode(e),
-        })
+        self.sender.send(&msg).await.map_err(|e| self.send_error(e))
     }
 
     /// Before the first stream on this connection: ask the peer for flow control (without
@@ -553,7 +626,7 @@ impl Connection {
         let kwargs = Payload::encode(&HashMap::from([("window", self.core.stream_window as u64)]))
             .unwrap_or_else(|_| Payload::empty_map());
         if self
-            .send_cmd("self", FLOW_CONTROL_CALL, kwargs, &cid)
+            .send_cmd(EXTENSION_NS, FLOW_CONTROL_CALL, kwargs, &cid)
             .await
             .is_err()
         {
@@ -571,9 +644,25 @@ impl Connection {
         if !ours {
             return false;
         }
+        #[derive(Deserialize)]
+        struct Agreed {
+            window: u64,
+        }
         match msg {
             Msg::FuncType { .. } => {}
-            Msg::Return { .. } => self.flow.store(FLOW_ON, Ordering::Release),
+            Msg::Return { value, .. } => match value.decode::<Agreed>() {
+                Ok(agreed) if agreed.window >= 2 => {
+                    let window = usize::try_from(agreed.window)
+                        .unwrap_or(usize::MAX)
+                        .min(self.core.stream_window);
+                    self.window.store(window, Ordering::Release);
+                    self.flow.store(FLOW_ON, Ordering::Release);
+                }
+                _ => {
+                    debug!(peer = %self.peer, "flow control answer without a usable window");
+                    self.flow.store(FLOW_OFF, Ordering::Release);
+                }
+            },
             _ => {
                 debug!(peer = %self.peer, "peer declined flow control; overruns end streams");
                 self.flow.store(FLOW_OFF, Ordering::Release);
@@ -584,6 +673,11 @@ impl Connection {
 
     pub(crate) fn flow_on(&self) -> bool {
         self.flow.load(Ordering::Acquire) == FLOW_ON
+    }
+
+    /// The agreed stream window (meaningful while flow control is on).
+    pub(crate) fn window(&self) -> usize {
+        self.window.load(Ordering::Acquire)
     }
 
     /// Asks the peer to cancel our call `cid`, without waiting (a dropped call).
@@ -676,14 +770,23 @@ impl Connection {
     }
 }
 
-impl Error {
-    pub(crate) fn from_send(e: actor_ipc::SendError) -> Self {
+impl Connection {
+    /// The error for a failed send on this connection.
+    pub(crate) fn send_error(&self, e: actor_ipc::SendError) -> Error {
         match e {
-            actor_ipc::SendError::Closed => Self::Disconnected {
-                peer: "peer".into(),
-                detail: "connection closed".into(),
-            },
-            actor_ipc::SendError::Encode(e) => Self::Encode(e),
+            actor_ipc::SendError::Closed => self.disconnected(),
+            actor_ipc::SendError::Encode(e) => Error::Encode(e),
+        }
+    }
+}
+
+/// Shuts a connection when dropped (its reader's safety net).
+struct ShutOnDrop(Arc<Connection>);
+
+impl Drop for ShutOnDrop {
+    fn drop(&mut self) {
+        if !self.0.is_closed() {
+            self.0.shut("the connection's reader stopped".into());
         }
     }
 }
@@ -795,7 +898,7 @@ impl Inbox {
             return;
         }
         self.ungranted += 1;
-        if self.ungranted * 2 >= self.conn.core.stream_window {
+        if self.ungranted * 2 >= self.conn.window() {
             let credit = Msg::Credit {
                 cid: self.cid.clone(),
                 credit: self.ungranted as u64,
@@ -938,19 +1041,32 @@ impl RunningCall {
         inbox: Inbox,
         kwargs: Payload,
     ) {
-        let stream_open = Arc::new(AtomicBool::new(false));
-        let ctx = Context::callee(inbox, self.credits.clone(), stream_open.clone(), &self.func);
+        let flags = Arc::new(StreamFlags::default());
+        let ctx = Context::callee(
+            inbox,
+            self.credits.clone(),
+            flags.clone(),
+            self.cancel.clone(),
+            &self.func,
+        );
         let fut = match start(ctx, kwargs) {
             Ok(fut) => fut,
             Err(e) => return self.send_error(&e).await,
         };
         self.send(&self.functype(CallKind::Context)).await;
         let outcome = tokio::select! {
-            outcome = std::panic::AssertUnwindSafe(fut).catch_unwind() => outcome,
-            () = self.cancel.cancelled() => {
-                if stream_open.load(Ordering::Acquire) {
-                    self.send(&Msg::Stop { cid: self.cid.clone() }).await;
-                }
+            outcome = std::panic::AssertUnwindSafe(fut).catch_unwind() => Some(outcome),
+            () = self.cancel.cancelled() => None,
+        };
+        // The stream's `stop` goes out before the call's final message, in order.
+        if flags.opened.load(Ordering::Acquire) && !flags.stop_sent.swap(true, Ordering::AcqRel) {
+            self.send(&Msg::Stop {
+                cid: self.cid.clone(),
+            })
+            .await;
+        }
+        match outcome {
+            None => {
                 let canceller = self
                     .canceller
                     .lock()
@@ -963,18 +1079,16 @@ impl RunningCall {
                     format!("{} was remotely cancelled by {canceller}", self.func),
                 );
                 error.extra.push(("canceller".into(), canceller.to_value()));
-                return self.conn.reply_error(&self.cid, error).await;
+                self.conn.reply_error(&self.cid, error).await;
             }
-        };
-        match outcome {
-            Ok(Ok(value)) => match Msg::return_frame(&self.cid, &value) {
+            Some(Ok(Ok(value))) => match Msg::return_frame(&self.cid, &value) {
                 Ok(frame) => {
                     let _ = self.conn.sender.send_frame(frame).await;
                 }
                 Err(e) => self.send_error(&Error::Encode(e)).await,
             },
-            Ok(Err(e)) => self.send_error(&e).await,
-            Err(panic) => self.send_error(&self.panic_error(&panic)).await,
+            Some(Ok(Err(e))) => self.send_error(&e).await,
+            Some(Err(panic)) => self.send_error(&self.panic_error(&panic)).await,
         }
     }
 }

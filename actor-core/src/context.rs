@@ -14,6 +14,8 @@ use std::sync::{
     atomic::{AtomicBool, AtomicU8, Ordering},
 };
 
+use tokio_util::sync::CancellationToken;
+
 use actor_ipc::{Msg, Payload, Uid};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Semaphore;
@@ -27,6 +29,15 @@ use crate::{
 const STREAM_NOT_OPENED: u8 = 0;
 const STREAM_OPEN: u8 = 1;
 const STREAM_CLOSED: u8 = 2;
+
+/// What the runtime must know of a callee's stream to end it in order.
+#[derive(Debug, Default)]
+pub(crate) struct StreamFlags {
+    /// A stream was opened on the context.
+    pub(crate) opened: AtomicBool,
+    /// Its `stop` was queued.
+    pub(crate) stop_sent: AtomicBool,
+}
 
 /// Which end of a context this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +58,10 @@ pub struct Context {
     pub(crate) credits: Option<Arc<Semaphore>>,
     started: AtomicBool,
     stream: AtomicU8,
-    /// Callee: whether a stream is open (the runtime then sends `stop` if cancelled).
-    stream_open: Arc<AtomicBool>,
+    /// Shared with the runtime: whether a stream was opened and whether its `stop` went out.
+    pub(crate) flags: Arc<StreamFlags>,
+    /// Callee: cancelled when the call is (the runtime then sends the stream's `stop`).
+    pub(crate) cancel: Option<CancellationToken>,
     /// Caller: the final message, if the stream saw it first.
     pub(crate) outcome: Mutex<Option<Msg>>,
 }
@@ -68,20 +81,17 @@ impl Context {
     pub(crate) fn callee(
         inbox: Inbox,
         credits: Option<Arc<Semaphore>>,
-        stream_open: Arc<AtomicBool>,
+        flags: Arc<StreamFlags>,
+        cancel: CancellationToken,
         func: &str,
     ) -> Self {
-        Self::new(Role::Callee, inbox, credits, stream_open, func)
+        let mut ctx = Self::new(Role::Callee, inbox, credits, flags, func);
+        ctx.cancel = Some(cancel);
+        ctx
     }
 
     pub(crate) fn caller(inbox: Inbox, credits: Option<Arc<Semaphore>>, func: &str) -> Self {
-        let ctx = Self::new(
-            Role::Caller,
-            inbox,
-            credits,
-            Arc::new(AtomicBool::new(false)),
-            func,
-        );
+        let ctx = Self::new(Role::Caller, inbox, credits, Arc::default(), func);
         ctx.started.store(true, Ordering::Release);
         ctx
     }
@@ -90,7 +100,7 @@ impl Context {
         role: Role,
         inbox: Inbox,
         credits: Option<Arc<Semaphore>>,
-        stream_open: Arc<AtomicBool>,
+        flags: Arc<StreamFlags>,
         func: &str,
     ) -> Self {
         Self {
@@ -102,7 +112,8 @@ impl Context {
             credits,
             started: AtomicBool::new(false),
             stream: AtomicU8::new(STREAM_NOT_OPENED),
-            stream_open,
+            flags,
+            cancel: None,
             outcome: Mutex::new(None),
         }
     }
@@ -115,6 +126,13 @@ impl Context {
     /// The actor at the other end.
     pub fn peer(&self) -> &Uid {
         &self.peer
+    }
+
+    /// Whether this is the callee's end and its call was cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
     }
 
     /// Whether this is the caller's end.
@@ -148,7 +166,7 @@ impl Context {
             value: Payload::encode(&value)?,
         };
         let conn = self.connection()?;
-        conn.sender.send(&msg).await.map_err(Error::from_send)
+        conn.sender.send(&msg).await.map_err(|e| conn.send_error(e))
     }
 
     fn connection(&self) -> Result<Arc<crate::connection::Connection>> {
@@ -192,14 +210,19 @@ impl Context {
             }
         }
         let inbox = self.take_inbox()?;
-        self.stream_open.store(true, Ordering::Release);
+        self.flags.opened.store(true, Ordering::Release);
+        if self.role == Role::Caller && inbox.conn.flow_on() {
+            // The caller's send credits start once the window is agreed (by now it is).
+            if let Some(credits) = &self.credits {
+                credits.add_permits(inbox.conn.window());
+            }
+        }
         Ok(MsgStream::new(self, inbox))
     }
 
     /// Called by the stream when it ends or is dropped.
     pub(crate) fn stream_closed(&self, inbox: Inbox) {
         self.stream.store(STREAM_CLOSED, Ordering::Release);
-        self.stream_open.store(false, Ordering::Release);
         if let Ok(mut slot) = self.inbox.lock() {
             *slot = Some(inbox);
         }
@@ -229,8 +252,10 @@ impl Context {
                     inbox.finished = true;
                     return Err(inbox.conn.remote_error(error));
                 }
-                // Items the caller did not read, and tractor's duplicate stops.
-                Msg::Yield { .. } | Msg::Stop { .. } => continue,
+                // Items the caller did not read (still credited, so the callee can finish),
+                // and tractor's duplicate stops.
+                Msg::Yield { .. } => inbox.consumed_item(),
+                Msg::Stop { .. } => continue,
                 other => {
                     return Err(inbox.conn.protocol(format!(
                         "unexpected message in context {}: {other:?}",

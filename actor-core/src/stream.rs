@@ -9,6 +9,7 @@
 use std::{
     marker::PhantomData,
     pin::Pin,
+    sync::atomic::Ordering,
     task::{Context as TaskContext, Poll, ready},
 };
 
@@ -115,7 +116,14 @@ impl<T: DeserializeOwned + Clone + Send + 'static> RemoteStream<T> {
 /// A stream shared among local subscribers (see [`RemoteStream::fan_out`]).
 pub struct FanOut<T> {
     stream: RemoteStream<T>,
-    tx: tokio::sync::broadcast::Sender<std::result::Result<T, String>>,
+    tx: tokio::sync::broadcast::Sender<std::result::Result<T, SharedError>>,
+}
+
+/// A stream error shared by every subscriber.
+#[derive(Debug, Clone)]
+enum SharedError {
+    Remote(crate::RemoteActorError),
+    Other(String),
 }
 
 impl<T> std::fmt::Debug for FanOut<T> {
@@ -142,7 +150,10 @@ impl<T: DeserializeOwned + Clone + Send + 'static> FanOut<T> {
         tokio::spawn(async move {
             use futures::StreamExt;
             while let Some(item) = stream.next().await {
-                let item = item.map_err(|e| e.to_string());
+                let item = item.map_err(|e| match e {
+                    Error::Remote(remote) => SharedError::Remote(remote),
+                    other => SharedError::Other(other.to_string()),
+                });
                 if tx.send(item).is_err() {
                     // No subscriber left: dropping the stream cancels the producer.
                     return;
@@ -155,7 +166,7 @@ impl<T: DeserializeOwned + Clone + Send + 'static> FanOut<T> {
 /// One subscriber of a [`FanOut`].
 #[derive(Debug)]
 pub struct Subscription<T> {
-    rx: tokio::sync::broadcast::Receiver<std::result::Result<T, String>>,
+    rx: tokio::sync::broadcast::Receiver<std::result::Result<T, SharedError>>,
 }
 
 impl<T: Clone> Subscription<T> {
@@ -165,7 +176,8 @@ impl<T: Clone> Subscription<T> {
         use tokio::sync::broadcast::error::RecvError;
         match self.rx.recv().await {
             Ok(Ok(item)) => Some(Ok(item)),
-            Ok(Err(detail)) => Some(Err(Error::Usage(format!(
+            Ok(Err(SharedError::Remote(remote))) => Some(Err(Error::Remote(remote))),
+            Ok(Err(SharedError::Other(detail))) => Some(Err(Error::Usage(format!(
                 "the shared stream failed: {detail}"
             )))),
             Err(RecvError::Lagged(skipped)) => Some(Err(Error::Lagged { skipped })),
@@ -229,12 +241,12 @@ impl<'a, T> MsgStream<'a, T> {
         let Some(inbox) = &self.inbox else {
             return Ok(());
         };
-        inbox
-            .conn
-            .sender
+        self.ctx.flags.stop_sent.store(true, Ordering::Release);
+        let conn = inbox.conn.clone();
+        conn.sender
             .send(&stop)
             .await
-            .map_err(Error::from_send)
+            .map_err(|e| conn.send_error(e))
     }
 
     fn poll_credit(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
@@ -244,7 +256,11 @@ impl<'a, T> MsgStream<'a, T> {
         if let Some(credits) = &mut self.credits {
             match ready!(credits.poll_acquire(cx)) {
                 Some(permit) => permit.forget(),
-                None => return Poll::Ready(Err(Error::Usage("stream closed".into()))),
+                None => {
+                    return Poll::Ready(Err(Error::Usage(
+                        "the context has ended: nothing more can be sent".into(),
+                    )));
+                }
             }
         }
         self.holding_credit = true;
@@ -316,18 +332,17 @@ impl<T: Serialize> Sink<T> for MsgStream<'_, T> {
             )));
         }
         ready!(this.poll_credit(cx))?;
-        Pin::new(&mut this.sink)
-            .poll_ready(cx)
-            .map_err(Error::from_send)
+        let sent = ready!(Pin::new(&mut this.sink).poll_ready(cx));
+        Poll::Ready(sent.map_err(|e| this.send_error(e)))
     }
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<()> {
         let this = self.get_mut();
-        this.holding_credit = false;
+        // Encode first: a value that cannot be encoded keeps its credit.
         let frame = Msg::yield_frame(this.ctx.cid(), &Payload::encode(&item)?)?;
-        Pin::new(&mut this.sink)
-            .start_send(frame)
-            .map_err(Error::from_send)
+        this.holding_credit = false;
+        let sent = Pin::new(&mut this.sink).start_send(frame);
+        sent.map_err(|e| this.send_error(e))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
@@ -342,18 +357,34 @@ impl<T: Serialize> Sink<T> for MsgStream<'_, T> {
 }
 
 impl<T> MsgStream<'_, T> {
+    fn send_error(&self, e: actor_ipc::SendError) -> Error {
+        match &self.inbox {
+            Some(inbox) => inbox.conn.send_error(e),
+            None => Error::Usage("the stream is closed".into()),
+        }
+    }
+
+    /// Ends this side's half of the stream without waiting. The caller's end queues `stop` now
+    /// (or from a task when the writer queue is full). The callee's end leaves it to the
+    /// runtime when it cannot queue it at once or when the call was cancelled, so the runtime
+    /// sends it in order, before the call's final message.
     fn send_stop_soon(&mut self) {
         if self.stopped {
             return;
         }
         self.stopped = true;
-        if let Some(inbox) = &self.inbox {
-            let stop = Msg::Stop {
-                cid: self.ctx.cid().to_owned(),
-            };
-            if let Ok(frame) = stop.to_frame() {
-                inbox.conn.send_frame_soon(frame);
-            }
+        let Some(inbox) = &self.inbox else { return };
+        let Ok(frame) = (Msg::Stop {
+            cid: self.ctx.cid().to_owned(),
+        })
+        .to_frame() else {
+            return;
+        };
+        if self.ctx.is_caller() {
+            self.ctx.flags.stop_sent.store(true, Ordering::Release);
+            inbox.conn.send_frame_soon(frame);
+        } else if !self.ctx.is_cancelled() && inbox.conn.sender.try_send_frame(frame).is_ok() {
+            self.ctx.flags.stop_sent.store(true, Ordering::Release);
         }
     }
 }

@@ -225,6 +225,8 @@ impl RawClient {
 pub const FIXTURE_LISTEN_ENV: &str = "ACTOR_TEST_FIXTURE_LISTEN";
 /// The namespaces the fixture actor enables (comma-separated).
 pub const FIXTURE_ENABLE_ENV: &str = "ACTOR_TEST_FIXTURE_ENABLE";
+/// The fixture actor's stream window, if not the default.
+pub const FIXTURE_WINDOW_ENV: &str = "ACTOR_TEST_FIXTURE_WINDOW";
 
 /// A second process serving the remote functions of the test binary itself.
 ///
@@ -243,6 +245,16 @@ pub struct FixtureActor {
 impl FixtureActor {
     /// Starts the fixture actor on `transport`, enabling `namespaces`.
     pub async fn start(entry: &str, transport: Transport, namespaces: &[&str]) -> Self {
+        Self::start_with_window(entry, transport, namespaces, actor::DEFAULT_STREAM_WINDOW).await
+    }
+
+    /// Starts the fixture actor with a stream window of `window` items.
+    pub async fn start_with_window(
+        entry: &str,
+        transport: Transport,
+        namespaces: &[&str],
+        window: usize,
+    ) -> Self {
         use tokio::io::AsyncBufReadExt;
         let dir = tempfile::tempdir().expect("temp dir");
         let listen = match transport {
@@ -254,6 +266,7 @@ impl FixtureActor {
             .args(["--exact", entry, "--nocapture", "--test-threads=1"])
             .env(FIXTURE_LISTEN_ENV, listen.to_string())
             .env(FIXTURE_ENABLE_ENV, namespaces.join(","))
+            .env(FIXTURE_WINDOW_ENV, window.to_string())
             // Panics are part of some tests: their message is enough.
             .env("RUST_BACKTRACE", "0")
             .stdout(std::process::Stdio::piped())
@@ -299,7 +312,13 @@ pub fn serve_fixture_if_asked() {
     let namespaces = std::env::var(FIXTURE_ENABLE_ENV).unwrap_or_default();
     let runtime = actor::RuntimeFlavor::default().build().expect("runtime");
     runtime.block_on(async move {
-        let mut builder = actor::Actor::builder("fixture").listen(addr);
+        let window = std::env::var(FIXTURE_WINDOW_ENV)
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(actor::DEFAULT_STREAM_WINDOW);
+        let mut builder = actor::Actor::builder("fixture")
+            .listen(addr)
+            .stream_window(window);
         for ns in namespaces.split(',').filter(|ns| !ns.is_empty()) {
             builder = builder.enable(ns);
         }

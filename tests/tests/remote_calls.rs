@@ -152,6 +152,17 @@ mod fixture {
         }
     }
 
+    /// Sends `n` items on its stream without reading, then returns `n`.
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn flood_ctx(ctx: Context, n: u64) -> actor::Result<u64> {
+        ctx.started(()).await?;
+        let mut stream = ctx.open_stream::<u64>().await?;
+        for i in 0..n {
+            stream.send(i).await?;
+        }
+        Ok(n)
+    }
+
     /// Registered but never enabled: calls must be refused.
     #[actor::remote(ns = "secret")]
     pub(crate) async fn secret() -> u64 {
@@ -720,5 +731,140 @@ async fn a_portal_lives_while_its_calls_do_and_closes_after() {
         // The call handle kept the connection; dropping it ends the call and the connection.
         drop(sleeper);
         until_idle(&observer).await;
+    }
+}
+
+#[tokio::test]
+async fn flow_control_works_when_the_two_windows_differ() {
+    for transport in TRANSPORTS {
+        // The actor's window (16) is far below the client's (the default).
+        let fixture = FixtureActor::start_with_window(ENTRY, transport, &["fixture"], 16).await;
+        let portal = fixture.portal().await;
+        let items: Vec<u64> = within(
+            "a stream across different windows",
+            portal
+                .open_stream_from(count { n: 2_000 })
+                .await
+                .unwrap()
+                .try_collect(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(items, (0..2_000).collect::<Vec<_>>());
+        // Both directions of a context.
+        let (ctx, ()) = portal.open_context(flood_ctx { n: 500 }).await.unwrap();
+        {
+            let mut stream = ctx.open_stream::<u64>().await.unwrap();
+            for expected in 0..500 {
+                let got = within("an item", stream.next()).await.unwrap().unwrap();
+                assert_eq!(got, expected);
+            }
+        }
+        assert_eq!(
+            within("the result", ctx.result::<u64>()).await.unwrap(),
+            500
+        );
+        let (ctx, first): (_, i64) = portal.open_context(ping_pong { base: 0 }).await.unwrap();
+        assert_eq!(first, 1);
+        {
+            // Ten pings ahead of the pongs (less than either window), for 200 rounds.
+            let mut stream = ctx.open_stream::<String>().await.unwrap();
+            for i in 0..210 {
+                if i < 200 {
+                    within("a send", stream.send(format!("{i}"))).await.unwrap();
+                }
+                if i >= 10 {
+                    let pong = within("a pong", stream.next()).await.unwrap().unwrap();
+                    assert_eq!(pong, format!("pong:{}", i - 10));
+                }
+            }
+        }
+        assert_eq!(
+            within("the result", ctx.result::<u64>()).await.unwrap(),
+            200
+        );
+    }
+}
+
+#[tokio::test]
+async fn result_credits_unread_items_so_the_callee_can_finish() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        // The caller never opens its stream: `result` reads past the items.
+        let (ctx, ()) = portal.open_context(flood_ctx { n: 5_000 }).await.unwrap();
+        assert_eq!(
+            within("the result", ctx.result::<u64>()).await.unwrap(),
+            5_000
+        );
+    }
+}
+
+#[tokio::test]
+async fn sending_to_a_callee_that_returned_fails_instead_of_hanging() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let (ctx, ()) = portal.open_context(open_and_return {}).await.unwrap();
+        {
+            let mut stream = ctx.open_stream::<u64>().await.unwrap();
+            let sending = async {
+                for i in 0..5_000 {
+                    stream.send(i).await?;
+                }
+                Ok::<(), actor::Error>(())
+            };
+            // Either every send was accepted, or the end of the context stopped them: no hang.
+            let _ = within("the sends to end", sending).await;
+        }
+        assert_eq!(
+            within("the result", ctx.result::<String>()).await.unwrap(),
+            "returned"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hostile_credit_grant_changes_nothing() {
+    for transport in TRANSPORTS {
+        let (fixture, portal) = start(transport).await;
+        let mut channel = Channel::connect(
+            &fixture.addr,
+            &Uid::new("greedy"),
+            &ChannelConfig::default(),
+        )
+        .await
+        .unwrap();
+        let flow = Msg::Cmd(Cmd {
+            ns: "actor.runtime".into(),
+            func: "flow_control".into(),
+            kwargs: Payload::encode(&std::collections::HashMap::from([("window", 4u64)])).unwrap(),
+            caller: Uid::new("greedy"),
+            cid: "flow".into(),
+        });
+        channel.send(&flow).await.unwrap();
+        let stream = Msg::Cmd(Cmd {
+            ns: "fixture".into(),
+            func: "forever".into(),
+            kwargs: Payload::empty_map(),
+            caller: Uid::new("greedy"),
+            cid: "s".into(),
+        });
+        channel.send(&stream).await.unwrap();
+        channel
+            .send(&Msg::Credit {
+                cid: "s".into(),
+                credit: 1 << 62,
+            })
+            .await
+            .unwrap();
+        // The producer still sends at most a window ahead: count what arrives unanswered.
+        let mut items = 0;
+        while items < 4 {
+            if let Msg::Yield { .. } = within("an item", channel.recv()).await.unwrap().unwrap() {
+                items += 1;
+            }
+        }
+        // The actor is unharmed (a grant past the limit of its semaphore once panicked the
+        // reader).
+        assert_eq!(portal.run(add { a: 1, b: 2 }).await.unwrap(), 3);
     }
 }
