@@ -40,15 +40,24 @@ pub enum RuntimeFlavor {
 }
 
 impl RuntimeFlavor {
-    /// Builds a runtime of this flavour, with I/O and timers enabled.
+    /// Builds a runtime of this flavour, with I/O and timers enabled and at most
+    /// [`MAX_BLOCKING_THREADS`] threads for blocking work.
     pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
         let mut builder = match self {
             Self::CurrentThread => tokio::runtime::Builder::new_current_thread(),
             Self::MultiThread => tokio::runtime::Builder::new_multi_thread(),
         };
-        builder.enable_all().build()
+        builder
+            .enable_all()
+            .max_blocking_threads(MAX_BLOCKING_THREADS)
+            .build()
     }
 }
+
+/// The bound on threads for blocking work (`tokio::task::spawn_blocking`) in an actor's
+/// runtime: enough for blocking I/O and CPU work beside the event loop, small enough that a
+/// burst of blocking calls queues instead of exhausting the process's threads.
+pub const MAX_BLOCKING_THREADS: usize = 64;
 
 /// How long teardown waits for cancelled calls to finish before closing connections anyway.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(2);

@@ -868,3 +868,58 @@ async fn a_hostile_credit_grant_changes_nothing() {
         assert_eq!(portal.run(add { a: 1, b: 2 }).await.unwrap(), 3);
     }
 }
+
+#[tokio::test]
+async fn an_infinite_stream_cancelled_by_a_timeout_ends_within_half_a_second() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let consume = async {
+            let mut stream = portal.open_stream_from(forever {}).await.unwrap();
+            while let Some(item) = stream.next().await {
+                item.unwrap();
+            }
+        };
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), consume)
+                .await
+                .is_err()
+        );
+        let timed_out = std::time::Instant::now();
+        until_idle(&portal).await;
+        let took = timed_out.elapsed();
+        assert!(
+            took < Duration::from_millis(500),
+            "remote task ended {took:?} after the timeout"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_breaking_mid_stream_is_a_clear_error() {
+    for transport in TRANSPORTS {
+        let (mut fixture, portal) = start(transport).await;
+        let mut stream = portal.open_stream_from(forever {}).await.unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap(), 0);
+        fixture.child.start_kill().unwrap();
+        within("the kill", fixture.child.wait()).await.unwrap();
+        let outcome = within("the stream to fail", async {
+            loop {
+                match stream.next().await {
+                    Some(Ok(_)) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await;
+        assert!(
+            matches!(outcome, Some(Err(Error::Disconnected { .. }))),
+            "{outcome:?}"
+        );
+        assert!(stream.next().await.is_none());
+        // Further calls fail at once, they do not hang.
+        let err = within("a call on a dead portal", portal.run(add { a: 1, b: 1 }))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Disconnected { .. }), "{err:?}");
+    }
+}
