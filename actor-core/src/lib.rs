@@ -46,7 +46,8 @@ pub mod registry;
 pub mod stream;
 
 pub use actor::{
-    Actor, ActorBuilder, ActorHandle, ActorInfo, DEFAULT_STREAM_WINDOW, RuntimeFlavor,
+    Actor, ActorBuilder, ActorHandle, ActorInfo, DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS,
+    RuntimeFlavor,
 };
 pub use actor_ipc::{self as ipc, Addr, Payload, Uid, Value};
 /// Registers a function as remotely callable. See the crate documentation.
