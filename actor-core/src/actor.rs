@@ -8,11 +8,12 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex, OnceLock, Weak},
     time::Duration,
 };
 
-use actor_ipc::{Addr, ChannelConfig, Listener, Uid};
+use actor_ipc::{Addr, Channel, ChannelConfig, Listener, Uid};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
@@ -79,6 +80,12 @@ pub(crate) struct ActorCore {
     connections: Mutex<Vec<Weak<Connection>>>,
     /// The registrar table, if this actor serves one.
     pub(crate) registrar_table: Option<SharedTable>,
+    /// Children being spawned, by uuid: their connect-back channel goes to the spawner.
+    pub(crate) pending_children: Mutex<HashMap<String, oneshot::Sender<Channel>>>,
+    /// Where this actor listens (set once it serves): its children connect back here.
+    pub(crate) addrs: OnceLock<Vec<Addr>>,
+    /// The registrar this actor uses, if any: its children get it in their init map.
+    pub(crate) registrar_addr: OnceLock<Addr>,
 }
 
 impl ActorCore {
@@ -91,6 +98,9 @@ impl ActorCore {
     ) -> Arc<Self> {
         Arc::new(Self {
             registrar_table,
+            pending_children: Mutex::new(HashMap::new()),
+            addrs: OnceLock::new(),
+            registrar_addr: OnceLock::new(),
             uid,
             enabled,
             config,
@@ -194,6 +204,7 @@ impl Actor {
             stream_window: DEFAULT_STREAM_WINDOW,
             register_with: None,
             serve_registrar: false,
+            uid: None,
         }
     }
 
@@ -251,9 +262,16 @@ pub struct ActorBuilder {
     stream_window: usize,
     register_with: Option<Addr>,
     serve_registrar: bool,
+    uid: Option<Uid>,
 }
 
 impl ActorBuilder {
+    /// Uses this exact uid (a spawned child gets its uid from its parent).
+    pub(crate) fn uid(mut self, uid: Uid) -> Self {
+        self.uid = Some(uid);
+        self
+    }
+
     /// Registers the actor (under its first address) with the registrar at `addr` once it
     /// serves, and unregisters it when it stops.
     pub fn registrar(mut self, addr: Addr) -> Self {
@@ -312,13 +330,21 @@ impl ActorBuilder {
             .serve_registrar
             .then(|| Arc::new(RegistrarTable::default()));
         let core = ActorCore::new(
-            Uid::new(self.name),
+            self.uid.unwrap_or_else(|| Uid::new(self.name)),
             self.enable.into_iter().collect(),
             self.config,
             self.stream_window,
             table.clone(),
         );
         let addrs: Vec<Addr> = listeners.iter().map(|l| l.local_addr().clone()).collect();
+        let _ = core.addrs.set(addrs.clone());
+        if let Some(registrar) = self
+            .register_with
+            .clone()
+            .or_else(|| table.as_ref().and(addrs.first().cloned()))
+        {
+            let _ = core.registrar_addr.set(registrar);
+        }
         if let (Some(table), Some(first)) = (&table, addrs.first()) {
             table.register(core.uid.clone(), first.to_wire());
         }
@@ -333,7 +359,20 @@ impl ActorBuilder {
                     let core = core.clone();
                     async move {
                         match accepted {
-                            Ok(channel) => Connection::serve(core, channel).await,
+                            Ok(channel) => {
+                                // A child connecting back goes to the nursery that spawns it.
+                                let spawner = core
+                                    .pending_children
+                                    .lock()
+                                    .ok()
+                                    .and_then(|mut p| p.remove(&channel.peer().uuid));
+                                match spawner {
+                                    Some(spawner) => {
+                                        let _ = spawner.send(channel);
+                                    }
+                                    None => Connection::serve(core, channel).await,
+                                }
+                            }
                             Err(e) => debug!(error = %e, "connection dropped before serving"),
                         }
                     }
@@ -403,6 +442,10 @@ impl ActorHandle {
     /// How many calls into `ns` are running now.
     pub fn running_calls(&self, ns: &str) -> u64 {
         self.core.running(ns)
+    }
+
+    pub(crate) fn core(&self) -> &Arc<ActorCore> {
+        &self.core
     }
 
     /// Asks the actor to stop; [`ActorHandle::wait`] completes the teardown.

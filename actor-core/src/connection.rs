@@ -108,6 +108,8 @@ pub(crate) struct Connection {
     flow_cid: Mutex<Option<String>>,
     /// One permit per running call of the peer's.
     task_slots: Arc<Semaphore>,
+    /// A cid-less error the peer sent (e.g. a child that could not start).
+    pub(crate) runtime_error: Mutex<Option<ErrorInfo>>,
 }
 
 impl Connection {
@@ -124,10 +126,27 @@ impl Connection {
         conn.read_loop(reader).await;
     }
 
+    /// Serves a connection whose halves were already used (a child's connection to its parent,
+    /// after the init map), reading it in its own task.
+    pub(crate) fn adopt(
+        core: Arc<ActorCore>,
+        sender: ChannelSender,
+        reader: ChannelReader,
+        peer: Uid,
+    ) -> Arc<Self> {
+        let conn = Self::from_parts(core, sender, peer);
+        tokio::spawn(conn.clone().read_loop(reader));
+        conn
+    }
+
     fn new(core: Arc<ActorCore>, channel: Channel) -> (Arc<Self>, ChannelReader) {
         let peer = channel.peer().clone();
-        let core_window = core.stream_window;
         let (sender, reader) = channel.into_split();
+        (Self::from_parts(core, sender, peer), reader)
+    }
+
+    fn from_parts(core: Arc<ActorCore>, sender: ChannelSender, peer: Uid) -> Arc<Self> {
+        let core_window = core.stream_window;
         let conn = Arc::new(Self {
             tasks_cancel: core.cancel.child_token(),
             cid_prefix: Uid::new("").uuid[..8].to_owned(),
@@ -144,9 +163,10 @@ impl Connection {
             flow_requested: AtomicBool::new(false),
             flow_cid: Mutex::new(None),
             task_slots: Arc::new(Semaphore::new(MAX_TASKS_PER_CONNECTION)),
+            runtime_error: Mutex::new(None),
         });
         conn.core.add_connection(&conn);
-        (conn, reader)
+        conn
     }
 
     async fn read_loop(self: Arc<Self>, mut reader: ChannelReader) {
@@ -174,6 +194,9 @@ impl Connection {
                 }
                 Ok(Some(Msg::Error { cid: None, error })) => {
                     warn!(peer = %self.peer, type_str = %error.type_str, "runtime error from peer: {}", error.tb_str);
+                    if let Ok(mut slot) = self.runtime_error.lock() {
+                        slot.get_or_insert(error);
+                    }
                 }
                 Ok(Some(msg)) => self.route(msg),
                 Ok(None) => break "the peer closed the connection".to_owned(),
@@ -245,6 +268,11 @@ impl Connection {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
+    }
+
+    /// Completes when the connection has ended.
+    pub(crate) async fn closed(&self) {
+        self.closed.cancelled().await
     }
 
     /// The error a call sees when the connection is gone.

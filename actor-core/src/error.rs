@@ -93,9 +93,21 @@ pub enum Error {
     /// The API was used out of order (e.g. `started` twice, a stream before `started`).
     #[error("{0}")]
     Usage(String),
+    /// Several errors, each reported (a nursery whose children failed together). The first is
+    /// the one that caused the others' cancellation, when there was one.
+    #[error("{} errors:{}", .0.len(), list(.0))]
+    Group(Vec<Error>),
     /// An operating-system failure (binding a socket, spawning a process).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+fn list(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("\n  {}. {}", i + 1, e.to_string().replace('\n', "\n     ")))
+        .collect()
 }
 
 fn by(canceller: &Option<Uid>) -> String {
@@ -124,6 +136,30 @@ impl Error {
         }
     }
 
+    /// A copy of this error for a second reader (remote errors keep their type; others keep
+    /// their type name and text).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Remote(e) => Self::Remote(e.clone()),
+            Self::ContextCancelled { canceller, detail } => Self::ContextCancelled {
+                canceller: canceller.clone(),
+                detail: detail.clone(),
+            },
+            Self::Raised { type_str, message } => Self::raise(type_str.clone(), message.clone()),
+            Self::Cancelled => Self::Cancelled,
+            Self::Group(errors) => Self::Group(errors.iter().map(Self::duplicate).collect()),
+            other => Self::raise(other.type_str(), other.to_string()),
+        }
+    }
+
+    /// Every error this one stands for: the members of a group, or itself.
+    pub fn flatten(self) -> Vec<Self> {
+        match self {
+            Self::Group(errors) => errors.into_iter().flat_map(Self::flatten).collect(),
+            other => vec![other],
+        }
+    }
+
     /// The remote error behind this one, if it is one.
     pub fn as_remote(&self) -> Option<&RemoteActorError> {
         match self {
@@ -146,6 +182,7 @@ impl Error {
             Self::Overrun { .. } => "StreamOverrun",
             Self::Lagged { .. } => "Lagged",
             Self::Usage(_) => "RuntimeError",
+            Self::Group(_) => "ErrorGroup",
             Self::Io(_) => "OSError",
         }
     }

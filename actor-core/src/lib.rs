@@ -40,9 +40,13 @@ mod actor;
 mod connection;
 pub mod context;
 pub mod discovery;
+mod entry;
 pub mod error;
+pub mod nursery;
+mod platform;
 mod portal;
 pub mod registry;
+mod spawn;
 pub mod stream;
 
 pub use actor::{
@@ -50,11 +54,18 @@ pub use actor::{
     RuntimeFlavor,
 };
 pub use actor_ipc::{self as ipc, Addr, Payload, Uid, Value};
+/// Makes `async fn main` a root actor; the same binary also runs as a child actor.
+pub use actor_macros::main;
 /// Registers a function as remotely callable. See the crate documentation.
 pub use actor_macros::remote;
+/// Makes an `async fn` test a root actor able to spawn children from the test binary.
+pub use actor_macros::test;
 pub use context::Context;
 pub use discovery::{DEFAULT_REGISTRAR, Registry};
+pub use entry::{RootOptions, run_root};
 pub use error::{Error, RemoteActorError, Result};
+pub use nursery::{Nursery, OneShot, StartActor, open_nursery};
 pub use portal::{CallHandle, Portal, connect, connect_as};
 pub use registry::{RemoteContextFn, RemoteFn, RemoteStreamFn};
+pub use spawn::{LOG_ENV, Program};
 pub use stream::{FanOut, MsgStream, RemoteStream, Subscription};

@@ -54,11 +54,7 @@ pub async fn connect_as(name: &str, addr: &Addr) -> Result<Portal> {
 
 async fn connect_with(core: Arc<ActorCore>, addr: &Addr) -> Result<Portal> {
     let channel = Channel::connect(addr, &core.uid, &core.config).await?;
-    let conn = Connection::start(core, channel);
-    Ok(Portal {
-        lease: Arc::new(Lease { conn: conn.clone() }),
-        conn,
-    })
+    Ok(Portal::from_connection(Connection::start(core, channel)))
 }
 
 /// A handle for calling one actor. The connection closes (with the sentinel) when the last
@@ -78,6 +74,15 @@ impl std::fmt::Debug for Portal {
 }
 
 impl Portal {
+    /// A portal owning `conn`: the connection closes when the portal and everything made
+    /// through it are dropped.
+    pub(crate) fn from_connection(conn: Arc<Connection>) -> Self {
+        Self {
+            lease: Arc::new(Lease { conn: conn.clone() }),
+            conn,
+        }
+    }
+
     /// The actor this portal calls.
     pub fn peer(&self) -> &Uid {
         &self.conn.peer
@@ -198,6 +203,32 @@ impl Portal {
                 }
             }
         }
+    }
+
+    /// Calls a request/response function by name with encoded kwargs; the encoded result.
+    pub(crate) async fn run_payload(
+        &self,
+        ns: &str,
+        func: &str,
+        kwargs: Payload,
+    ) -> Result<Payload> {
+        let inbox = self.start(ns, func, kwargs, CallKind::AsyncFunc).await?;
+        CallHandle::<Value> {
+            inbox,
+            _output: PhantomData,
+        }
+        .result_payload()
+        .await
+    }
+
+    /// Completes when the connection has ended.
+    pub(crate) async fn closed(&self) {
+        self.conn.closed().await
+    }
+
+    /// The cid-less error the peer sent, if any (a child that could not start says why so).
+    pub(crate) fn runtime_error(&self) -> Option<actor_ipc::ErrorInfo> {
+        self.conn.runtime_error.lock().ok().and_then(|e| e.clone())
     }
 
     /// Asks the actor to cancel everything and exit; returns once it has acknowledged.

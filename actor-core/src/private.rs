@@ -7,6 +7,7 @@ use actor_ipc::Payload;
 use futures::{Stream, StreamExt};
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use crate::entry::{run_main, run_test};
 pub use crate::registry::{CallFuture, Handler, ItemStream, Registration};
 pub use actor_ipc::Payload as RawPayload;
 pub use futures;

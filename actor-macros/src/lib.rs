@@ -20,6 +20,7 @@
 //! inspections it needs, and `emit` turns the model into code.
 
 mod emit;
+mod entry;
 mod model;
 mod types;
 
@@ -71,4 +72,33 @@ fn expand(
     let function = model::parse_fn(item)?;
     let remote = model::Remote::new(args, &function)?;
     Ok(emit::remote(&function, &remote))
+}
+
+/// Makes `async fn main` the root actor of the program, and makes the same binary able to run
+/// as a child actor when the runtime launches it that way (decided before any user code runs).
+///
+/// ```ignore
+/// #[actor::main]
+/// async fn main() -> actor::Result<()> {
+///     let nursery = actor::open_nursery().await?;
+///     nursery.close().await
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    entry_point(entry::Entry::Main, attr, item)
+}
+
+/// Makes an `async fn` test a root actor (with its own registrar) that can spawn children from
+/// the test binary itself.
+#[proc_macro_attribute]
+pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    entry_point(entry::Entry::Test, attr, item)
+}
+
+fn entry_point(kind: entry::Entry, attr: TokenStream, item: TokenStream) -> TokenStream {
+    match entry::expand(kind, attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
 }

@@ -1,0 +1,181 @@
+//! Entry points: decide, before any user code runs, whether this process is a root actor or a
+//! child actor started by a parent, and run accordingly.
+//!
+//! `#[actor::main]` and `#[actor::test]` expand to calls of [`run_root`] and `run_test`; programs
+//! that cannot use the attributes call [`run_root`] themselves.
+
+use std::future::Future;
+
+use actor_ipc::Addr;
+use tracing::debug;
+
+use crate::{
+    actor::{Actor, RuntimeFlavor, with_current},
+    discovery::default_registrar,
+    error::{Error, Result},
+    spawn::{ChildSpec, init_logging, run_child, set_child_args},
+};
+
+/// How the root actor of a program listens and finds its registrar.
+#[derive(Debug, Clone)]
+pub struct RootOptions {
+    name: String,
+    listen: Option<Addr>,
+    registrar: Option<Addr>,
+    own_registrar: bool,
+    enable: Vec<String>,
+}
+
+impl RootOptions {
+    /// A root actor called `name`, listening on a free loopback TCP port, using the registrar
+    /// at the default address (serving one there itself if nothing answers).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            listen: None,
+            registrar: None,
+            own_registrar: false,
+            enable: Vec::new(),
+        }
+    }
+
+    /// Listens on `addr` instead (children use the same transport: a `unix://` address makes
+    /// the whole tree talk over Unix sockets).
+    pub fn listen(mut self, addr: Addr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Uses the registrar at `addr` (serving one there if nothing answers).
+    pub fn registrar(mut self, addr: Addr) -> Self {
+        self.registrar = Some(addr);
+        self
+    }
+
+    /// Serves a private registrar on the root's own address instead of looking for one (tests
+    /// running side by side each get their own).
+    pub fn own_registrar(mut self) -> Self {
+        self.own_registrar = true;
+        self
+    }
+
+    /// Lets children call namespace `ns` in the root.
+    pub fn enable(mut self, ns: impl Into<String>) -> Self {
+        self.enable.push(ns.into());
+        self
+    }
+}
+
+/// Runs `main` as the root actor of this program: starts a runtime and the root actor, runs
+/// `main` in it (so it can open nurseries), then tears the root down. If this process was
+/// started as a child actor, it serves as that child instead and exits; `main` never runs.
+pub fn run_root<F, Fut, T>(options: RootOptions, main: F) -> Result<T>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = T>,
+{
+    if let Some(spec) = ChildSpec::from_env() {
+        run_child(spec);
+    }
+    init_logging(None);
+    let runtime = RuntimeFlavor::default().build()?;
+    runtime.block_on(async move {
+        let root = start_root(options).await?;
+        let core = root.core().clone();
+        let out = with_current(core, main()).await;
+        root.cancel();
+        root.wait().await;
+        Ok(out)
+    })
+}
+
+async fn start_root(options: RootOptions) -> Result<crate::ActorHandle> {
+    let listen = options
+        .listen
+        .clone()
+        .unwrap_or_else(|| Addr::tcp("127.0.0.1", 0));
+    let mut builder = Actor::builder(options.name.clone()).listen(listen);
+    for ns in &options.enable {
+        builder = builder.enable(ns.clone());
+    }
+    if options.own_registrar {
+        return builder.serve_registrar().start().await;
+    }
+    let registrar = match options.registrar {
+        Some(addr) => addr,
+        None => default_registrar()?,
+    };
+    if registrar_answers(&registrar).await {
+        debug!(%registrar, "using the registrar that answers");
+        builder.registrar(registrar).start().await
+    } else {
+        debug!(%registrar, "nothing answers at the registrar address: serving it");
+        builder.listen(registrar).serve_registrar().start().await
+    }
+}
+
+/// Whether something accepts connections at `addr` (a probe: connect, then close before the
+/// handshake, which registrars treat as normal).
+async fn registrar_answers(addr: &Addr) -> bool {
+    let probe = actor_ipc::transport::Transport::connect(addr);
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), probe).await,
+        Ok(Ok(_))
+    )
+}
+
+/// `#[actor::test]`: runs a test as a root actor with its own registrar; when this test binary
+/// is re-launched as a child of that test, serves as the child instead.
+#[doc(hidden)]
+pub fn run_test<F, Fut, T>(test_path: &str, main: F) -> T
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = T>,
+{
+    // libtest names a test by its path without the crate name.
+    let filter = test_path
+        .split_once("::")
+        .map_or(test_path, |(_, rest)| rest)
+        .to_owned();
+    set_child_args(vec![
+        "--exact".into(),
+        filter,
+        "--nocapture".into(),
+        "--test-threads=1".into(),
+        "-q".into(),
+    ]);
+    let name = test_path.rsplit("::").next().unwrap_or("test").to_owned();
+    match run_root(RootOptions::new(name).own_registrar(), main) {
+        Ok(out) => out,
+        // In a test, a panic is how a failure is reported.
+        #[allow(clippy::panic)]
+        Err(e) => panic!("the test's root actor failed: {e}"),
+    }
+}
+
+/// `#[actor::main]`: [`run_root`] with the program's name; a runtime failure is printed and
+/// exits the process with status 1.
+#[doc(hidden)]
+pub fn run_main<F, Fut, T>(main: F) -> T
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let name = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "root".into());
+    match run_root(RootOptions::new(name), main) {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("actor runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}

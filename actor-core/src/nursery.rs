@@ -1,0 +1,388 @@
+//! Nurseries: structured concurrency across processes.
+//!
+//! A [`Nursery`] starts child actors, each in its own process: daemons
+//! ([`Nursery::start_actor`], serving until cancelled) and one-shots ([`Nursery::run_in_actor`],
+//! running one function whose result stays readable). The children live and die together:
+//! - an error in any child cancels every child, and [`Nursery::close`] reports every error that
+//!   happened (an [`Error::Group`] when several), the causing error first and never masked by the
+//!   cancellations it triggered;
+//! - teardown escalates: the `cancel` runtime call with a bounded wait, then SIGTERM, then
+//!   SIGKILL; every process is reaped;
+//! - a nursery dropped without being closed kills its children at once.
+
+use std::{
+    future::{Future, IntoFuture},
+    marker::PhantomData,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use actor_ipc::{Payload, Uid};
+use serde::de::DeserializeOwned;
+use tokio::{sync::Notify, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::{
+    actor::{Actor, ActorCore},
+    error::{Error, RemoteActorError, Result},
+    platform,
+    portal::Portal,
+    registry::RemoteFn,
+    spawn::{ChildRequest, Program, spawn_child},
+};
+
+/// How long each teardown step waits before escalating to the next.
+const TEARDOWN_STEP: Duration = Duration::from_millis(1000);
+
+/// Opens a nursery in the current actor (the root under [`crate::run_root`] or
+/// `#[actor::main]`, or the actor serving the current call).
+pub async fn open_nursery() -> Result<Nursery> {
+    let core = Actor::current().map(|info| info.core()).ok_or_else(|| {
+        Error::Usage("open_nursery needs a running actor (see actor::run_root)".into())
+    })?;
+    Ok(Nursery {
+        core,
+        state: Arc::new(State::default()),
+        closed: false,
+    })
+}
+
+/// The shared state of a nursery and its supervisors.
+#[derive(Default)]
+struct State {
+    children: Mutex<Vec<Arc<ChildSlot>>>,
+    errors: Mutex<Vec<Error>>,
+    /// Set once teardown started: errors after it are consequences, not causes.
+    tearing_down: AtomicBool,
+    /// Cancelled at the first failure.
+    failed: CancellationToken,
+    changed: Notify,
+    /// One-shot children still running their function.
+    one_shots: AtomicUsize,
+}
+
+impl State {
+    /// Records a failure; the first one starts tearing every child down.
+    fn fail(self: &Arc<Self>, error: Error) {
+        if self.tearing_down.load(Ordering::Acquire) && is_consequence(&error) {
+            debug!(%error, "ignoring an error caused by the teardown");
+            return;
+        }
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(error);
+        }
+        if !self.failed.is_cancelled() {
+            self.failed.cancel();
+            let state = self.clone();
+            tokio::spawn(async move { state.teardown().await });
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn snapshot(&self) -> Vec<Arc<ChildSlot>> {
+        self.children.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Cancels every child, escalating, and waits until every process is reaped.
+    async fn teardown(self: &Arc<Self>) {
+        self.tearing_down.store(true, Ordering::Release);
+        let children = self.snapshot();
+        futures::future::join_all(children.iter().map(|c| c.stop())).await;
+    }
+}
+
+/// Whether an error is what cancelling a child looks like (not a cause worth reporting).
+fn is_consequence(error: &Error) -> bool {
+    match error {
+        Error::Cancelled | Error::ContextCancelled { .. } | Error::Disconnected { .. } => true,
+        Error::Remote(e) => e.type_str == "ActorCancelled" || e.type_str == "ContextCancelled",
+        _ => false,
+    }
+}
+
+/// One child process.
+struct ChildSlot {
+    uid: Uid,
+    portal: Portal,
+    pid: Option<u32>,
+    /// Cancelled once the process has exited and been reaped.
+    exited: CancellationToken,
+    /// The exit was asked for (teardown, or a one-shot that returned).
+    expected: AtomicBool,
+}
+
+impl ChildSlot {
+    /// Stops the child: the cancel call, then SIGTERM, then SIGKILL, each with a bounded wait.
+    async fn stop(&self) {
+        self.expected.store(true, Ordering::Release);
+        if self.exited.is_cancelled() {
+            return;
+        }
+        let graceful = async {
+            let _ = self.portal.cancel_actor().await;
+            self.exited.cancelled().await;
+        };
+        if tokio::time::timeout(TEARDOWN_STEP, graceful).await.is_ok() {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            debug!(child = %self.uid, "no exit after the cancel call; SIGTERM");
+            platform::terminate(pid);
+            if tokio::time::timeout(TEARDOWN_STEP, self.exited.cancelled())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            warn!(child = %self.uid, "no exit after SIGTERM; SIGKILL");
+            platform::kill_now(pid);
+        }
+        self.exited.cancelled().await;
+    }
+}
+
+/// A set of child actors that live and die together.
+pub struct Nursery {
+    core: Arc<ActorCore>,
+    state: Arc<State>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Nursery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nursery")
+            .field("children", &self.state.snapshot().len())
+            .finish()
+    }
+}
+
+/// A daemon child being started; `.enable(ns)` the namespaces it serves, then `.await` it.
+#[must_use = "a child starts when awaited"]
+pub struct StartActor<'a> {
+    nursery: &'a Nursery,
+    request: ChildRequest,
+}
+
+impl StartActor<'_> {
+    /// Lets the child serve namespace `ns`.
+    pub fn enable(mut self, ns: impl Into<String>) -> Self {
+        self.request.enable.push(ns.into());
+        self
+    }
+
+    /// Runs another program as the child (default: this program, re-launched).
+    pub fn program(mut self, program: Program) -> Self {
+        self.request.program = program;
+        self
+    }
+
+    /// The child's log filter (default: this process's).
+    pub fn log(mut self, filter: impl Into<String>) -> Self {
+        self.request.log = Some(filter.into());
+        self
+    }
+}
+
+impl<'a> IntoFuture for StartActor<'a> {
+    type Output = Result<Portal>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Portal>> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.nursery
+                .start(self.request)
+                .await
+                .map(|c| c.portal.clone())
+        })
+    }
+}
+
+/// A one-shot child's result, readable after the nursery closed.
+pub struct OneShot<T> {
+    task: JoinHandle<Result<Payload>>,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for OneShot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OneShot")
+    }
+}
+
+impl<T: DeserializeOwned> OneShot<T> {
+    /// The function's result (or its error, which the nursery also reports).
+    pub async fn result(self) -> Result<T> {
+        match self.task.await {
+            Ok(outcome) => Ok(outcome?.decode()?),
+            Err(_) => Err(Error::Cancelled),
+        }
+    }
+}
+
+impl Nursery {
+    /// Starts a daemon child called `name`; configure it, then `.await` the portal.
+    pub fn start_actor(&self, name: impl Into<String>) -> StartActor<'_> {
+        StartActor {
+            nursery: self,
+            request: ChildRequest {
+                name: name.into(),
+                enable: Vec::new(),
+                program: Program::default(),
+                log: None,
+            },
+        }
+    }
+
+    /// Starts a one-shot child called `name` that runs `call` and exits; its namespace is
+    /// enabled automatically.
+    pub async fn run_in_actor<F: RemoteFn>(
+        &self,
+        name: impl Into<String>,
+        call: F,
+    ) -> Result<OneShot<F::Output>> {
+        let kwargs = Payload::encode(&call)?;
+        let child = self
+            .start(ChildRequest {
+                name: name.into(),
+                enable: vec![F::NS.to_owned()],
+                program: Program::default(),
+                log: None,
+            })
+            .await?;
+        let state = self.state.clone();
+        state.one_shots.fetch_add(1, Ordering::AcqRel);
+        let task = tokio::spawn(async move {
+            let outcome = child.portal.run_payload(F::NS, F::NAME, kwargs).await;
+            if let Err(e) = &outcome {
+                state.fail(e.duplicate());
+            }
+            // Done: the child exits.
+            child.expected.store(true, Ordering::Release);
+            child.stop().await;
+            state.one_shots.fetch_sub(1, Ordering::AcqRel);
+            state.changed.notify_waiters();
+            outcome
+        });
+        Ok(OneShot {
+            task,
+            _output: PhantomData,
+        })
+    }
+
+    async fn start(&self, request: ChildRequest) -> Result<Arc<ChildSlot>> {
+        if self.state.failed.is_cancelled() {
+            return Err(Error::Usage(
+                "the nursery is being torn down after a failure".into(),
+            ));
+        }
+        let name = request.name.clone();
+        let started = match spawn_child(&self.core, request).await {
+            Ok(started) => started,
+            Err(e) => {
+                let error = Error::Usage(format!("cannot start child {name}: {e}"));
+                self.state.fail(error.duplicate());
+                return Err(error);
+            }
+        };
+        let slot = Arc::new(ChildSlot {
+            uid: started.uid,
+            portal: started.portal,
+            pid: started.process.id(),
+            exited: CancellationToken::new(),
+            expected: AtomicBool::new(false),
+        });
+        if let Ok(mut children) = self.state.children.lock() {
+            children.push(slot.clone());
+        }
+        tokio::spawn(supervise(slot.clone(), started.process, self.state.clone()));
+        if self.state.failed.is_cancelled() {
+            // A failure raced with this start: this child goes down with the others.
+            slot.stop().await;
+        }
+        Ok(slot)
+    }
+
+    /// Completes at the nursery's first failure (to stop waiting on other work).
+    pub async fn failed(&self) {
+        self.state.failed.cancelled().await
+    }
+
+    /// Cancels every child now (escalating) and waits until all are reaped.
+    pub async fn cancel(&self) {
+        self.state.teardown().await;
+    }
+
+    /// Waits for every one-shot child to finish (or the first failure), cancels the daemons,
+    /// reaps everything, and reports every error that happened.
+    pub async fn close(mut self) -> Result<()> {
+        self.closed = true;
+        loop {
+            let changed = self.state.changed.notified();
+            let pending_one_shots = self.state.one_shots.load(Ordering::Acquire);
+            if pending_one_shots == 0 || self.state.failed.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                () = changed => {}
+                () = self.state.failed.cancelled() => {}
+            }
+        }
+        self.state.teardown().await;
+        let mut errors = self
+            .state
+            .errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default();
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Error::Group(errors)),
+        }
+    }
+}
+
+impl Drop for Nursery {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // Dropped without close: no graceful path is possible here; kill every child now.
+        for child in self.state.snapshot() {
+            child.expected.store(true, Ordering::Release);
+            if let (Some(pid), false) = (child.pid, child.exited.is_cancelled()) {
+                platform::kill_now(pid);
+            }
+        }
+    }
+}
+
+/// Waits for a child's process to exit, reaps it, and reports an unexpected exit. A child
+/// that said why it could not start is reported even during teardown: it is a cause.
+async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, state: Arc<State>) {
+    let status = process.wait().await;
+    // Let the connection's reader take in what the child sent before exiting (a startup error
+    // arrives just before the end of the stream).
+    let _ = tokio::time::timeout(Duration::from_millis(500), slot.portal.closed()).await;
+    let expected =
+        slot.expected.load(Ordering::Acquire) || state.tearing_down.load(Ordering::Acquire);
+    match slot.portal.runtime_error() {
+        Some(info) => state.fail(Error::Remote(RemoteActorError::from_info(info, &slot.uid))),
+        None if !expected => state.fail(Error::Usage(format!(
+            "child {} exited unexpectedly ({})",
+            slot.uid,
+            status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string())
+        ))),
+        None => {}
+    }
+    // Only now: teardown waits for this, and must find the error recorded.
+    slot.exited.cancel();
+    state.changed.notify_waiters();
+}

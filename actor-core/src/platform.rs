@@ -1,0 +1,39 @@
+//! The few operating-system specifics the runtime needs, each behind a small named function
+//! (Linux is the target platform).
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
+/// Asks the kernel to SIGKILL this process when the thread that started it (its parent) dies,
+/// whatever the parent's death: the first of the two no-orphan mechanisms (the second is the
+/// parent connection's EOF). Returns `false` if the parent is already gone (it died between
+/// starting us and this call), in which case the caller must exit.
+pub(crate) fn die_with_parent(expected_parent: u32) -> bool {
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        tracing::warn!(error = %e, "cannot ask for the parent-death signal");
+    }
+    parent_pid() == expected_parent
+}
+
+/// This process's parent's pid.
+pub(crate) fn parent_pid() -> u32 {
+    u32::try_from(nix::unistd::getppid().as_raw()).unwrap_or(0)
+}
+
+/// Sends SIGKILL to `pid` (the last step of a forced teardown, and what a dropped nursery does).
+/// Errors (the process is already gone) are ignored.
+pub(crate) fn kill_now(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Sends SIGTERM to `pid` (the polite step of a forced teardown). Errors (the process is
+/// already gone) are ignored.
+pub(crate) fn terminate(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+}

@@ -1,0 +1,367 @@
+//! Starting child actors: the parent's side (launch the process, wait for its connect-back,
+//! send the init map) and the child's side (connect back, read the init map, listen, register,
+//! serve the parent), following the spawn sequence of tractor 0.1.0a5.
+//!
+//! A child is this program re-launched (or another program) with its spec in the environment.
+//! Children never outlive their parent: the kernel kills a child whose parent dies (parent-death
+//! signal), and a child whose parent connection ends stops by itself.
+
+use std::{
+    process::Stdio,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use actor_ipc::{Addr, Channel, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid, Value, WireAddr};
+use tokio::{process::Child, sync::oneshot};
+use tracing::debug;
+
+use crate::{
+    actor::{Actor, ActorCore, RuntimeFlavor},
+    connection::Connection,
+    error::{Error, Result},
+    platform,
+    portal::Portal,
+    registry,
+};
+
+/// The environment a child reads its spec from.
+pub(crate) const CHILD_NAME_ENV: &str = "ACTOR_CHILD_NAME";
+pub(crate) const CHILD_UUID_ENV: &str = "ACTOR_CHILD_UUID";
+pub(crate) const PARENT_ADDR_ENV: &str = "ACTOR_PARENT_ADDR";
+pub(crate) const PARENT_PID_ENV: &str = "ACTOR_PARENT_PID";
+/// The log filter a child uses (the parent's, unless set per child).
+pub const LOG_ENV: &str = "ACTOR_LOG";
+
+/// How long a parent waits for a started child to connect back.
+const CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The arguments this program is re-launched with to run as a child (empty for a program's
+/// `main`; a test binary's filter selecting the test that hosts the child).
+static CHILD_ARGS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Records how this program re-launches itself as a child. Set once, before any spawn.
+pub(crate) fn set_child_args(args: Vec<String>) {
+    let _ = CHILD_ARGS.set(args);
+}
+
+/// What a child is told by its parent through its environment.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildSpec {
+    uid: Uid,
+    parent: Addr,
+    parent_pid: u32,
+}
+
+impl ChildSpec {
+    /// The spec, if this process was started as a child.
+    pub(crate) fn from_env() -> Option<Self> {
+        let name = std::env::var(CHILD_NAME_ENV).ok()?;
+        let uuid = std::env::var(CHILD_UUID_ENV).ok()?;
+        let parent = std::env::var(PARENT_ADDR_ENV).ok()?.parse().ok()?;
+        let parent_pid = std::env::var(PARENT_PID_ENV).ok()?.parse().ok()?;
+        Some(Self {
+            uid: Uid { name, uuid },
+            parent,
+            parent_pid,
+        })
+    }
+}
+
+/// A program a child actor runs: by default this one, re-launched in child mode.
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    path: Option<std::path::PathBuf>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Program {
+    /// Another program built with this runtime (its `main` under `#[actor::main]`).
+    pub fn path(path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Adds an environment variable for the child.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// What the parent tells a child to be.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildRequest {
+    pub(crate) name: String,
+    pub(crate) enable: Vec<String>,
+    pub(crate) program: Program,
+    pub(crate) log: Option<String>,
+}
+
+/// A started child: its process and a portal to it.
+pub(crate) struct StartedChild {
+    pub(crate) uid: Uid,
+    pub(crate) process: Child,
+    pub(crate) portal: Portal,
+}
+
+/// Starts a child of `parent` and completes the spawn sequence.
+pub(crate) async fn spawn_child(
+    parent: &Arc<ActorCore>,
+    request: ChildRequest,
+) -> Result<StartedChild> {
+    let parent_addr = parent
+        .addrs
+        .get()
+        .and_then(|a| a.first())
+        .cloned()
+        .ok_or_else(|| {
+            Error::Usage("this actor does not listen: it cannot have children".into())
+        })?;
+    let uid = Uid::new(&request.name);
+    let (connected, connect_back) = oneshot::channel();
+    if let Ok(mut pending) = parent.pending_children.lock() {
+        pending.insert(uid.uuid.clone(), connected);
+    }
+    let forget = || {
+        if let Ok(mut pending) = parent.pending_children.lock() {
+            pending.remove(&uid.uuid);
+        }
+    };
+    let mut command = match &request.program.path {
+        Some(path) => tokio::process::Command::new(path),
+        None => tokio::process::Command::new(std::env::current_exe()?),
+    };
+    if request.program.path.is_none() {
+        command.args(CHILD_ARGS.get().map(Vec::as_slice).unwrap_or_default());
+    }
+    command
+        .args(&request.program.args)
+        .envs(request.program.env.iter().map(|(k, v)| (k, v)))
+        .env(CHILD_NAME_ENV, &uid.name)
+        .env(CHILD_UUID_ENV, &uid.uuid)
+        .env(PARENT_ADDR_ENV, parent_addr.to_string())
+        .env(PARENT_PID_ENV, std::process::id().to_string())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(log) = request.log.clone().or_else(|| std::env::var(LOG_ENV).ok()) {
+        command.env(LOG_ENV, log);
+    }
+    let mut process = match command.spawn() {
+        Ok(process) => process,
+        Err(e) => {
+            forget();
+            return Err(Error::Io(e));
+        }
+    };
+    let channel = tokio::select! {
+        channel = tokio::time::timeout(CONNECT_BACK_TIMEOUT, connect_back) => match channel {
+            Ok(Ok(channel)) => channel,
+            _ => {
+                forget();
+                return Err(Error::Usage(format!(
+                    "child {} did not connect back within {CONNECT_BACK_TIMEOUT:?}",
+                    uid.name
+                )));
+            }
+        },
+        status = process.wait() => {
+            forget();
+            return Err(Error::Usage(format!(
+                "child {} exited before connecting back ({})",
+                uid.name,
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+            )));
+        }
+    };
+    let registrar = parent
+        .registrar_addr
+        .get()
+        .map(Addr::to_wire)
+        .unwrap_or(WireAddr {
+            host: String::new(),
+            port: 0,
+        });
+    let bind_host = match &parent_addr {
+        Addr::Tcp { host, .. } => host.clone(),
+        Addr::Unix(_) => "unix".to_owned(),
+    };
+    let init = Msg::SpawnInit(Box::new(SpawnInit {
+        parent_main_data: Value::Map(Vec::new()),
+        enable_modules: request
+            .enable
+            .iter()
+            .map(|ns| (ns.clone(), String::new()))
+            .collect(),
+        registrar: registrar.clone(),
+        bind_host,
+        bind_port: 0,
+        runtime_vars: RuntimeVars {
+            debug_mode: false,
+            is_root: false,
+            root_mailbox: registrar,
+            extra: Vec::new(),
+        },
+    }));
+    channel.send(&init).await.map_err(|e| Error::Disconnected {
+        peer: uid.to_string(),
+        detail: e.to_string(),
+    })?;
+    let conn = Connection::start(parent.clone(), channel);
+    let portal = Portal::from_connection(conn);
+    Ok(StartedChild {
+        uid,
+        process,
+        portal,
+    })
+}
+
+/// Runs this process as the child `spec` describes, then exits the process.
+pub(crate) fn run_child(spec: ChildSpec) -> ! {
+    init_logging(Some(&spec.uid.name));
+    if !platform::die_with_parent(spec.parent_pid) {
+        eprintln!("[{}] parent already gone; exiting", spec.uid.name);
+        std::process::exit(1);
+    }
+    let runtime = match RuntimeFlavor::default().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("[{}] cannot start a runtime: {e}", spec.uid.name);
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(serve_as_child(spec));
+    drop(runtime);
+    std::process::exit(code);
+}
+
+async fn serve_as_child(spec: ChildSpec) -> i32 {
+    let name = spec.uid.name.clone();
+    let local = ActorCore::client(&name);
+    let channel = match Channel::connect(&spec.parent, &spec.uid, &local.config).await {
+        Ok(channel) => channel,
+        Err(e) => {
+            eprintln!(
+                "[{name}] cannot connect back to the parent at {}: {e}",
+                spec.parent
+            );
+            return 1;
+        }
+    };
+    let (sender, mut reader) = channel.into_split();
+    // The parent's init map is the first message after the handshake.
+    let init = match tokio::time::timeout(CONNECT_BACK_TIMEOUT, reader.recv()).await {
+        Ok(Ok(Some(Msg::SpawnInit(init)))) => init,
+        other => {
+            eprintln!("[{name}] no init map from the parent: {other:?}");
+            return 1;
+        }
+    };
+    let report = |error: ErrorInfo| {
+        let sender = sender.clone();
+        async move {
+            let _ = sender.send(&Msg::Error { cid: None, error }).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), sender.close()).await;
+        }
+    };
+    for (ns, _) in &init.enable_modules {
+        if !registry::has_namespace(ns) {
+            let detail = format!(
+                "{name} cannot start: namespace {ns:?} has no remote functions in this program"
+            );
+            report(ErrorInfo::new("ModuleNotFoundError", detail)).await;
+            return 1;
+        }
+    }
+    let listen = match &spec.parent {
+        Addr::Tcp { .. } => Addr::tcp(init.bind_host.clone(), init.bind_port),
+        Addr::Unix(_) => {
+            Addr::unix(std::env::temp_dir().join(format!("actor-{}.sock", spec.uid.uuid)))
+        }
+    };
+    let mut builder = Actor::builder(name.clone())
+        .uid(spec.uid.clone())
+        .listen(listen);
+    for (ns, _) in &init.enable_modules {
+        builder = builder.enable(ns.clone());
+    }
+    if init.registrar.port != 0
+        || init
+            .registrar
+            .host
+            .starts_with(actor_ipc::addr::UNIX_SCHEME)
+    {
+        builder = builder.registrar(init.registrar.to_addr());
+    }
+    let actor = match builder.start().await {
+        Ok(actor) => actor,
+        Err(e) => {
+            report(ErrorInfo::new(
+                e.type_str(),
+                format!("{name} cannot start: {e}"),
+            ))
+            .await;
+            return 1;
+        }
+    };
+    // Serve the parent's connection; when it ends, this actor ends (no orphans).
+    let parent_conn = Connection::adopt(actor.core().clone(), sender, reader, spec.uid.clone());
+    let stop = actor.cancellation_token();
+    tokio::spawn(async move {
+        parent_conn.closed().await;
+        debug!("parent connection ended; stopping");
+        stop.cancel();
+    });
+    actor.wait().await;
+    0
+}
+
+/// Sends this process's `tracing` output to stderr, filtered by [`LOG_ENV`] or `RUST_LOG`
+/// (default: warnings), each line prefixed with the actor's name when it is a child (a child's
+/// stderr is its parent's, so the parent's terminal shows whose line it is).
+pub(crate) fn init_logging(actor_name: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var(LOG_ENV)
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A subscriber already set by the program wins.
+    let _ = match actor_name {
+        Some(name) => builder
+            .event_format(NamePrefix {
+                name: name.to_owned(),
+                inner: tracing_subscriber::fmt::format(),
+            })
+            .try_init(),
+        None => builder.try_init(),
+    };
+}
+
+/// Prefixes each log line with `[actor name]`.
+struct NamePrefix {
+    name: String,
+    inner: tracing_subscriber::fmt::format::Format,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for NamePrefix
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "[{}] ", self.name)?;
+        self.inner.format_event(ctx, writer, event)
+    }
+}
