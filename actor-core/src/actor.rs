@@ -242,6 +242,16 @@ impl ActorInfo {
     pub(crate) fn core(&self) -> Arc<ActorCore> {
         self.core.clone()
     }
+
+    /// The addresses this actor listens on.
+    pub fn addrs(&self) -> Vec<Addr> {
+        self.core.addrs.get().cloned().unwrap_or_default()
+    }
+
+    /// The registrar this actor uses (or serves), if any.
+    pub fn registrar(&self) -> Option<Addr> {
+        self.core.registrar_addr.get().cloned()
+    }
 }
 
 impl std::fmt::Debug for ActorInfo {

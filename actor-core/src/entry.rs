@@ -16,6 +16,9 @@ use crate::{
     spawn::{ChildSpec, init_logging, run_child, set_child_args},
 };
 
+/// The exit status of a program interrupted by SIGINT (128 + 2, as shells report it).
+pub const INTERRUPTED_EXIT: i32 = 130;
+
 /// How the root actor of a program listens and finds its registrar.
 #[derive(Debug, Clone)]
 pub struct RootOptions {
@@ -79,14 +82,28 @@ where
     }
     init_logging(None);
     let runtime = RuntimeFlavor::default().build()?;
-    runtime.block_on(async move {
+    let interrupted = runtime.block_on(async move {
         let root = start_root(options).await?;
         let core = root.core().clone();
-        let out = with_current(core, main()).await;
+        // SIGINT tears the whole tree down: the program's future is dropped (its nurseries
+        // kill their children), the root stops, and the process exits with the interrupt.
+        let interrupt = tokio::signal::ctrl_c();
+        let out = tokio::select! {
+            out = with_current(core, main()) => Some(out),
+            _ = interrupt => None,
+        };
         root.cancel();
         root.wait().await;
-        Ok(out)
-    })
+        Ok::<_, Error>(out)
+    })?;
+    match interrupted {
+        Some(out) => Ok(out),
+        None => {
+            drop(runtime);
+            eprintln!("interrupted");
+            std::process::exit(INTERRUPTED_EXIT);
+        }
+    }
 }
 
 async fn start_root(options: RootOptions) -> Result<crate::ActorHandle> {

@@ -62,7 +62,7 @@ pub use actor_macros::remote;
 pub use actor_macros::test;
 pub use context::Context;
 pub use discovery::{DEFAULT_REGISTRAR, Registry};
-pub use entry::{RootOptions, run_root};
+pub use entry::{INTERRUPTED_EXIT, RootOptions, run_root};
 pub use error::{Error, RemoteActorError, Result};
 pub use nursery::{Nursery, OneShot, StartActor, open_nursery};
 pub use portal::{CallHandle, Portal, connect, connect_as};
