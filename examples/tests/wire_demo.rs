@@ -139,3 +139,35 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
         assert!(status.success(), "{status}");
     }
 }
+
+#[tokio::test]
+async fn the_tree_demo_runs_end_to_end() {
+    // Its own registrar, so tests running side by side do not share one.
+    let dir = tempfile::tempdir().unwrap();
+    let registrar = format!("unix://{}", dir.path().join("registrar.sock").display());
+    let out = within(
+        "the tree demo",
+        Command::new(env!("CARGO_BIN_EXE_tree-demo"))
+            .env("ACTOR_REGISTRAR", registrar)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tree demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("0..999 each exactly once: true"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("remote ValueError raised in actor aggregator"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 tasks still running"), "{stdout}");
+    assert!(stdout.contains("the whole tree has exited"), "{stdout}");
+}
