@@ -318,3 +318,33 @@ impl Registry {
 
 /// Shared handle on a registrar table, for an actor that serves one.
 pub(crate) type SharedTable = Arc<RegistrarTable>;
+
+/// A client of the registrar the current actor uses (inside an actor tree), else of this
+/// process's default registrar ([`default_registrar`]).
+pub async fn registry() -> Result<Registry> {
+    let addr = match crate::Actor::current().and_then(|me| me.registrar()) {
+        Some(addr) => addr,
+        None => default_registrar()?,
+    };
+    Registry::connect(&addr).await
+}
+
+/// A portal to an actor called `name`, if one is registered and answers (see [`registry`]).
+pub async fn find_actor(name: &str) -> Result<Option<Portal>> {
+    registry().await?.find_actor(name).await
+}
+
+/// A portal to an actor called `name`, waiting until one registers (see [`registry`]).
+pub async fn wait_for_actor(name: &str) -> Result<Portal> {
+    registry().await?.wait_for_actor(name).await
+}
+
+/// The address of an actor called `name`, if one is registered (see [`registry`]).
+pub async fn query_actor(name: &str) -> Result<Option<Addr>> {
+    registry().await?.query_actor(name).await
+}
+
+/// Every registered actor: `name.uuid` → address (see [`registry`]).
+pub async fn get_registry() -> Result<BTreeMap<String, Addr>> {
+    registry().await?.get_registry().await
+}

@@ -147,6 +147,11 @@ impl Error {
             },
             Self::Raised { type_str, message } => Self::raise(type_str.clone(), message.clone()),
             Self::Cancelled => Self::Cancelled,
+            Self::Disconnected { peer, detail } => Self::Disconnected {
+                peer: peer.clone(),
+                detail: detail.clone(),
+            },
+            Self::Usage(text) => Self::Usage(text.clone()),
             Self::Group(errors) => Self::Group(errors.iter().map(Self::duplicate).collect()),
             other => Self::raise(other.type_str(), other.to_string()),
         }

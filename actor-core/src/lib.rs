@@ -61,7 +61,9 @@ pub use actor_macros::remote;
 /// Makes an `async fn` test a root actor able to spawn children from the test binary.
 pub use actor_macros::test;
 pub use context::Context;
-pub use discovery::{DEFAULT_REGISTRAR, Registry};
+pub use discovery::{
+    DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry, wait_for_actor,
+};
 pub use entry::{INTERRUPTED_EXIT, RootOptions, run_root};
 pub use error::{Error, RemoteActorError, Result};
 pub use nursery::{Nursery, OneShot, StartActor, open_nursery};

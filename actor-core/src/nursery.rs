@@ -36,6 +36,9 @@ use crate::{
     spawn::{ChildRequest, Program, spawn_child},
 };
 
+/// After a failure, how long one-shot children may go on finishing their function.
+const ONE_SHOT_GRACE: Duration = Duration::from_millis(1000);
+
 /// How long each teardown step waits before escalating to the next.
 const TEARDOWN_STEP: Duration = Duration::from_millis(1000);
 
@@ -69,7 +72,8 @@ struct State {
 impl State {
     /// Records a failure; the first one starts tearing every child down.
     fn fail(self: &Arc<Self>, error: Error) {
-        if self.tearing_down.load(Ordering::Acquire) && is_consequence(&error) {
+        let after_failure = self.failed.is_cancelled() || self.tearing_down.load(Ordering::Acquire);
+        if after_failure && is_consequence(&error) {
             debug!(%error, "ignoring an error caused by the teardown");
             return;
         }
@@ -79,13 +83,35 @@ impl State {
         if !self.failed.is_cancelled() {
             self.failed.cancel();
             let state = self.clone();
-            tokio::spawn(async move { state.teardown().await });
+            tokio::spawn(async move { state.teardown_after_failure().await });
         }
         self.changed.notify_waiters();
     }
 
     fn snapshot(&self) -> Vec<Arc<ChildSlot>> {
         self.children.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// After the first failure: daemons are cancelled at once; one-shots get a short grace to
+    /// finish the function they run (their errors, too, are reported), then are cancelled.
+    async fn teardown_after_failure(self: &Arc<Self>) {
+        let daemons: Vec<_> = self
+            .snapshot()
+            .into_iter()
+            .filter(|c| !c.one_shot)
+            .collect();
+        futures::future::join_all(daemons.iter().map(|c| c.stop())).await;
+        let one_shots_done = async {
+            loop {
+                let changed = self.changed.notified();
+                if self.one_shots.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        let _ = tokio::time::timeout(ONE_SHOT_GRACE, one_shots_done).await;
+        self.teardown().await;
     }
 
     /// Cancels every child, escalating, and waits until every process is reaped.
@@ -114,6 +140,8 @@ struct ChildSlot {
     exited: CancellationToken,
     /// The exit was asked for (teardown, or a one-shot that returned).
     expected: AtomicBool,
+    /// Started by `run_in_actor`.
+    one_shot: bool,
 }
 
 impl ChildSlot {
@@ -195,7 +223,7 @@ impl<'a> IntoFuture for StartActor<'a> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             self.nursery
-                .start(self.request)
+                .start(self.request, false)
                 .await
                 .map(|c| c.portal.clone())
         })
@@ -247,12 +275,15 @@ impl Nursery {
     ) -> Result<OneShot<F::Output>> {
         let kwargs = Payload::encode(&call)?;
         let child = self
-            .start(ChildRequest {
-                name: name.into(),
-                enable: vec![F::NS.to_owned()],
-                program: Program::default(),
-                log: None,
-            })
+            .start(
+                ChildRequest {
+                    name: name.into(),
+                    enable: vec![F::NS.to_owned()],
+                    program: Program::default(),
+                    log: None,
+                },
+                true,
+            )
             .await?;
         let state = self.state.clone();
         state.one_shots.fetch_add(1, Ordering::AcqRel);
@@ -274,12 +305,7 @@ impl Nursery {
         })
     }
 
-    async fn start(&self, request: ChildRequest) -> Result<Arc<ChildSlot>> {
-        if self.state.failed.is_cancelled() {
-            return Err(Error::Usage(
-                "the nursery is being torn down after a failure".into(),
-            ));
-        }
+    async fn start(&self, request: ChildRequest, one_shot: bool) -> Result<Arc<ChildSlot>> {
         let name = request.name.clone();
         let started = match spawn_child(&self.core, request).await {
             Ok(started) => started,
@@ -295,13 +321,14 @@ impl Nursery {
             pid: started.process.id(),
             exited: CancellationToken::new(),
             expected: AtomicBool::new(false),
+            one_shot,
         });
         if let Ok(mut children) = self.state.children.lock() {
             children.push(slot.clone());
         }
         tokio::spawn(supervise(slot.clone(), started.process, self.state.clone()));
-        if self.state.failed.is_cancelled() {
-            // A failure raced with this start: this child goes down with the others.
+        if self.state.failed.is_cancelled() && !one_shot {
+            // A failure raced with this start: this daemon goes down with the others.
             slot.stop().await;
         }
         Ok(slot)
@@ -321,16 +348,14 @@ impl Nursery {
     /// reaps everything, and reports every error that happened.
     pub async fn close(mut self) -> Result<()> {
         self.closed = true;
+        // One-shots finish their function (after a failure, within the grace the failure's
+        // teardown gives them, after which it cancels them).
         loop {
             let changed = self.state.changed.notified();
-            let pending_one_shots = self.state.one_shots.load(Ordering::Acquire);
-            if pending_one_shots == 0 || self.state.failed.is_cancelled() {
+            if self.state.one_shots.load(Ordering::Acquire) == 0 {
                 break;
             }
-            tokio::select! {
-                () = changed => {}
-                () = self.state.failed.cancelled() => {}
-            }
+            changed.await;
         }
         self.state.teardown().await;
         let mut errors = self

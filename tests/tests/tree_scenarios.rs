@@ -1,0 +1,349 @@
+//! The SCENARIOS.md behaviour of actor trees, each in real processes spawned from this test
+//! binary (`#[actor::test]`), with its time bound.
+
+// Test code: a failed unwrap or panic is a failed test, with the reason printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use actor::Error;
+
+/// Nurseries kept alive by actors that opened them inside a call.
+static KEEP: Mutex<Vec<actor::Nursery>> = Mutex::new(Vec::new());
+
+mod scen {
+    use super::*;
+
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn add(a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn fail(msg: String) -> actor::Result<()> {
+        Err(actor::Error::raise("ValueError", msg))
+    }
+
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn sleep_forever() {
+        std::future::pending::<()>().await
+    }
+
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn pid() -> u32 {
+        std::process::id()
+    }
+
+    /// Blocks its actor's only runtime thread (non-async code) for `secs`.
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn block_for(secs: u64) {
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+
+    /// Starts a grandchild stuck in blocking code; returns its pid.
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn start_blocker() -> actor::Result<u32> {
+        let nursery = actor::open_nursery().await?;
+        let blocker = nursery.start_actor("blocker").enable("scen").await?;
+        let pid = blocker.run(pid {}).await?;
+        let call = blocker.call(block_for { secs: 30 }).await?;
+        std::mem::forget(call);
+        KEEP.lock().unwrap().push(nursery);
+        Ok(pid)
+    }
+
+    /// Set once this actor's `add_once` was called.
+    static CALLED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+    /// `a + b`, and tells `call_peer` it was called.
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn add_once(a: i64, b: i64) -> i64 {
+        CALLED.notify_one();
+        a + b
+    }
+
+    /// Waits for an actor called `peer`, asks it to add, and returns once the peer has called
+    /// this actor too (so neither exits while the other still calls it).
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn call_peer(peer: String, a: i64) -> actor::Result<i64> {
+        let portal = actor::wait_for_actor(&peer).await?;
+        let sum = portal.run(add_once { a, b: 1000 }).await?;
+        CALLED.notified().await;
+        Ok(sum)
+    }
+
+    /// A subtree `breadth` wide and `depth` deep whose leaves fail; returns its errors.
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn subtree(breadth: u32, depth: u32) -> actor::Result<()> {
+        if depth == 0 {
+            let me = actor::Actor::current()
+                .map(|a| a.uid().name.clone())
+                .unwrap_or_default();
+            return Err(actor::Error::raise(
+                "ValueError",
+                format!("leaf {me} failed"),
+            ));
+        }
+        let nursery = actor::open_nursery().await?;
+        for i in 0..breadth {
+            nursery
+                .run_in_actor(
+                    format!("d{}-{i}", depth - 1),
+                    subtree {
+                        breadth,
+                        depth: depth - 1,
+                    },
+                )
+                .await?;
+        }
+        nursery.close().await
+    }
+}
+
+use scen::*;
+
+/// Waits until the registry holds exactly `names` (sorted), at most `bound`.
+async fn registry_becomes(names: &[&str], bound: Duration) {
+    let started = Instant::now();
+    loop {
+        let mut now: Vec<String> = actor::get_registry()
+            .await
+            .unwrap()
+            .keys()
+            .map(|k| k.rsplit_once('.').unwrap().0.to_owned())
+            .collect();
+        now.sort();
+        if now == names {
+            return;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "registry {now:?} after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[actor::test]
+async fn the_registrar_lists_the_root_and_its_children_until_they_exit() {
+    let me = "the_registrar_lists_the_root_and_its_children_until_they_exit";
+    registry_becomes(&[me], Duration::from_secs(1)).await;
+    let nursery = actor::open_nursery().await.unwrap();
+    let _child = nursery.start_actor("listed").enable("scen").await.unwrap();
+    let mut names = vec!["listed", me];
+    names.sort();
+    registry_becomes(&names, Duration::from_secs(1)).await;
+    let found = actor::find_actor("listed")
+        .await
+        .unwrap()
+        .expect("registered and reachable");
+    assert_eq!(found.run(add { a: 1, b: 1 }).await.unwrap(), 2);
+    nursery.close().await.unwrap();
+    registry_becomes(&[me], Duration::from_secs(1)).await;
+
+    // An error exit unregisters too.
+    let nursery = actor::open_nursery().await.unwrap();
+    let _ = nursery
+        .run_in_actor("doomed", fail { msg: "x".into() })
+        .await
+        .unwrap();
+    assert!(nursery.close().await.is_err());
+    registry_becomes(&[me], Duration::from_secs(1)).await;
+}
+
+#[actor::test]
+async fn two_one_shot_children_find_each_other_by_name() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let a = nursery
+        .run_in_actor(
+            "alpha",
+            call_peer {
+                peer: "beta".into(),
+                a: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let b = nursery
+        .run_in_actor(
+            "beta",
+            call_peer {
+                peer: "alpha".into(),
+                a: 2,
+            },
+        )
+        .await
+        .unwrap();
+    nursery.close().await.unwrap();
+    assert_eq!(a.result().await.unwrap(), 1001);
+    assert_eq!(b.result().await.unwrap(), 1002);
+}
+
+#[actor::test]
+async fn twenty_five_children_failing_at_once_are_all_reported() {
+    let started = Instant::now();
+    let nursery = actor::open_nursery().await.unwrap();
+    let spawns = (0..25).map(|i| {
+        nursery.run_in_actor(
+            format!("f{i}"),
+            fail {
+                msg: format!("failure {i}"),
+            },
+        )
+    });
+    for spawned in futures::future::join_all(spawns).await {
+        spawned.unwrap();
+    }
+    let errors = nursery.close().await.unwrap_err().flatten();
+    let took = started.elapsed();
+    let mut messages: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            e.as_remote()
+                .unwrap_or_else(|| panic!("{e:?}"))
+                .tb_str
+                .clone()
+        })
+        .collect();
+    messages.sort();
+    messages.dedup();
+    assert_eq!(messages.len(), 25, "{messages:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[actor::test]
+async fn nested_failing_leaves_are_relayed_up_with_their_chain() {
+    let started = Instant::now();
+    let nursery = actor::open_nursery().await.unwrap();
+    for i in 0..2 {
+        nursery
+            .run_in_actor(
+                format!("d2-{i}"),
+                subtree {
+                    breadth: 2,
+                    depth: 2,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let err = nursery.close().await.unwrap_err();
+    let took = started.elapsed();
+    let text = err.to_string();
+    // Eight leaves (four per subtree), each reported through the actors it passed.
+    assert_eq!(text.matches("leaf d0-").count(), 8, "{text}");
+    assert!(text.contains("d1-0") && text.contains("d2-0"), "{text}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[actor::test]
+async fn some_cancels_all_reports_every_failure_and_leaves_no_child() {
+    let started = Instant::now();
+    let nursery = actor::open_nursery().await.unwrap();
+    let mut pids = Vec::new();
+    for i in 0..3 {
+        let daemon = nursery
+            .start_actor(format!("daemon{i}"))
+            .enable("scen")
+            .await
+            .unwrap();
+        pids.push(daemon.run(pid {}).await.unwrap());
+    }
+    nursery
+        .run_in_actor("sleeper", sleep_forever {})
+        .await
+        .unwrap();
+    nursery
+        .run_in_actor("bad1", fail { msg: "one".into() })
+        .await
+        .unwrap();
+    nursery
+        .run_in_actor("bad2", fail { msg: "two".into() })
+        .await
+        .unwrap();
+    let errors = nursery.close().await.unwrap_err().flatten();
+    let took = started.elapsed();
+    let mut messages: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            e.as_remote()
+                .unwrap_or_else(|| panic!("{errors:?}"))
+                .tb_str
+                .clone()
+        })
+        .collect();
+    messages.sort();
+    assert_eq!(messages, ["one", "two"]);
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "daemon {pid} left behind"
+        );
+    }
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[actor::test]
+async fn cancelling_an_idle_daemon_takes_the_graceful_path() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let _idle = nursery.start_actor("idle").enable("scen").await.unwrap();
+    let started = Instant::now();
+    nursery.close().await.unwrap();
+    let took = started.elapsed();
+    // The forced path would wait a full teardown step (1 s) before SIGTERM.
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+}
+
+#[actor::test]
+async fn a_grandchild_stuck_in_blocking_code_is_torn_down_anyway() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let middle = nursery.start_actor("middle").enable("scen").await.unwrap();
+    let blocker = middle.run(start_blocker {}).await.unwrap();
+    let started = Instant::now();
+    nursery
+        .run_in_actor(
+            "trigger",
+            fail {
+                msg: "root fails".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(nursery.close().await.is_err());
+    loop {
+        if !std::path::Path::new(&format!("/proc/{blocker}")).exists()
+            || std::fs::read_to_string(format!("/proc/{blocker}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "blocker alive after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actor::test]
+async fn a_startup_failure_is_reported_not_hung() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let _ = nursery
+        .start_actor("broken")
+        .enable("missing-namespace")
+        .await;
+    let err = tokio::time::timeout(Duration::from_secs(5), nursery.close())
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote(e) if e.type_str == "ModuleNotFoundError"),
+        "{err:?}"
+    );
+}
