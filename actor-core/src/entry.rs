@@ -80,6 +80,13 @@ where
     if let Some(spec) = ChildSpec::from_env() {
         run_child(spec);
     }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::Usage(
+            "run_root called inside a running actor runtime: a root actor already runs here \
+             (open a nursery instead)"
+                .into(),
+        ));
+    }
     init_logging(None);
     let runtime = RuntimeFlavor::default().build()?;
     let interrupted = runtime.block_on(async move {
@@ -107,10 +114,10 @@ where
 }
 
 async fn start_root(options: RootOptions) -> Result<crate::ActorHandle> {
-    let listen = options
-        .listen
-        .clone()
-        .unwrap_or_else(|| Addr::tcp("127.0.0.1", 0));
+    let listen = match options.listen.clone() {
+        Some(addr) => addr,
+        None => default_root_addr()?,
+    };
     let mut builder = Actor::builder(options.name.clone()).listen(listen);
     for ns in &options.enable {
         builder = builder.enable(ns.clone());
@@ -128,6 +135,25 @@ async fn start_root(options: RootOptions) -> Result<crate::ActorHandle> {
     } else {
         debug!(%registrar, "nothing answers at the registrar address: serving it");
         builder.listen(registrar).serve_registrar().start().await
+    }
+}
+
+/// The environment variable choosing the transport of roots that were given no address:
+/// `tcp` (default: a free loopback port) or `unix` (a socket in the temporary directory).
+pub const TRANSPORT_ENV: &str = "ACTOR_TRANSPORT";
+
+/// Where a root listens when not told: per [`TRANSPORT_ENV`].
+fn default_root_addr() -> Result<Addr> {
+    match std::env::var(TRANSPORT_ENV).as_deref() {
+        Ok("unix") => Ok(Addr::unix(std::env::temp_dir().join(format!(
+            "actor-root-{}-{}.sock",
+            std::process::id(),
+            actor_ipc::Uid::new("").uuid
+        )))),
+        Ok("tcp") | Err(_) => Ok(Addr::tcp("127.0.0.1", 0)),
+        Ok(other) => Err(Error::Usage(format!(
+            "{TRANSPORT_ENV}={other:?}: expected tcp or unix"
+        ))),
     }
 }
 

@@ -64,7 +64,7 @@ pub use context::Context;
 pub use discovery::{
     DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry, wait_for_actor,
 };
-pub use entry::{INTERRUPTED_EXIT, RootOptions, run_root};
+pub use entry::{INTERRUPTED_EXIT, RootOptions, TRANSPORT_ENV, run_root};
 pub use error::{Error, RemoteActorError, Result};
 pub use nursery::{Nursery, OneShot, StartActor, open_nursery};
 pub use portal::{CallHandle, Portal, connect, connect_as};

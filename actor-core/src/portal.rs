@@ -172,6 +172,13 @@ impl Portal {
         F: RemoteContextFn,
         S: DeserializeOwned,
     {
+        if Actor::current().is_some_and(|me| *me.uid() == self.conn.peer) {
+            return Err(Error::Usage(format!(
+                "{}.{}: a context to one's own actor would wait on itself",
+                F::NS,
+                F::NAME
+            )));
+        }
         self.conn.request_flow_control().await;
         let cid = self.conn.new_cid();
         let (mut inbox, credits) = self.conn.open_call(&cid, CallKind::Context)?;

@@ -171,3 +171,31 @@ async fn the_tree_demo_runs_end_to_end() {
     assert!(stdout.contains("0 tasks still running"), "{stdout}");
     assert!(stdout.contains("the whole tree has exited"), "{stdout}");
 }
+
+#[tokio::test]
+async fn child_log_lines_reach_the_roots_stderr_prefixed_with_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let registrar = format!("unix://{}", dir.path().join("registrar.sock").display());
+    let out = within(
+        "the tree demo",
+        Command::new(env!("CARGO_BIN_EXE_tree-demo"))
+            .env("ACTOR_REGISTRAR", registrar)
+            // The level set on the root reaches every child.
+            .env("ACTOR_LOG", "actor=info")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for child in ["aggregator", "worker-1", "worker-2"] {
+        let prefix = format!("[{child}] ");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains("actor serving")),
+            "no log line from {child}:\n{stderr}"
+        );
+    }
+}

@@ -103,6 +103,40 @@ mod scen {
     }
 }
 
+#[actor::remote(ns = "scen")]
+pub(crate) fn numbers(from: u64, to: u64) -> impl futures::Stream<Item = u64> {
+    futures::stream::iter(from..to)
+}
+
+/// Starts two streamers of `0..n`, reports their pids, and streams the merge of their
+/// items, each once and in order; returns how many it sent.
+#[actor::remote(ns = "scen")]
+pub(crate) async fn merge(ctx: actor::Context, n: u64) -> actor::Result<u64> {
+    use futures::StreamExt;
+    let nursery = actor::open_nursery().await?;
+    let one = nursery.start_actor("streamer-1").enable("scen").await?;
+    let two = nursery.start_actor("streamer-2").enable("scen").await?;
+    ctx.started((
+        std::process::id(),
+        one.run(pid {}).await?,
+        two.run(pid {}).await?,
+    ))
+    .await?;
+    let mut a = one.open_stream_from(numbers { from: 0, to: n }).await?;
+    let mut b = two.open_stream_from(numbers { from: 0, to: n }).await?;
+    let mut out = ctx.open_stream::<u64>().await?;
+    let mut sent = 0;
+    // Both streams carry the same numbers: take them pairwise, send each once.
+    while let (Some(x), Some(y)) = (a.next().await, b.next().await) {
+        let (x, y) = (x?, y?);
+        out.send(x.min(y)).await?;
+        sent += 1;
+    }
+    drop(out);
+    nursery.close().await?;
+    Ok(sent)
+}
+
 use scen::*;
 
 /// Waits until the registry holds exactly `names` (sorted), at most `bound`.
@@ -346,4 +380,109 @@ async fn a_startup_failure_is_reported_not_hung() {
         matches!(&err, Error::Remote(e) if e.type_str == "ModuleNotFoundError"),
         "{err:?}"
     );
+}
+
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.contains(") Z") || stat.contains(") X"))
+        .unwrap_or(true)
+}
+
+#[actor::test]
+async fn a_three_level_tree_streams_exactly_once_in_order_within_half_a_second() {
+    use futures::StreamExt;
+    let started = Instant::now();
+    let nursery = actor::open_nursery().await.unwrap();
+    let aggregator = nursery
+        .start_actor("aggregator")
+        .enable("scen")
+        .await
+        .unwrap();
+    let (ctx, _pids): (_, (u32, u32, u32)) =
+        aggregator.open_context(merge { n: 1000 }).await.unwrap();
+    let mut received = Vec::new();
+    {
+        let mut stream = ctx.open_stream::<u64>().await.unwrap();
+        while let Some(item) = stream.next().await {
+            received.push(item.unwrap());
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(received, (0..1000).collect::<Vec<_>>());
+    assert_eq!(ctx.result::<u64>().await.unwrap(), 1000);
+    assert!(
+        took < Duration::from_millis(500),
+        "spawn + stream took {took:?}"
+    );
+    nursery.close().await.unwrap();
+}
+
+#[actor::test]
+async fn cancelling_a_tree_mid_stream_ends_cleanly_with_no_process_left() {
+    use futures::StreamExt;
+    for stop_after in [0, 10, 500] {
+        let nursery = actor::open_nursery().await.unwrap();
+        let aggregator = nursery
+            .start_actor("aggregator")
+            .enable("scen")
+            .await
+            .unwrap();
+        let (ctx, (agg, one, two)): (_, (u32, u32, u32)) = aggregator
+            .open_context(merge { n: 1_000_000 })
+            .await
+            .unwrap();
+        {
+            let mut stream = ctx.open_stream::<u64>().await.unwrap();
+            for _ in 0..stop_after {
+                stream.next().await.unwrap().unwrap();
+            }
+        }
+        let cancelled = Instant::now();
+        nursery.cancel().await;
+        drop(ctx);
+        let close = nursery.close().await;
+        assert!(close.is_ok(), "cancelling is not a failure: {close:?}");
+        loop {
+            if [agg, one, two].into_iter().all(gone) {
+                break;
+            }
+            assert!(
+                cancelled.elapsed() < Duration::from_secs(2),
+                "processes left after {:?}",
+                cancelled.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[actor::remote(ns = "scen")]
+async fn echo_ctx(ctx: actor::Context) -> actor::Result<()> {
+    ctx.started(()).await
+}
+
+#[actor::remote(ns = "scen")]
+async fn context_to_myself() -> actor::Result<String> {
+    let me = actor::Actor::current().unwrap();
+    let portal = actor::connect(&me.addrs()[0]).await?;
+    match portal.open_context::<_, ()>(echo_ctx {}).await {
+        Err(actor::Error::Usage(text)) => Ok(text),
+        other => Err(actor::Error::raise("AssertionError", format!("{other:?}"))),
+    }
+}
+
+#[actor::test]
+async fn misuse_is_a_clear_error() {
+    // A second root inside a running one.
+    let nested = actor::run_root(actor::RootOptions::new("again"), || async {});
+    assert!(
+        matches!(&nested, Err(Error::Usage(t)) if t.contains("already runs")),
+        "{nested:?}"
+    );
+    // A context to one's own actor.
+    let nursery = actor::open_nursery().await.unwrap();
+    let child = nursery.start_actor("selfish").enable("scen").await.unwrap();
+    let text = child.run(context_to_myself {}).await.unwrap();
+    assert!(text.contains("own actor"), "{text}");
+    nursery.close().await.unwrap();
 }
