@@ -55,7 +55,7 @@ struct Cli {
         value_enum,
         value_delimiter = ',',
         ignore_case = true,
-        default_values = ["W2", "W4", "W4b"]
+        default_values = ["W1", "W2", "W4", "W4b"]
     )]
     workloads: Vec<Workload>,
     /// Smaller counts, for smoke tests.
@@ -82,6 +82,9 @@ enum FlavorChoice {
 /// `--workloads` values.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Workload {
+    /// Spawning children through a nursery (run in this process as an actor root).
+    #[value(name = "W1")]
+    W1,
     #[value(name = "W2")]
     W2,
     #[value(name = "W4")]
@@ -150,8 +153,13 @@ struct Figure {
 }
 
 fn main() -> ExitCode {
-    examples::init_logging();
     let cli = Cli::parse();
+    if std::env::var_os("ACTOR_CHILD_NAME").is_some() {
+        // Started by W1 as a child actor: serve `demo` as the parent asks, then exit.
+        let _ = actor::run_root(actor::RootOptions::new("bench"), || async {});
+        return ExitCode::FAILURE;
+    }
+    examples::init_logging();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -162,7 +170,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // W1 first: this program becomes an actor root, which needs its own runtime.
+    let mut w1_figures = Vec::new();
+    if cli.workloads.contains(&Workload::W1) {
+        let transports: &[Transport] = match cli.transport {
+            Choice::Uds => &[Transport::Uds],
+            Choice::Tcp => &[Transport::Tcp],
+            Choice::Both => &[Transport::Uds, Transport::Tcp],
+        };
+        for &transport in transports {
+            match w1(transport, cli.quick) {
+                Ok(figures) => w1_figures.extend(figures),
+                Err(e) => {
+                    eprintln!("bench: W1: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    match runtime.block_on(run(cli, w1_figures)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -171,7 +197,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> BoxResult<()> {
+async fn run(cli: Cli, w1_figures: Vec<Figure>) -> BoxResult<()> {
     let daemon = std::env::current_exe()?.with_file_name("daemon");
     if !daemon.is_file() {
         return Err(format!(
@@ -192,7 +218,9 @@ async fn run(cli: Cli) -> BoxResult<()> {
     };
     let sizes = Sizes::new(cli.quick);
     let mut figures = Vec::new();
-    for &flavor in flavors {
+    figures.extend(w1_figures);
+    let daemon_workloads = cli.workloads.iter().any(|w| *w != Workload::W1);
+    for &flavor in flavors.iter().filter(|_| daemon_workloads) {
         for &transport in transports {
             let name = implementation_name(transport, flavor);
             eprintln!("== {name}");
@@ -213,6 +241,77 @@ async fn run(cli: Cli) -> BoxResult<()> {
     }
     print_table(&figures);
     Ok(())
+}
+
+/// W1: children started through a nursery, this program being the root: the median of 20
+/// sequential starts (each until one call returned), and 16 started at once. Also reports (on
+/// stderr) how long closing a nursery of 16 daemons takes.
+fn w1(transport: Transport, quick: bool) -> BoxResult<Vec<Figure>> {
+    let name = implementation_name(transport, Flavor::Current);
+    eprintln!("== {name} (W1: this program as the root)");
+    let listen = match transport {
+        Transport::Uds => actor::Addr::unix(std::env::temp_dir().join(format!(
+            "actor-bench-root-{}.sock",
+            std::process::id()
+        ))),
+        Transport::Tcp => actor::Addr::tcp("127.0.0.1", 0),
+    };
+    let options = actor::RootOptions::new("bench").own_registrar().listen(listen);
+    let (sequential, concurrent) = if quick { (5, 4) } else { (20, 16) };
+    let measured = actor::run_root(options, move || async move {
+        let mut samples = Vec::new();
+        for i in 0..sequential {
+            let nursery = actor::open_nursery().await?;
+            let started = Instant::now();
+            let child = nursery.start_actor(format!("w1-{i}")).enable("demo").await?;
+            let echoed = child.run(examples::demo::echo { x: i }).await?;
+            samples.push(started.elapsed());
+            if echoed != i {
+                return Err(actor::Error::Usage(format!("echo {i} came back as {echoed}")));
+            }
+            nursery.close().await?;
+        }
+        samples.sort();
+        let median = samples[samples.len() / 2];
+        let nursery = actor::open_nursery().await?;
+        let started = Instant::now();
+        let starts = (0..concurrent).map(|i| {
+            let nursery = &nursery;
+            async move {
+                let child = nursery.start_actor(format!("w1c-{i}")).enable("demo").await?;
+                child.run(examples::demo::echo { x: i }).await
+            }
+        });
+        for (i, echoed) in futures::future::join_all(starts).await.into_iter().enumerate() {
+            if echoed? != i as u64 {
+                return Err(actor::Error::Usage("a concurrent child echoed wrongly".into()));
+            }
+        }
+        let wall = started.elapsed();
+        let closing = Instant::now();
+        nursery.close().await?;
+        eprintln!(
+            "   teardown of {concurrent} daemons (nursery close): {:.1} ms",
+            closing.elapsed().as_secs_f64() * 1e3
+        );
+        Ok::<_, actor::Error>((median, wall))
+    })??;
+    let (median, wall) = measured;
+    let figures = [
+        ("W1.spawn_median_ms", median.as_secs_f64() * 1e3),
+        ("W1.spawn16_wall_ms", wall.as_secs_f64() * 1e3),
+    ];
+    Ok(figures
+        .into_iter()
+        .map(|(metric, value)| {
+            println!("RESULT {name} {metric} {}", format_value(value));
+            Figure {
+                implementation: name.clone(),
+                metric,
+                value,
+            }
+        })
+        .collect())
 }
 
 fn implementation_name(transport: Transport, flavor: Flavor) -> String {
@@ -236,6 +335,8 @@ async fn run_workloads(
     let mut figures = Vec::new();
     for &workload in workloads {
         let (label, measured) = match workload {
+            // Measured separately, with this program as the root of a tree.
+            Workload::W1 => continue,
             Workload::W2 => ("W2", timed(w2(portal, sizes)).await),
             Workload::W4 => ("W4", timed(w4(portal, sizes)).await),
             Workload::W4b => ("W4b", timed(w4b(portal, sizes)).await),
