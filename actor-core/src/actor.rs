@@ -86,6 +86,8 @@ pub(crate) struct ActorCore {
     pub(crate) addrs: OnceLock<Vec<Addr>>,
     /// The registrar this actor uses, if any: its children get it in their init map.
     pub(crate) registrar_addr: OnceLock<Addr>,
+    /// Cleanups registered with [`ActorInfo::on_teardown`], run once when the actor stops.
+    teardown_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 impl ActorCore {
@@ -101,6 +103,7 @@ impl ActorCore {
             pending_children: Mutex::new(HashMap::new()),
             addrs: OnceLock::new(),
             registrar_addr: OnceLock::new(),
+            teardown_hooks: Mutex::new(Vec::new()),
             uid,
             enabled,
             config,
@@ -251,6 +254,15 @@ impl ActorInfo {
     /// The registrar this actor uses (or serves), if any.
     pub fn registrar(&self) -> Option<Addr> {
         self.core.registrar_addr.get().cloned()
+    }
+
+    /// Registers a cleanup to run when this actor stops, whatever the reason (cancelled by
+    /// its parent, after a one-shot's error, on a signal): after its calls have ended, before
+    /// its connections close. Hooks run in reverse order of registration.
+    pub fn on_teardown(&self, hook: impl FnOnce() + Send + 'static) {
+        if let Ok(mut hooks) = self.core.teardown_hooks.lock() {
+            hooks.push(Box::new(hook));
+        }
     }
 }
 
@@ -480,6 +492,17 @@ impl ActorHandle {
             .is_err()
         {
             warn!(uid = %self.core.uid, "calls still running after the teardown grace period");
+        }
+        let hooks = self
+            .core
+            .teardown_hooks
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        for hook in hooks.into_iter().rev() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
+                warn!(uid = %self.core.uid, "a teardown hook panicked");
+            }
         }
         if let Some(registrar) = &self.registered {
             let unregister = async {

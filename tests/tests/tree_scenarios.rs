@@ -486,3 +486,102 @@ async fn misuse_is_a_clear_error() {
     assert!(text.contains("own actor"), "{text}");
     nursery.close().await.unwrap();
 }
+
+/// Registers a teardown hook that writes `marker`, then fails or waits.
+#[actor::remote(ns = "scen")]
+async fn hooked(marker: String, fail_now: bool) -> actor::Result<()> {
+    actor::Actor::current()
+        .unwrap()
+        .on_teardown(move || std::fs::write(&marker, b"ran").unwrap());
+    if fail_now {
+        return Err(actor::Error::raise("ValueError", "hooked failed"));
+    }
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+#[actor::test]
+async fn teardown_hooks_run_when_an_actor_errors_and_when_it_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = |name: &str| dir.path().join(name).display().to_string();
+    let nursery = actor::open_nursery().await.unwrap();
+    // Cancelled: a daemon whose call is pending when the nursery closes.
+    let daemon = nursery
+        .start_actor("cancelled")
+        .enable("scen")
+        .await
+        .unwrap();
+    let pending = daemon
+        .call(hooked {
+            marker: marker("cancelled"),
+            fail_now: false,
+        })
+        .await
+        .unwrap();
+    // Errors: a one-shot whose function fails.
+    nursery
+        .run_in_actor(
+            "errored",
+            hooked {
+                marker: marker("errored"),
+                fail_now: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(nursery.close().await.is_err());
+    drop(pending);
+    for name in ["cancelled", "errored"] {
+        let ran = std::fs::read(dir.path().join(name)).unwrap_or_default();
+        assert_eq!(ran, b"ran", "the {name} actor's hook did not run");
+    }
+}
+
+/// Registered, never enabled anywhere.
+#[actor::remote(ns = "hidden")]
+async fn hidden() -> u64 {
+    7
+}
+
+/// In a grandchild: finds its parent by name and calls back into it, including calls the
+/// parent must refuse; returns what happened, one entry per call.
+#[actor::remote(ns = "scen")]
+async fn call_back(parent: String) -> actor::Result<Vec<String>> {
+    let portal = actor::find_actor(&parent)
+        .await?
+        .expect("the parent is registered");
+    let sum = portal.run(add { a: 2, b: 3 }).await?;
+    let refused = match portal.run(hidden {}).await {
+        Err(actor::Error::Remote(e)) => e.type_str,
+        other => format!("{other:?}"),
+    };
+    let missing = match portal
+        .run_from_ns("scen", "nope", actor::Value::Map(vec![]))
+        .await
+    {
+        Err(actor::Error::Remote(e)) => e.type_str,
+        other => format!("{other:?}"),
+    };
+    Ok(vec![sum.to_string(), refused, missing])
+}
+
+/// In a child: starts a one-shot grandchild that calls back into this actor.
+#[actor::remote(ns = "scen")]
+async fn host_call_back() -> actor::Result<Vec<String>> {
+    let me = actor::Actor::current().unwrap().uid().name.clone();
+    let nursery = actor::open_nursery().await?;
+    let outcome = nursery
+        .run_in_actor("caller", call_back { parent: me })
+        .await?;
+    nursery.close().await?;
+    outcome.result().await
+}
+
+#[actor::test]
+async fn a_child_calls_back_into_its_parent_found_by_name() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let parent = nursery.start_actor("host").enable("scen").await.unwrap();
+    let seen = parent.run(host_call_back {}).await.unwrap();
+    assert_eq!(seen, ["5", "ModuleNotExposed", "FunctionNotFound"]);
+    nursery.close().await.unwrap();
+}

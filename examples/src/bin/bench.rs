@@ -250,24 +250,30 @@ fn w1(transport: Transport, quick: bool) -> BoxResult<Vec<Figure>> {
     let name = implementation_name(transport, Flavor::Current);
     eprintln!("== {name} (W1: this program as the root)");
     let listen = match transport {
-        Transport::Uds => actor::Addr::unix(std::env::temp_dir().join(format!(
-            "actor-bench-root-{}.sock",
-            std::process::id()
-        ))),
+        Transport::Uds => actor::Addr::unix(
+            std::env::temp_dir().join(format!("actor-bench-root-{}.sock", std::process::id())),
+        ),
         Transport::Tcp => actor::Addr::tcp("127.0.0.1", 0),
     };
-    let options = actor::RootOptions::new("bench").own_registrar().listen(listen);
+    let options = actor::RootOptions::new("bench")
+        .own_registrar()
+        .listen(listen);
     let (sequential, concurrent) = if quick { (5, 4) } else { (20, 16) };
     let measured = actor::run_root(options, move || async move {
         let mut samples = Vec::new();
         for i in 0..sequential {
             let nursery = actor::open_nursery().await?;
             let started = Instant::now();
-            let child = nursery.start_actor(format!("w1-{i}")).enable("demo").await?;
+            let child = nursery
+                .start_actor(format!("w1-{i}"))
+                .enable("demo")
+                .await?;
             let echoed = child.run(examples::demo::echo { x: i }).await?;
             samples.push(started.elapsed());
             if echoed != i {
-                return Err(actor::Error::Usage(format!("echo {i} came back as {echoed}")));
+                return Err(actor::Error::Usage(format!(
+                    "echo {i} came back as {echoed}"
+                )));
             }
             nursery.close().await?;
         }
@@ -278,13 +284,22 @@ fn w1(transport: Transport, quick: bool) -> BoxResult<Vec<Figure>> {
         let starts = (0..concurrent).map(|i| {
             let nursery = &nursery;
             async move {
-                let child = nursery.start_actor(format!("w1c-{i}")).enable("demo").await?;
+                let child = nursery
+                    .start_actor(format!("w1c-{i}"))
+                    .enable("demo")
+                    .await?;
                 child.run(examples::demo::echo { x: i }).await
             }
         });
-        for (i, echoed) in futures::future::join_all(starts).await.into_iter().enumerate() {
+        for (i, echoed) in futures::future::join_all(starts)
+            .await
+            .into_iter()
+            .enumerate()
+        {
             if echoed? != i as u64 {
-                return Err(actor::Error::Usage("a concurrent child echoed wrongly".into()));
+                return Err(actor::Error::Usage(
+                    "a concurrent child echoed wrongly".into(),
+                ));
             }
         }
         let wall = started.elapsed();
