@@ -585,3 +585,21 @@ async fn a_child_calls_back_into_its_parent_found_by_name() {
     assert_eq!(seen, ["5", "ModuleNotExposed", "FunctionNotFound"]);
     nursery.close().await.unwrap();
 }
+
+#[actor::test]
+async fn duplicate_names_are_both_registered_and_both_end_with_the_nursery() {
+    let me = "duplicate_names_are_both_registered_and_both_end_with_the_nursery";
+    let nursery = actor::open_nursery().await.unwrap();
+    let a = nursery.start_actor("twin").enable("scen").await.unwrap();
+    let b = nursery.start_actor("twin").enable("scen").await.unwrap();
+    let pids = [a.run(pid {}).await.unwrap(), b.run(pid {}).await.unwrap()];
+    let mut names = vec!["twin", "twin", me];
+    names.sort();
+    registry_becomes(&names, Duration::from_secs(1)).await;
+    let found = actor::find_actor("twin").await.unwrap().unwrap();
+    assert!(pids.contains(&found.run(pid {}).await.unwrap()));
+    drop(found);
+    nursery.close().await.unwrap();
+    registry_becomes(&[me], Duration::from_secs(1)).await;
+    assert!(pids.into_iter().all(gone));
+}
