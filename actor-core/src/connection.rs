@@ -375,7 +375,7 @@ impl Connection {
                         Some(inbox) => inbox,
                         None => (mpsc::channel(1).1, Arc::new(AtomicBool::new(false))),
                     };
-                    let inbox = Inbox::task(conn.clone(), cmd.cid.clone(), rx, overrun);
+                    let inbox = Inbox::new(conn.clone(), cmd.cid.clone(), rx, overrun, false);
                     run.context(start, inbox, cmd.kwargs).await
                 }
             }
@@ -614,7 +614,7 @@ impl Connection {
                 credits: credits.clone(),
             },
         );
-        let inbox = Inbox::call(self.clone(), cid.to_owned(), rx, overrun);
+        let inbox = Inbox::new(self.clone(), cid.to_owned(), rx, overrun, true);
         // The connection may have shut between the check above and the insert; the inbox's
         // drop removes the route again.
         if self.is_closed() {
@@ -859,36 +859,21 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    fn call(
+    /// An inbox for call `cid`: `ours` when this side made the call (its drop then cancels
+    /// the call if unfinished), else a task the peer started.
+    fn new(
         conn: Arc<Connection>,
         cid: String,
         rx: mpsc::Receiver<Msg>,
         overrun: Arc<AtomicBool>,
+        ours: bool,
     ) -> Self {
         Self {
             conn,
             cid,
             rx,
             overrun,
-            ours: true,
-            finished: false,
-            ungranted: 0,
-            lease: None,
-        }
-    }
-
-    fn task(
-        conn: Arc<Connection>,
-        cid: String,
-        rx: mpsc::Receiver<Msg>,
-        overrun: Arc<AtomicBool>,
-    ) -> Self {
-        Self {
-            conn,
-            cid,
-            rx,
-            overrun,
-            ours: false,
+            ours,
             finished: false,
             ungranted: 0,
             lease: None,

@@ -330,3 +330,29 @@ pub fn serve_fixture_if_asked() {
     });
     std::process::exit(0);
 }
+
+/// Whether `pid` is a live process (a zombie waiting to be reaped counts as gone).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        }
+        Err(_) => false,
+    }
+}
+
+/// The trace text of every error, each of which must be a remote error (sorted).
+pub fn remote_traces(errors: &[actor::Error]) -> Vec<String> {
+    let mut traces: Vec<String> = errors
+        .iter()
+        .map(|e| match e.as_remote() {
+            Some(remote) => remote.tb_str.clone(),
+            None => panic!("not a remote error: {e:?} (all: {errors:?})"),
+        })
+        .collect();
+    traces.sort();
+    traces
+}

@@ -10,6 +10,7 @@ use std::{
 };
 
 use actor::Error;
+use actor_tests::{process_alive, remote_traces};
 
 /// Nurseries kept alive by actors that opened them inside a call.
 static KEEP: Mutex<Vec<actor::Nursery>> = Mutex::new(Vec::new());
@@ -234,16 +235,7 @@ async fn twenty_five_children_failing_at_once_are_all_reported() {
     }
     let errors = nursery.close().await.unwrap_err().flatten();
     let took = started.elapsed();
-    let mut messages: Vec<String> = errors
-        .iter()
-        .map(|e| {
-            e.as_remote()
-                .unwrap_or_else(|| panic!("{e:?}"))
-                .tb_str
-                .clone()
-        })
-        .collect();
-    messages.sort();
+    let mut messages = remote_traces(&errors);
     messages.dedup();
     assert_eq!(messages.len(), 25, "{messages:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
@@ -301,22 +293,10 @@ async fn some_cancels_all_reports_every_failure_and_leaves_no_child() {
         .unwrap();
     let errors = nursery.close().await.unwrap_err().flatten();
     let took = started.elapsed();
-    let mut messages: Vec<String> = errors
-        .iter()
-        .map(|e| {
-            e.as_remote()
-                .unwrap_or_else(|| panic!("{errors:?}"))
-                .tb_str
-                .clone()
-        })
-        .collect();
-    messages.sort();
+    let messages = remote_traces(&errors);
     assert_eq!(messages, ["one", "two"]);
     for pid in pids {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            "daemon {pid} left behind"
-        );
+        assert!(gone(pid), "daemon {pid} left behind");
     }
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
@@ -349,11 +329,7 @@ async fn a_grandchild_stuck_in_blocking_code_is_torn_down_anyway() {
         .unwrap();
     assert!(nursery.close().await.is_err());
     loop {
-        if !std::path::Path::new(&format!("/proc/{blocker}")).exists()
-            || std::fs::read_to_string(format!("/proc/{blocker}/stat"))
-                .map(|s| s.contains(") Z"))
-                .unwrap_or(true)
-        {
+        if gone(blocker) {
             break;
         }
         assert!(
@@ -383,9 +359,7 @@ async fn a_startup_failure_is_reported_not_hung() {
 }
 
 fn gone(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.contains(") Z") || stat.contains(") X"))
-        .unwrap_or(true)
+    !process_alive(pid)
 }
 
 #[actor::test]

@@ -6,7 +6,7 @@
 
 use std::{process::Stdio, sync::Mutex, time::Duration};
 
-use actor_tests::within;
+use actor_tests::{process_alive as alive, within};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// How the tree's root behaves once its tree is up (read by `tree_root_entry`).
@@ -97,19 +97,6 @@ async fn start_tree(mode: &str) -> (tokio::process::Child, Vec<u32>) {
         }
     }
     (root, pids)
-}
-
-/// Whether `pid` is a live process (a zombie waiting to be reaped counts as gone).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next());
-            !matches!(state, Some('Z' | 'X'))
-        }
-        Err(_) => false,
-    }
 }
 
 /// Waits (at most `bound`) until none of `pids` is alive.
