@@ -86,6 +86,10 @@ pub(crate) struct ActorCore {
     pub(crate) addrs: OnceLock<Vec<Addr>>,
     /// The registrar this actor uses, if any: its children get it in their init map.
     pub(crate) registrar_addr: OnceLock<Addr>,
+    /// How this program re-launches itself as a child of this actor.
+    pub(crate) launch_args: OnceLock<Vec<String>>,
+    /// The nurseries opened in this actor, for a graceful teardown on SIGINT.
+    pub(crate) nurseries: Mutex<Vec<Weak<crate::nursery::State>>>,
     /// Cleanups registered with [`ActorInfo::on_teardown`], run once when the actor stops.
     teardown_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
@@ -104,6 +108,8 @@ impl ActorCore {
             addrs: OnceLock::new(),
             registrar_addr: OnceLock::new(),
             teardown_hooks: Mutex::new(Vec::new()),
+            launch_args: OnceLock::new(),
+            nurseries: Mutex::new(Vec::new()),
             uid,
             enabled,
             config,
@@ -208,6 +214,7 @@ impl Actor {
             register_with: None,
             serve_registrar: false,
             uid: None,
+            launch_args: Vec::new(),
         }
     }
 
@@ -285,9 +292,16 @@ pub struct ActorBuilder {
     register_with: Option<Addr>,
     serve_registrar: bool,
     uid: Option<Uid>,
+    launch_args: Vec<String>,
 }
 
 impl ActorBuilder {
+    /// How this program re-launches itself as a child of this actor.
+    pub(crate) fn launch_args(mut self, args: Vec<String>) -> Self {
+        self.launch_args = args;
+        self
+    }
+
     /// Uses this exact uid (a spawned child gets its uid from its parent).
     pub(crate) fn uid(mut self, uid: Uid) -> Self {
         self.uid = Some(uid);
@@ -360,6 +374,7 @@ impl ActorBuilder {
         );
         let addrs: Vec<Addr> = listeners.iter().map(|l| l.local_addr().clone()).collect();
         let _ = core.addrs.set(addrs.clone());
+        let _ = core.launch_args.set(self.launch_args);
         if let Some(registrar) = self
             .register_with
             .clone()

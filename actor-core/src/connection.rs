@@ -275,8 +275,12 @@ impl Connection {
         self.closed.cancelled().await
     }
 
-    /// The error a call sees when the connection is gone.
+    /// The error a call sees when the connection is gone: why the peer could not go on, if it
+    /// said so (a cid-less error, e.g. a child that could not start), else the lost connection.
     pub(crate) fn disconnected(&self) -> Error {
+        if let Some(info) = self.runtime_error.lock().ok().and_then(|e| e.clone()) {
+            return Error::Remote(RemoteActorError::from_info(info, &self.peer));
+        }
         let detail = self
             .close_reason
             .lock()

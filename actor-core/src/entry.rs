@@ -13,7 +13,7 @@ use crate::{
     actor::{Actor, RuntimeFlavor, with_current},
     discovery::default_registrar,
     error::{Error, Result},
-    spawn::{ChildSpec, init_logging, run_child, set_child_args},
+    spawn::{ChildSpec, init_logging, run_child},
 };
 
 /// The exit status of a program interrupted by SIGINT (128 + 2, as shells report it).
@@ -27,6 +27,7 @@ pub struct RootOptions {
     registrar: Option<Addr>,
     own_registrar: bool,
     enable: Vec<String>,
+    child_args: Vec<String>,
 }
 
 impl RootOptions {
@@ -39,6 +40,7 @@ impl RootOptions {
             registrar: None,
             own_registrar: false,
             enable: Vec::new(),
+            child_args: Vec::new(),
         }
     }
 
@@ -78,7 +80,7 @@ where
     Fut: Future<Output = T>,
 {
     if let Some(spec) = ChildSpec::from_env() {
-        run_child(spec);
+        run_child(spec, options.child_args);
     }
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::Usage(
@@ -95,9 +97,19 @@ where
         // SIGINT tears the whole tree down: the program's future is dropped (its nurseries
         // kill their children), the root stops, and the process exits with the interrupt.
         let interrupt = tokio::signal::ctrl_c();
-        let out = tokio::select! {
-            out = with_current(core, main()) => Some(out),
-            _ = interrupt => None,
+        let out = {
+            let program = with_current(core.clone(), main());
+            tokio::pin!(program);
+            let out = tokio::select! {
+                out = &mut program => Some(out),
+                _ = interrupt => None,
+            };
+            if out.is_none() {
+                // Graceful first: every nursery cancels its children (which unregister and run
+                // their teardown hooks), bounded; dropping the program then kills what is left.
+                tear_down_nurseries(&core).await;
+            }
+            out
         };
         root.cancel();
         root.wait().await;
@@ -113,12 +125,30 @@ where
     }
 }
 
+/// Tears down every nursery still open in `core`'s actor, at most [`INTERRUPT_GRACE`] in all.
+async fn tear_down_nurseries(core: &std::sync::Arc<crate::actor::ActorCore>) {
+    let nurseries: Vec<_> = core
+        .nurseries
+        .lock()
+        .map(|n| n.iter().filter_map(std::sync::Weak::upgrade).collect())
+        .unwrap_or_default();
+    let all = futures::future::join_all(nurseries.iter().map(|n| n.teardown()));
+    if tokio::time::timeout(INTERRUPT_GRACE, all).await.is_err() {
+        tracing::warn!("children still running after the interrupt grace; killing them");
+    }
+}
+
+/// How long a SIGINT's graceful teardown may take before the rest is killed.
+const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn start_root(options: RootOptions) -> Result<crate::ActorHandle> {
     let listen = match options.listen.clone() {
         Some(addr) => addr,
         None => default_root_addr()?,
     };
-    let mut builder = Actor::builder(options.name.clone()).listen(listen);
+    let mut builder = Actor::builder(options.name.clone())
+        .listen(listen)
+        .launch_args(options.child_args.clone());
     for ns in &options.enable {
         builder = builder.enable(ns.clone());
     }
@@ -180,15 +210,17 @@ where
         .split_once("::")
         .map_or(test_path, |(_, rest)| rest)
         .to_owned();
-    set_child_args(vec![
+    let mut options = RootOptions::new(test_path.rsplit("::").next().unwrap_or("test"));
+    options.child_args = vec![
         "--exact".into(),
         filter,
+        // The test may be #[ignore]d and run with --ignored: its children must run it too.
+        "--include-ignored".into(),
         "--nocapture".into(),
         "--test-threads=1".into(),
         "-q".into(),
-    ]);
-    let name = test_path.rsplit("::").next().unwrap_or("test").to_owned();
-    match run_root(RootOptions::new(name).own_registrar(), main) {
+    ];
+    match run_root(options.own_registrar(), main) {
         Ok(out) => out,
         // In a test, a panic is how a failure is reported.
         #[allow(clippy::panic)]

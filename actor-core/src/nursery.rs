@@ -48,16 +48,17 @@ pub async fn open_nursery() -> Result<Nursery> {
     let core = Actor::current().map(|info| info.core()).ok_or_else(|| {
         Error::Usage("open_nursery needs a running actor (see actor::run_root)".into())
     })?;
-    Ok(Nursery {
-        core,
-        state: Arc::new(State::default()),
-        closed: false,
-    })
+    let state = Arc::new(State::default());
+    if let Ok(mut nurseries) = core.nurseries.lock() {
+        nurseries.retain(|n| n.strong_count() > 0);
+        nurseries.push(Arc::downgrade(&state));
+    }
+    Ok(Nursery { core, state })
 }
 
 /// The shared state of a nursery and its supervisors.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     children: Mutex<Vec<Arc<ChildSlot>>>,
     errors: Mutex<Vec<Error>>,
     /// Set once teardown started: errors after it are consequences, not causes.
@@ -115,7 +116,7 @@ impl State {
     }
 
     /// Cancels every child, escalating, and waits until every process is reaped.
-    async fn teardown(self: &Arc<Self>) {
+    pub(crate) async fn teardown(self: &Arc<Self>) {
         self.tearing_down.store(true, Ordering::Release);
         let children = self.snapshot();
         futures::future::join_all(children.iter().map(|c| c.stop())).await;
@@ -136,8 +137,13 @@ struct ChildSlot {
     uid: Uid,
     portal: Portal,
     pid: Option<u32>,
-    /// Cancelled once the process has exited and been reaped.
+    /// Cancelled once the process has exited, been reaped, and its exit judged.
     exited: CancellationToken,
+    /// Set as soon as the process is reaped: its pid may be reused from then on, so no signal
+    /// may be sent to it any more.
+    reaped: AtomicBool,
+    /// This side sent the process a signal (so dying by a signal is no crash).
+    signalled: AtomicBool,
     /// The exit was asked for (teardown, or a one-shot that returned).
     expected: AtomicBool,
     /// Started by `run_in_actor`.
@@ -158,19 +164,36 @@ impl ChildSlot {
         if tokio::time::timeout(TEARDOWN_STEP, graceful).await.is_ok() {
             return;
         }
-        if let Some(pid) = self.pid {
-            debug!(child = %self.uid, "no exit after the cancel call; SIGTERM");
-            platform::terminate(pid);
-            if tokio::time::timeout(TEARDOWN_STEP, self.exited.cancelled())
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            warn!(child = %self.uid, "no exit after SIGTERM; SIGKILL");
-            platform::kill_now(pid);
+        debug!(child = %self.uid, "no exit after the cancel call; SIGTERM");
+        self.signal(platform::terminate);
+        if tokio::time::timeout(TEARDOWN_STEP, self.exited.cancelled())
+            .await
+            .is_ok()
+        {
+            return;
         }
+        warn!(child = %self.uid, "no exit after SIGTERM; SIGKILL");
+        self.signal(platform::kill_now);
         self.exited.cancelled().await;
+    }
+
+    /// Signals the process, unless it was already reaped (its pid may belong to another
+    /// process by now).
+    fn signal(&self, send: fn(u32)) {
+        if let (Some(pid), false) = (self.pid, self.reaped.load(Ordering::Acquire)) {
+            self.signalled.store(true, Ordering::Release);
+            send(pid);
+        }
+    }
+}
+
+/// Counts a running one-shot until dropped.
+struct OneShotCount(Arc<State>);
+
+impl Drop for OneShotCount {
+    fn drop(&mut self) {
+        self.0.one_shots.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
     }
 }
 
@@ -178,7 +201,6 @@ impl ChildSlot {
 pub struct Nursery {
     core: Arc<ActorCore>,
     state: Arc<State>,
-    closed: bool,
 }
 
 impl std::fmt::Debug for Nursery {
@@ -288,15 +310,19 @@ impl Nursery {
         let state = self.state.clone();
         state.one_shots.fetch_add(1, Ordering::AcqRel);
         let task = tokio::spawn(async move {
+            // However this task ends (even aborted), `close` stops waiting for it.
+            let _counted = OneShotCount(state.clone());
             let outcome = child.portal.run_payload(F::NS, F::NAME, kwargs).await;
-            if let Err(e) = &outcome {
-                state.fail(e.duplicate());
+            match &outcome {
+                // A lost connection is what a crash looks like from here: the supervisor
+                // reports it with the exit status.
+                Err(e) if is_consequence(e) => child.exited.cancelled().await,
+                Err(e) => state.fail(e.duplicate()),
+                Ok(_) => {}
             }
             // Done: the child exits.
             child.expected.store(true, Ordering::Release);
             child.stop().await;
-            state.one_shots.fetch_sub(1, Ordering::AcqRel);
-            state.changed.notify_waiters();
             outcome
         });
         Ok(OneShot {
@@ -320,6 +346,8 @@ impl Nursery {
             portal: started.portal,
             pid: started.process.id(),
             exited: CancellationToken::new(),
+            reaped: AtomicBool::new(false),
+            signalled: AtomicBool::new(false),
             expected: AtomicBool::new(false),
             one_shot,
         });
@@ -327,9 +355,13 @@ impl Nursery {
             children.push(slot.clone());
         }
         tokio::spawn(supervise(slot.clone(), started.process, self.state.clone()));
-        if self.state.failed.is_cancelled() && !one_shot {
-            // A failure raced with this start: this daemon goes down with the others.
+        let torn_down = self.state.tearing_down.load(Ordering::Acquire);
+        if torn_down || (self.state.failed.is_cancelled() && !one_shot) {
+            // Teardown began (or a failure cancels daemons): this child goes down too.
             slot.stop().await;
+            return Err(Error::Usage(format!(
+                "child {name}: the nursery is being torn down"
+            )));
         }
         Ok(slot)
     }
@@ -346,8 +378,7 @@ impl Nursery {
 
     /// Waits for every one-shot child to finish (or the first failure), cancels the daemons,
     /// reaps everything, and reports every error that happened.
-    pub async fn close(mut self) -> Result<()> {
-        self.closed = true;
+    pub async fn close(self) -> Result<()> {
         // One-shots finish their function (after a failure, within the grace the failure's
         // teardown gives them, after which it cancels them).
         loop {
@@ -374,36 +405,53 @@ impl Nursery {
 
 impl Drop for Nursery {
     fn drop(&mut self) {
-        if self.closed {
-            return;
-        }
-        // Dropped without close: no graceful path is possible here; kill every child now.
+        // Dropped without close, or while closing (a timeout around `close`): no graceful path
+        // is possible here; kill every child still running, now.
+        self.state.tearing_down.store(true, Ordering::Release);
         for child in self.state.snapshot() {
-            child.expected.store(true, Ordering::Release);
-            if let (Some(pid), false) = (child.pid, child.exited.is_cancelled()) {
-                platform::kill_now(pid);
+            if !child.exited.is_cancelled() {
+                child.expected.store(true, Ordering::Release);
+                child.signal(platform::kill_now);
             }
         }
     }
 }
 
-/// Waits for a child's process to exit, reaps it, and reports an unexpected exit. A child
-/// that said why it could not start is reported even during teardown: it is a cause.
+/// Waits for a child's process to exit, reaps it, and reports a failure: a child that said why
+/// it could not start, a non-zero exit status, death by a signal this side did not send, or any
+/// exit nobody asked for. Failures are reported even during teardown: they are causes.
 async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, state: Arc<State>) {
     let status = process.wait().await;
+    slot.reaped.store(true, Ordering::Release);
     // Let the connection's reader take in what the child sent before exiting (a startup error
     // arrives just before the end of the stream).
     let _ = tokio::time::timeout(Duration::from_millis(500), slot.portal.closed()).await;
-    let expected =
-        slot.expected.load(Ordering::Acquire) || state.tearing_down.load(Ordering::Acquire);
+    let asked = slot.expected.load(Ordering::Acquire) || state.tearing_down.load(Ordering::Acquire);
+    let crashed = match &status {
+        Ok(status) => match (status.code(), slot.signalled.load(Ordering::Acquire)) {
+            (Some(0), _) => !asked,
+            (Some(_), _) => true,
+            (None, signalled) => !signalled,
+        },
+        Err(_) => true,
+    };
+    let describe = || {
+        status
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string())
+    };
     match slot.portal.runtime_error() {
         Some(info) => state.fail(Error::Remote(RemoteActorError::from_info(info, &slot.uid))),
-        None if !expected => state.fail(Error::Usage(format!(
-            "child {} exited unexpectedly ({})",
+        None if crashed => state.fail(Error::Usage(format!(
+            "child {} {} ({})",
             slot.uid,
-            status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|e| e.to_string())
+            if asked {
+                "crashed"
+            } else {
+                "exited unexpectedly"
+            },
+            describe()
         ))),
         None => {}
     }

@@ -6,11 +6,7 @@
 //! Children never outlive their parent: the kernel kills a child whose parent dies (parent-death
 //! signal), and a child whose parent connection ends stops by itself.
 
-use std::{
-    process::Stdio,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{process::Stdio, sync::Arc, time::Duration};
 
 use actor_ipc::{Addr, Channel, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid, Value, WireAddr};
 use tokio::{process::Child, sync::oneshot};
@@ -35,15 +31,6 @@ pub const LOG_ENV: &str = "ACTOR_LOG";
 
 /// How long a parent waits for a started child to connect back.
 const CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The arguments this program is re-launched with to run as a child (empty for a program's
-/// `main`; a test binary's filter selecting the test that hosts the child).
-static CHILD_ARGS: OnceLock<Vec<String>> = OnceLock::new();
-
-/// Records how this program re-launches itself as a child. Set once, before any spawn.
-pub(crate) fn set_child_args(args: Vec<String>) {
-    let _ = CHILD_ARGS.set(args);
-}
 
 /// What a child is told by its parent through its environment.
 #[derive(Debug, Clone)]
@@ -136,7 +123,14 @@ pub(crate) async fn spawn_child(
         None => tokio::process::Command::new(std::env::current_exe()?),
     };
     if request.program.path.is_none() {
-        command.args(CHILD_ARGS.get().map(Vec::as_slice).unwrap_or_default());
+        // How this program re-launches itself as a child (a test binary: the test's filter).
+        command.args(
+            parent
+                .launch_args
+                .get()
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        );
     }
     command
         .args(&request.program.args)
@@ -219,8 +213,9 @@ pub(crate) async fn spawn_child(
     })
 }
 
-/// Runs this process as the child `spec` describes, then exits the process.
-pub(crate) fn run_child(spec: ChildSpec) -> ! {
+/// Runs this process as the child `spec` describes, then exits the process. `launch_args` are
+/// how this program re-launches itself for this child's own children.
+pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
     init_logging(Some(&spec.uid.name));
     if !platform::die_with_parent(spec.parent_pid) {
         eprintln!("[{}] parent already gone; exiting", spec.uid.name);
@@ -233,12 +228,16 @@ pub(crate) fn run_child(spec: ChildSpec) -> ! {
             std::process::exit(1);
         }
     };
-    let code = runtime.block_on(serve_as_child(spec));
+    let code = runtime.block_on(serve_as_child(spec, launch_args));
     drop(runtime);
     std::process::exit(code);
 }
 
-async fn serve_as_child(spec: ChildSpec) -> i32 {
+async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
+    // Ctrl-C in a terminal reaches the whole process group: a child leaves its teardown to its
+    // parent (which cancels it, so it unregisters and runs its hooks) instead of dying at once.
+    let _ignore_interrupts =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     let name = spec.uid.name.clone();
     let local = ActorCore::client(&name);
     let channel = match Channel::connect(&spec.parent, &spec.uid, &local.config).await {
@@ -284,6 +283,7 @@ async fn serve_as_child(spec: ChildSpec) -> i32 {
     };
     let mut builder = Actor::builder(name.clone())
         .uid(spec.uid.clone())
+        .launch_args(launch_args)
         .listen(listen);
     for (ns, _) in &init.enable_modules {
         builder = builder.enable(ns.clone());

@@ -577,3 +577,81 @@ async fn duplicate_names_are_both_registered_and_both_end_with_the_nursery() {
     registry_becomes(&[me], Duration::from_secs(1)).await;
     assert!(pids.into_iter().all(gone));
 }
+
+/// Exits this actor's process at once with `code`.
+#[actor::remote(ns = "scen")]
+async fn crash(code: i32) {
+    std::process::exit(code)
+}
+
+#[actor::test]
+async fn a_daemon_crash_is_reported_even_when_close_follows() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let daemon = nursery.start_actor("crasher").enable("scen").await.unwrap();
+    assert!(daemon.run(crash { code: 3 }).await.is_err());
+    let err = nursery.close().await.unwrap_err();
+    assert!(err.to_string().contains("exit status: 3"), "{err}");
+}
+
+#[actor::test]
+async fn a_one_shot_crash_is_reported_with_its_exit_status() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let crashed = nursery
+        .run_in_actor("crasher", crash { code: 4 })
+        .await
+        .unwrap();
+    let err = nursery.close().await.unwrap_err();
+    assert!(err.to_string().contains("exit status: 4"), "{err}");
+    assert!(crashed.result().await.is_err());
+}
+
+#[actor::test]
+async fn a_child_that_could_not_start_says_why_to_its_first_caller() {
+    let nursery = actor::open_nursery().await.unwrap();
+    if let Ok(broken) = nursery.start_actor("broken").enable("missing-ns").await {
+        let err = broken.run(add { a: 1, b: 1 }).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Remote(e) if e.type_str == "ModuleNotFoundError"),
+            "{err:?}"
+        );
+    }
+    assert!(nursery.close().await.is_err());
+}
+
+#[actor::test]
+async fn a_close_cut_short_by_a_timeout_still_leaves_no_child() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let daemon = nursery.start_actor("daemon").enable("scen").await.unwrap();
+    let daemon_pid = daemon.run(pid {}).await.unwrap();
+    nursery
+        .run_in_actor("forever", sleep_forever {})
+        .await
+        .unwrap();
+    // The one-shot never ends, so close waits; the timeout drops it midway.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), nursery.close())
+            .await
+            .is_err()
+    );
+    let dropped = Instant::now();
+    while !gone(daemon_pid) {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(1),
+            "daemon left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[actor::test]
+async fn a_child_started_after_a_failure_cannot_hang_close() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let daemon = nursery.start_actor("crasher").enable("scen").await.unwrap();
+    assert!(daemon.run(crash { code: 5 }).await.is_err());
+    // Started while the nursery tears down after the crash: refused or cancelled.
+    let _late = nursery.run_in_actor("late", sleep_forever {}).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), nursery.close())
+        .await
+        .expect("close must not hang");
+    assert!(closed.unwrap_err().to_string().contains("exit status: 5"));
+}
