@@ -172,20 +172,28 @@ impl Portal {
         F: RemoteContextFn,
         S: DeserializeOwned,
     {
+        self.open_context_from_ns(F::NS, F::NAME, Payload::encode(&call)?)
+            .await
+    }
+
+    /// Opens a context by name with encoded kwargs (for peers without Rust types, e.g. a Python
+    /// actor's `@tractor.context` function).
+    pub async fn open_context_from_ns<S: DeserializeOwned>(
+        &self,
+        ns: &str,
+        func: &str,
+        kwargs: Payload,
+    ) -> Result<(Context, S)> {
         if Actor::current().is_some_and(|me| *me.uid() == self.conn.peer) {
             return Err(Error::Usage(format!(
-                "{}.{}: a context to one's own actor would wait on itself",
-                F::NS,
-                F::NAME
+                "{ns}.{func}: a context to one's own actor would wait on itself"
             )));
         }
         self.conn.request_flow_control().await;
         let cid = self.conn.new_cid();
         let (mut inbox, credits) = self.conn.open_call(&cid, CallKind::Context)?;
         inbox.lease = Some(self.lease.clone());
-        self.conn
-            .send_cmd(F::NS, F::NAME, Payload::encode(&call)?, &cid)
-            .await?;
+        self.conn.send_cmd(ns, func, kwargs, &cid).await?;
         let mut saw_functype = false;
         loop {
             match inbox.recv().await? {
@@ -195,7 +203,7 @@ impl Portal {
                 } if !saw_functype => saw_functype = true,
                 Msg::Started { value, .. } if saw_functype => {
                     let started = value.decode()?;
-                    return Ok((Context::caller(inbox, credits, F::NAME), started));
+                    return Ok((Context::caller(inbox, credits, func), started));
                 }
                 Msg::Error { error, .. } => {
                     inbox.finished = true;
@@ -203,9 +211,7 @@ impl Portal {
                 }
                 other => {
                     return Err(self.conn.protocol(format!(
-                        "{}.{} is not a context function (reply {other:?})",
-                        F::NS,
-                        F::NAME
+                        "{ns}.{func} is not a context function (reply {other:?})"
                     )));
                 }
             }

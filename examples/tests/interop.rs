@@ -103,3 +103,136 @@ async fn python_calls_rust() {
     let exit = within("the daemon to exit", daemon.wait()).await.unwrap();
     assert!(exit.success(), "{exit}");
 }
+
+/// A Rust portal calls a Python tractor actor found by name through the Rust registrar:
+/// results, Python exceptions, a stream, a context (tractor's duplicate `stop` handled), and a
+/// Python task cancelled by dropping the call.
+#[tokio::test]
+async fn rust_calls_python() {
+    use actor::{Payload, Value};
+    use futures::{StreamExt, TryStreamExt};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let python = tractor_python();
+    let (_registrar, addrs) = start_listening(
+        REGISTRAR,
+        &["--listen".into(), "tcp://127.0.0.1:0".into()],
+        1,
+    )
+    .await;
+    let actor::Addr::Tcp { port, .. } = &addrs[0] else {
+        unreachable!()
+    };
+    let mut server = Command::new(&python)
+        .arg(workspace().join("tests/interop/python_serves.py"))
+        .arg(port.to_string())
+        .arg("py-server")
+        .current_dir(workspace().join("tests/interop"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let ready = within("the python actor", lines.next_line()).await.unwrap();
+    assert_eq!(ready.as_deref(), Some("ready"));
+
+    // Found by name through the Rust registrar.
+    let registry = actor::Registry::connect(&addrs[0]).await.unwrap();
+    let portal = within("find_actor", registry.find_actor("py-server"))
+        .await
+        .unwrap()
+        .expect("the Python actor registered");
+    let kwargs = |pairs: Vec<(&str, Value)>| {
+        Value::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    };
+
+    let sum = portal
+        .run_from_ns(
+            "pyfuncs",
+            "add",
+            kwargs(vec![("a", 1.into()), ("b", 2.into())]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sum.as_i64(), Some(3));
+
+    match portal
+        .run_from_ns("pyfuncs", "fail", kwargs(vec![("msg", "kaboom".into())]))
+        .await
+    {
+        Err(actor::Error::Remote(e)) => {
+            assert_eq!(e.type_str, "ValueError");
+            assert!(
+                e.tb_str.contains("Traceback") && e.tb_str.contains("kaboom"),
+                "{}",
+                e.tb_str
+            );
+        }
+        other => panic!("expected a ValueError, got {other:?}"),
+    }
+
+    let items: Vec<i64> = portal
+        .open_stream_from_ns::<i64>(
+            "pyfuncs",
+            "count",
+            Payload::from_value(&kwargs(vec![("n", 5.into())])),
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(items, [0, 1, 2, 3, 4]);
+
+    let (ctx, first): (_, i64) = portal
+        .open_context_from_ns(
+            "pyfuncs",
+            "echo_ctx",
+            Payload::from_value(&kwargs(vec![("start", 7.into())])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, 7);
+    {
+        let mut stream = ctx.open_stream::<String>().await.unwrap();
+        for word in ["a", "b"] {
+            stream.send(word.to_owned()).await.unwrap();
+            let echoed = within("an echo", stream.next()).await.unwrap().unwrap();
+            assert_eq!(echoed, word);
+        }
+    }
+    assert_eq!(
+        within("the context result", ctx.result::<String>())
+            .await
+            .unwrap(),
+        "done"
+    );
+
+    // Dropping a pending call cancels the Python task.
+    let sleeper = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        portal.run_from_ns("pyfuncs", "sleep_forever", kwargs(vec![])),
+    )
+    .await;
+    assert!(sleeper.is_err());
+    within("the python task to be cancelled", async {
+        loop {
+            let n = portal
+                .run_from_ns("pyfuncs", "cancelled_count", kwargs(vec![]))
+                .await
+                .unwrap();
+            if n.as_u64() == Some(1) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+
+    // And the Rust side cancels the Python actor.
+    assert!(portal.cancel_actor().await.unwrap());
+    let exit = within("the python actor to exit", server.wait())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit}");
+}
