@@ -59,8 +59,11 @@ impl ChildSpec {
 #[derive(Debug, Clone, Default)]
 pub struct Program {
     path: Option<std::path::PathBuf>,
+    /// Set for a Python tractor 0.1.0a5 child: its interpreter.
+    tractor_python: Option<std::path::PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    module_paths: Vec<(String, String)>,
 }
 
 impl Program {
@@ -70,6 +73,26 @@ impl Program {
             path: Some(path.into()),
             ..Self::default()
         }
+    }
+
+    /// A Python tractor 0.1.0a5 actor, started with tractor's own child entry point
+    /// (`python -m tractor._child --uid .. --parent_addr ..`) by `python` (a virtual
+    /// environment's interpreter, say). It needs a TCP parent. Name each enabled Python module's
+    /// file with [`Program::module_path`] unless it is importable already.
+    ///
+    /// Like a Rust child, it dies with its parent: it is started under
+    /// `setpriv --pdeathsig KILL` (util-linux) when that is installed.
+    pub fn tractor(python: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            tractor_python: Some(python.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The file of Python module `ns` (tractor adds its folder to the child's import path).
+    pub fn module_path(mut self, ns: impl Into<String>, file: impl Into<String>) -> Self {
+        self.module_paths.push((ns.into(), file.into()));
+        self
     }
 
     /// Adds an environment variable for the child.
@@ -118,11 +141,18 @@ pub(crate) async fn spawn_child(
             pending.remove(&uid.uuid);
         }
     };
-    let mut command = match &request.program.path {
-        Some(path) => tokio::process::Command::new(path),
-        None => tokio::process::Command::new(std::env::current_exe()?),
+    let mut command = match (&request.program.tractor_python, &request.program.path) {
+        (Some(python), _) => match tractor_command(python, &uid, &parent_addr) {
+            Ok(command) => command,
+            Err(e) => {
+                forget();
+                return Err(e);
+            }
+        },
+        (None, Some(path)) => tokio::process::Command::new(path),
+        (None, None) => tokio::process::Command::new(std::env::current_exe()?),
     };
-    if request.program.path.is_none() {
+    if request.program.path.is_none() && request.program.tractor_python.is_none() {
         // How this program re-launches itself as a child (a test binary: the test's filter).
         command.args(
             parent
@@ -188,7 +218,16 @@ pub(crate) async fn spawn_child(
         enable_modules: request
             .enable
             .iter()
-            .map(|ns| (ns.clone(), String::new()))
+            .map(|ns| {
+                let path = request
+                    .program
+                    .module_paths
+                    .iter()
+                    .find(|(m, _)| m == ns)
+                    .map(|(_, path)| path.clone())
+                    .unwrap_or_default();
+                (ns.clone(), path)
+            })
             .collect(),
         registrar: registrar.clone(),
         bind_host,
@@ -212,6 +251,47 @@ pub(crate) async fn spawn_child(
         portal,
     })
 }
+
+/// The command starting a Python tractor 0.1.0a5 child the way tractor starts its own.
+fn tractor_command(
+    python: &std::path::Path,
+    uid: &Uid,
+    parent: &Addr,
+) -> Result<tokio::process::Command> {
+    let Addr::Tcp { host, port } = parent else {
+        return Err(Error::Usage(
+            "a tractor 0.1.0a5 child needs its parent to listen on TCP".into(),
+        ));
+    };
+    let setpriv = std::path::Path::new(SETPRIV);
+    let mut command = if setpriv.is_file() {
+        let mut command = tokio::process::Command::new(setpriv);
+        command.args(["--pdeathsig", "KILL", "--"]).arg(python);
+        command
+    } else {
+        tracing::warn!("{SETPRIV} is missing: a Python child will not die with its parent");
+        tokio::process::Command::new(python)
+    };
+    command
+        .args(["-m", "tractor._child", "--uid"])
+        .arg(format!(
+            "({}, {})",
+            python_str(&uid.name),
+            python_str(&uid.uuid)
+        ))
+        .arg("--parent_addr")
+        .arg(format!("('{host}', {port})"));
+    Ok(command)
+}
+
+/// `text` as a Python string literal (tractor's child reads its uid with `literal_eval`).
+fn python_str(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Starts a program with the parent-death signal set (util-linux), for children that do not
+/// ask for it themselves.
+const SETPRIV: &str = "/usr/bin/setpriv";
 
 /// Runs this process as the child `spec` describes, then exits the process. `launch_args` are
 /// how this program re-launches itself for this child's own children.

@@ -236,3 +236,84 @@ async fn rust_calls_python() {
         .unwrap();
     assert!(exit.success(), "{exit}");
 }
+
+/// A Rust nursery starts a Python tractor actor as its child (tractor's own child entry point,
+/// then our init map), calls it, and tears it down; the Python process is reaped.
+#[actor::test]
+async fn rust_spawns_python() {
+    use actor::{Program, Value};
+    let python = tractor_python();
+    let nursery = actor::open_nursery().await.unwrap();
+    let module = workspace().join("tests/interop/pyfuncs.py");
+    let child = nursery
+        .start_actor("py-child")
+        .enable("pyfuncs")
+        .program(Program::tractor(python).module_path("pyfuncs", module.display().to_string()))
+        .await
+        .unwrap();
+    assert_eq!(child.peer().name, "py-child");
+    let args = Value::Map(vec![("a".into(), 40.into()), ("b".into(), 2.into())]);
+    let sum = child.run_from_ns("pyfuncs", "add", args).await.unwrap();
+    assert_eq!(sum.as_i64(), Some(42));
+    let pid = child
+        .run_from_ns("pyfuncs", "getpid", Value::Map(vec![]))
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    // The Python child registered with the root's (Rust) registrar.
+    assert!(actor::find_actor("py-child").await.unwrap().is_some());
+    nursery.close().await.unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "python child not reaped"
+    );
+}
+
+/// A Rust actor registers with a Python tractor registrar (arbiter) and Python finds it by
+/// name, calls it and cancels it.
+#[tokio::test]
+async fn a_rust_actor_registers_with_a_python_registrar() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let python = tractor_python();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut arbiter = Command::new(&python)
+        .arg(workspace().join("tests/interop/python_registrar.py"))
+        .arg(port.to_string())
+        .arg("rust-daemon")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(arbiter.stdout.take().unwrap()).lines();
+    let ready = within("the python registrar", lines.next_line())
+        .await
+        .unwrap();
+    assert_eq!(ready.as_deref(), Some("ready"));
+    let args = [
+        "--name",
+        "rust-daemon",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--registrar",
+        &format!("tcp://127.0.0.1:{port}"),
+    ]
+    .map(String::from);
+    let (mut daemon, _) = start_listening(DAEMON, &args, 1).await;
+    let mut said = Vec::new();
+    while let Some(line) = within("the python side", lines.next_line()).await.unwrap() {
+        said.push(line);
+    }
+    assert_eq!(said, ["add -> 42", "done"]);
+    assert!(within("python", arbiter.wait()).await.unwrap().success());
+    assert!(
+        within("the daemon to exit", daemon.wait())
+            .await
+            .unwrap()
+            .success()
+    );
+}

@@ -38,3 +38,8 @@ async def echo_ctx(ctx, start):
         async for item in stream:
             await stream.send(item)
     return "done"
+
+
+async def getpid():
+    import os
+    return os.getpid()
