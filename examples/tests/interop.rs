@@ -317,3 +317,33 @@ async fn a_rust_actor_registers_with_a_python_registrar() {
             .success()
     );
 }
+
+/// The polyglot example runs: a Rust root with a Rust and a Python child.
+#[tokio::test]
+async fn the_polyglot_example_runs() {
+    let python = tractor_python();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = within(
+        "the polyglot example",
+        Command::new(env!("CARGO_BIN_EXE_polyglot"))
+            .env("ACTOR_TRACTOR_PYTHON", python)
+            .env("ACTOR_REGISTRAR", format!("tcp://127.0.0.1:{port}"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("py-worker:   add(20, 22) = 42"), "{stdout}");
+    assert!(stdout.contains("Python [0, 1, 2]"), "{stdout}");
+    assert!(stdout.contains("RemoteActorError ValueError"), "{stdout}");
+}
