@@ -80,13 +80,20 @@ async fn python_calls_rust() {
         &addrs[0].to_string(),
     ]
     .map(String::from);
-    let (mut daemon, _) = start_listening(DAEMON, &args, 1).await;
+    let (mut daemon, daemon_addrs) = start_listening(DAEMON, &args, 1).await;
+    let actor::Addr::Tcp {
+        port: daemon_port, ..
+    } = &daemon_addrs[0]
+    else {
+        unreachable!()
+    };
     let out = within(
         "the python side",
         Command::new(&python)
             .arg(workspace().join("tests/interop/python_calls_rust.py"))
             .arg(port.to_string())
             .arg("rust-daemon")
+            .arg(daemon_port.to_string())
             .kill_on_drop(true)
             .output(),
     )

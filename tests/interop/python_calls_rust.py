@@ -1,6 +1,6 @@
 """Python tractor 0.1.0a5 calling a Rust actor (the `daemon` example) found by name.
 
-usage: python_calls_rust.py REGISTRAR_PORT DAEMON_NAME
+usage: python_calls_rust.py REGISTRAR_PORT DAEMON_NAME DAEMON_PORT
 
 Exits 0 when every check passes; prints what it checks. Run by examples/tests/interop.rs.
 """
@@ -22,8 +22,15 @@ def check(what, ok):
         raise SystemExit(1)
 
 
-async def main(port, name):
+async def main(port, name, daemon_port):
     async with tractor.open_root_actor(name="py", arbiter_addr=("127.0.0.1", port)):
+        # Directly by address, without the registrar.
+        from tractor._ipc import _connect_chan
+        from tractor._portal import open_portal
+        async with _connect_chan("127.0.0.1", daemon_port) as chan:
+            async with open_portal(chan) as portal:
+                check("called by address", await portal.run_from_ns("demo", "echo", x=7) == 7)
+
         async with tractor.find_actor(name) as portal:
             check("found the Rust actor by name", portal is not None)
             check("asyncfunc result", await portal.run_from_ns("demo", "add", a=1, b=2) == 3)
@@ -65,4 +72,4 @@ async def main(port, name):
 
 
 if __name__ == "__main__":
-    trio.run(main, int(sys.argv[1]), sys.argv[2])
+    trio.run(main, int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
