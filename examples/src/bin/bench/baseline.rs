@@ -79,7 +79,12 @@ impl Msg {
 }
 
 /// Splits a connection into its frame reader and a writer task fed through the returned queue.
-fn frames<S>(stream: S) -> (FramedRead<tokio::io::ReadHalf<S>, LengthDelimitedCodec>, Writer)
+fn frames<S>(
+    stream: S,
+) -> (
+    FramedRead<tokio::io::ReadHalf<S>, LengthDelimitedCodec>,
+    Writer,
+)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -92,7 +97,7 @@ where
             while let Ok(frame) = frames.try_recv() {
                 sink.feed(frame).await?;
             }
-            sink.flush().await?;
+            SinkExt::<Bytes>::flush(&mut sink).await?;
         }
         Ok::<_, io::Error>(())
     });

@@ -1,52 +1,55 @@
-//! The project's benchmark program: runs workloads of `/work/shared/bench/SPEC.md` against real
-//! `daemon` child processes and prints one line per figure on stdout:
+//! The project's benchmark program: runs the workloads of `/work/shared/bench/SPEC.md` against
+//! real server processes and prints one line per figure on stdout:
 //!
 //! ```text
 //! RESULT <implementation> <metric> <value>
 //! ```
 //!
 //! ```text
-//! cargo build --release -p examples
-//! target/release/bench [--transport uds|tcp|both] [--runtime current|multi|both]
-//!                      [--workloads W2,W4,W4b] [--quick]
+//! cargo run --release -p examples --bin bench -- [--transport uds|tcp|both]
+//!     [--runtime current|multi|both] [--workloads W1,W2,W3,W4,W4b,W5,W6,W7,W8] [--quick]
 //! ```
 //!
-//! Implementations are `actor-uds` and `actor-tcp` (daemon on tokio's current-thread runtime)
-//! and `actor-uds-mt`, `actor-tcp-mt` (multi-thread runtime). The client always runs on a
-//! current-thread runtime. Every workload checks its results; a readable table goes to stderr.
+//! Implementations:
+//! - `actor-uds`, `actor-tcp`: an actor serving `demo` (what the `daemon` example runs) on
+//!   tokio's current-thread runtime; `actor-uds-mt`, `actor-tcp-mt` on the multi-thread one.
+//! - `baseline-uds`, `baseline-tcp`: the minimal runtime SPEC.md compares against (module
+//!   `baseline`), its server on a current-thread runtime.
 //!
-//! Covered so far: W2 (sequential echo latency), W4 (u64 stream), W4b (1 MiB blob stream).
+//! Every server is this executable re-launched (`--serve actor|baseline`), a separate process
+//! per server; the bench's client side always runs on a current-thread runtime. W1 for the
+//! actor starts children through a nursery (this program as the root); for the baseline it
+//! starts server processes. W6 is the actor's only (the baseline cannot cancel). W7 starts 8
+//! server processes. Every workload checks what it received. The figures and each actor
+//! figure's ratio to the baseline on the same transport go to stderr as tables.
+
+mod baseline;
+mod server;
+mod workloads;
 
 use std::{
     error::Error,
-    path::PathBuf,
-    process::{ExitCode, Stdio},
+    process::ExitCode,
     time::{Duration, Instant},
 };
 
-use actor::{Addr, Portal};
+use actor::Portal;
 use clap::Parser;
-use examples::demo::{blob, count, echo};
-use futures::StreamExt;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use server::{Server, ServerKind};
+use workloads::{Measured, Target};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 /// How long one workload may take before the bench calls it a hang.
-const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the daemon may take to start listening, or to exit once cancelled.
-const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
+const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Parser)]
-#[command(about = "Benchmarks the actor runtime against real daemon processes (see SPEC.md)")]
+#[command(about = "Benchmarks the actor runtime against a minimal baseline (see SPEC.md)")]
 struct Cli {
     /// Transports to measure.
     #[arg(long, value_enum, default_value_t = Choice::Both)]
     transport: Choice,
-    /// Runtime flavours of the daemon to measure.
+    /// Runtime flavours of the actor servers to measure (the baseline's is current-thread).
     #[arg(long, value_enum, default_value_t = FlavorChoice::Both)]
     runtime: FlavorChoice,
     /// Workloads to run, comma-separated.
@@ -55,12 +58,18 @@ struct Cli {
         value_enum,
         value_delimiter = ',',
         ignore_case = true,
-        default_values = ["W1", "W2", "W4", "W4b"]
+        default_values = ["W1", "W2", "W3", "W4", "W4b", "W5", "W6", "W7", "W8"]
     )]
     workloads: Vec<Workload>,
     /// Smaller counts, for smoke tests.
     #[arg(long)]
     quick: bool,
+    /// Internal: serve as a server process of this kind (started by the bench itself).
+    #[arg(long, value_enum, hide = true, requires = "listen")]
+    serve: Option<ServerKind>,
+    /// Internal: the address a `--serve` process listens on.
+    #[arg(long, hide = true)]
+    listen: Option<String>,
 }
 
 /// `--transport` values.
@@ -79,27 +88,47 @@ enum FlavorChoice {
     Both,
 }
 
-/// `--workloads` values.
+/// `--workloads` values (see SPEC.md).
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Workload {
-    /// Spawning children through a nursery (run in this process as an actor root).
     #[value(name = "W1")]
     W1,
     #[value(name = "W2")]
     W2,
+    #[value(name = "W3")]
+    W3,
     #[value(name = "W4")]
     W4,
     #[value(name = "W4b")]
     W4b,
+    #[value(name = "W5")]
+    W5,
+    #[value(name = "W6")]
+    W6,
+    #[value(name = "W7")]
+    W7,
+    #[value(name = "W8")]
+    W8,
 }
 
-#[derive(Clone, Copy)]
+/// A transport between the bench and its servers.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Transport {
     Uds,
     Tcp,
 }
 
-#[derive(Clone, Copy)]
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Uds => "uds",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// A server's tokio runtime flavour.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Flavor {
     Current,
     Multi,
@@ -116,31 +145,54 @@ impl Flavor {
 
 /// Counts per workload.
 struct Sizes {
+    w1_sequential: u64,
+    w1_concurrent: u64,
     w2_warmup: u64,
     w2_calls: u64,
+    w3_callers: u64,
+    w3_calls: u64,
     w4_items: u64,
     w4b_blobs: u64,
     w4b_size: u64,
+    w5_rounds: u64,
+    w6_cancels: u64,
+    w7_children: u64,
+    w7_items: u64,
 }
 
 impl Sizes {
     fn new(quick: bool) -> Self {
+        let full = Self {
+            w1_sequential: 20,
+            w1_concurrent: 16,
+            w2_warmup: 1_000,
+            w2_calls: 20_000,
+            w3_callers: 64,
+            w3_calls: 2_000,
+            w4_items: 1_000_000,
+            w4b_blobs: 1_024,
+            w4b_size: 1 << 20,
+            w5_rounds: 100_000,
+            w6_cancels: 1_000,
+            w7_children: 8,
+            w7_items: 250_000,
+        };
         if quick {
             Self {
+                w1_sequential: 5,
+                w1_concurrent: 4,
                 w2_warmup: 100,
                 w2_calls: 2_000,
+                w3_calls: 200,
                 w4_items: 100_000,
                 w4b_blobs: 64,
-                w4b_size: 1 << 20,
+                w5_rounds: 10_000,
+                w6_cancels: 100,
+                w7_items: 25_000,
+                ..full
             }
         } else {
-            Self {
-                w2_warmup: 1_000,
-                w2_calls: 20_000,
-                w4_items: 1_000_000,
-                w4b_blobs: 1_024,
-                w4b_size: 1 << 20,
-            }
+            full
         }
     }
 }
@@ -160,6 +212,46 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     examples::init_logging();
+    if let (Some(kind), Some(listen)) = (cli.serve, &cli.listen) {
+        let flavor = match cli.runtime {
+            FlavorChoice::Multi => Flavor::Multi,
+            FlavorChoice::Current | FlavorChoice::Both => Flavor::Current,
+        };
+        return match server::serve(kind, listen, flavor) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench --serve: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let began = Instant::now();
+    let sizes = Sizes::new(cli.quick);
+    let transports: &[Transport] = match cli.transport {
+        Choice::Uds => &[Transport::Uds],
+        Choice::Tcp => &[Transport::Tcp],
+        Choice::Both => &[Transport::Uds, Transport::Tcp],
+    };
+    // The actor's W1 first: this program becomes an actor root, which runs its own runtime.
+    let mut figures = Vec::new();
+    if cli.workloads.contains(&Workload::W1) {
+        for &transport in transports {
+            match w1_nursery(transport, &sizes) {
+                Ok(measured) => record(
+                    &mut figures,
+                    &actor_name(transport, Flavor::Current),
+                    measured,
+                ),
+                Err(e) => {
+                    eprintln!(
+                        "bench: W1 on {}: {e}",
+                        actor_name(transport, Flavor::Current)
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -170,25 +262,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // W1 first: this program becomes an actor root, which needs its own runtime.
-    let mut w1_figures = Vec::new();
-    if cli.workloads.contains(&Workload::W1) {
-        let transports: &[Transport] = match cli.transport {
-            Choice::Uds => &[Transport::Uds],
-            Choice::Tcp => &[Transport::Tcp],
-            Choice::Both => &[Transport::Uds, Transport::Tcp],
-        };
-        for &transport in transports {
-            match w1(transport, cli.quick) {
-                Ok(figures) => w1_figures.extend(figures),
-                Err(e) => {
-                    eprintln!("bench: W1: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    }
-    match runtime.block_on(run(cli, w1_figures)) {
+    let outcome = runtime.block_on(run(&cli, transports, &sizes, &mut figures));
+    print_table(&figures);
+    print_ratios(&figures);
+    eprintln!("\nwall time: {:.1} s", began.elapsed().as_secs_f64());
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -197,58 +275,124 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, w1_figures: Vec<Figure>) -> BoxResult<()> {
-    let daemon = std::env::current_exe()?.with_file_name("daemon");
-    if !daemon.is_file() {
-        return Err(format!(
-            "no daemon binary at {} (build it with `cargo build --release -p examples`)",
-            daemon.display()
-        )
-        .into());
-    }
+/// Per transport: the baseline, then the actor runtime in each chosen flavour.
+async fn run(
+    cli: &Cli,
+    transports: &[Transport],
+    sizes: &Sizes,
+    figures: &mut Vec<Figure>,
+) -> BoxResult<()> {
     let flavors: &[Flavor] = match cli.runtime {
         FlavorChoice::Current => &[Flavor::Current],
         FlavorChoice::Multi => &[Flavor::Multi],
         FlavorChoice::Both => &[Flavor::Current, Flavor::Multi],
     };
-    let transports: &[Transport] = match cli.transport {
-        Choice::Uds => &[Transport::Uds],
-        Choice::Tcp => &[Transport::Tcp],
-        Choice::Both => &[Transport::Uds, Transport::Tcp],
-    };
-    let sizes = Sizes::new(cli.quick);
-    let mut figures = Vec::new();
-    figures.extend(w1_figures);
-    let daemon_workloads = cli.workloads.iter().any(|w| *w != Workload::W1);
-    for &flavor in flavors.iter().filter(|_| daemon_workloads) {
-        for &transport in transports {
-            let name = implementation_name(transport, flavor);
-            eprintln!("== {name}");
-            let mut child = DaemonChild::spawn(&daemon, transport, flavor).await?;
-            let portal = match actor::connect(&child.addr).await {
-                Ok(portal) => portal,
-                Err(e) => {
-                    let connect = format!("{name}: cannot connect to the daemon at {}", child.addr);
-                    let _ = child.stop(None).await;
-                    return Err(format!("{connect}: {e}").into());
-                }
-            };
-            let outcome = run_workloads(&portal, &name, &cli.workloads, &sizes).await;
-            let stopped = child.stop(Some(&portal)).await;
-            figures.extend(outcome?);
-            stopped.map_err(|e| format!("{name}: {e}"))?;
+    for &transport in transports {
+        let name = format!("baseline-{}", transport.name());
+        suite::<baseline::Client>(&name, transport, Flavor::Current, cli, sizes, figures).await?;
+        for &flavor in flavors {
+            let name = actor_name(transport, flavor);
+            suite::<Portal>(&name, transport, flavor, cli, sizes, figures).await?;
         }
     }
-    print_table(&figures);
     Ok(())
 }
 
-/// W1: children started through a nursery, this program being the root: the median of 20
-/// sequential starts (each until one call returned), and 16 started at once. Also reports (on
-/// stderr) how long closing a nursery of 16 daemons takes.
-fn w1(transport: Transport, quick: bool) -> BoxResult<Vec<Figure>> {
-    let name = implementation_name(transport, Flavor::Current);
-    eprintln!("== {name} (W1: this program as the root)");
+/// Runs the chosen workloads for one implementation: those over one connection against one
+/// server, then W7 and W8 with servers of their own.
+async fn suite<T: Target>(
+    name: &str,
+    transport: Transport,
+    flavor: Flavor,
+    cli: &Cli,
+    sizes: &Sizes,
+    figures: &mut Vec<Figure>,
+) -> BoxResult<()> {
+    use Workload::*;
+    eprintln!("== {name}");
+    let chosen = |w: Workload| cli.workloads.contains(&w);
+    let label = |w: &'static str| move |e: Box<dyn Error>| format!("{w} on {name}: {e}");
+    if chosen(W1) && T::KIND == ServerKind::Baseline {
+        let measured = timed(workloads::w1_processes::<T>(transport, sizes)).await;
+        record(figures, name, measured.map_err(label("W1"))?);
+    }
+    let connected: Vec<Workload> = [W2, W3, W4, W4b, W5, W6]
+        .into_iter()
+        .filter(|&w| chosen(w) && (w != W6 || T::KIND == ServerKind::Actor))
+        .collect();
+    if !connected.is_empty() {
+        let server = Server::start(T::KIND, transport, flavor)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        let outcome = async {
+            let target = T::connect(&server.addr).await?;
+            for workload in connected {
+                let (w, measured) = match (workload, target.portal()) {
+                    (W2, _) => ("W2", timed(workloads::w2(&target, sizes)).await),
+                    (W3, _) => ("W3", timed(workloads::w3(&target, sizes)).await),
+                    (W4, _) => ("W4", timed(workloads::w4(&target, sizes)).await),
+                    (W4b, _) => ("W4b", timed(workloads::w4b(&target, sizes)).await),
+                    (W5, _) => ("W5", timed(workloads::w5(&target, sizes)).await),
+                    (W6, Some(portal)) => ("W6", timed(workloads::w6(portal, sizes)).await),
+                    _ => continue,
+                };
+                record(figures, name, measured.map_err(label(w))?);
+            }
+            target.close().await;
+            Ok::<_, Box<dyn Error>>(())
+        }
+        .await;
+        let stopped = server.stop().await;
+        outcome?;
+        stopped.map_err(|e| format!("{name}: {e}"))?;
+    }
+    if chosen(W7) {
+        let measured = timed(workloads::w7::<T>(transport, flavor, sizes)).await;
+        record(figures, name, measured.map_err(label("W7"))?);
+    }
+    if chosen(W8) {
+        let measured = timed(workloads::w8::<T>(transport, flavor)).await;
+        record(figures, name, measured.map_err(label("W8"))?);
+    }
+    Ok(())
+}
+
+/// Prints each figure as a `RESULT` line and keeps it for the tables.
+fn record(figures: &mut Vec<Figure>, implementation: &str, measured: Measured) {
+    for (metric, value) in measured {
+        println!("RESULT {implementation} {metric} {}", format_value(value));
+        figures.push(Figure {
+            implementation: implementation.to_owned(),
+            metric,
+            value,
+        });
+    }
+}
+
+/// Runs a workload with [`WORKLOAD_TIMEOUT`], so a hang becomes an error.
+async fn timed(workload: impl Future<Output = BoxResult<Measured>>) -> BoxResult<Measured> {
+    match tokio::time::timeout(WORKLOAD_TIMEOUT, workload).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("timed out after {} s (hang?)", WORKLOAD_TIMEOUT.as_secs()).into()),
+    }
+}
+
+fn actor_name(transport: Transport, flavor: Flavor) -> String {
+    let suffix = match flavor {
+        Flavor::Current => "",
+        Flavor::Multi => "-mt",
+    };
+    format!("actor-{}{suffix}", transport.name())
+}
+
+/// The actor's W1: children started through a nursery, this program being the root: the
+/// median of sequential starts (each until one call returned), and several started at once.
+/// Also reports (on stderr) how long closing the nursery of concurrent children takes.
+fn w1_nursery(transport: Transport, sizes: &Sizes) -> BoxResult<Measured> {
+    eprintln!(
+        "== {} (W1: this program as the root)",
+        actor_name(transport, Flavor::Current)
+    );
     let listen = match transport {
         Transport::Uds => actor::Addr::unix(
             std::env::temp_dir().join(format!("actor-bench-root-{}.sock", std::process::id())),
@@ -258,7 +402,7 @@ fn w1(transport: Transport, quick: bool) -> BoxResult<Vec<Figure>> {
     let options = actor::RootOptions::new("bench")
         .own_registrar()
         .listen(listen);
-    let (sequential, concurrent) = if quick { (5, 4) } else { (20, 16) };
+    let (sequential, concurrent) = (sizes.w1_sequential, sizes.w1_concurrent);
     let measured = actor::run_root(options, move || async move {
         let mut samples = Vec::new();
         for i in 0..sequential {
@@ -278,7 +422,10 @@ fn w1(transport: Transport, quick: bool) -> BoxResult<Vec<Figure>> {
             nursery.close().await?;
         }
         samples.sort();
-        let median = samples[samples.len() / 2];
+        let median = samples
+            .get(samples.len() / 2)
+            .copied()
+            .unwrap_or(Duration::ZERO);
         let nursery = actor::open_nursery().await?;
         let started = Instant::now();
         let starts = (0..concurrent).map(|i| {
@@ -291,12 +438,8 @@ fn w1(transport: Transport, quick: bool) -> BoxResult<Vec<Figure>> {
                 child.run(examples::demo::echo { x: i }).await
             }
         });
-        for (i, echoed) in futures::future::join_all(starts)
-            .await
-            .into_iter()
-            .enumerate()
-        {
-            if echoed? != i as u64 {
+        for (i, echoed) in (0..).zip(futures::future::join_all(starts).await) {
+            if echoed? != i {
                 return Err(actor::Error::Usage(
                     "a concurrent child echoed wrongly".into(),
                 ));
@@ -306,177 +449,16 @@ fn w1(transport: Transport, quick: bool) -> BoxResult<Vec<Figure>> {
         let closing = Instant::now();
         nursery.close().await?;
         eprintln!(
-            "   teardown of {concurrent} daemons (nursery close): {:.1} ms",
+            "   teardown of {concurrent} children (nursery close): {:.1} ms",
             closing.elapsed().as_secs_f64() * 1e3
         );
         Ok::<_, actor::Error>((median, wall))
     })??;
     let (median, wall) = measured;
-    let figures = [
+    Ok(vec![
         ("W1.spawn_median_ms", median.as_secs_f64() * 1e3),
         ("W1.spawn16_wall_ms", wall.as_secs_f64() * 1e3),
-    ];
-    Ok(figures
-        .into_iter()
-        .map(|(metric, value)| {
-            println!("RESULT {name} {metric} {}", format_value(value));
-            Figure {
-                implementation: name.clone(),
-                metric,
-                value,
-            }
-        })
-        .collect())
-}
-
-fn implementation_name(transport: Transport, flavor: Flavor) -> String {
-    let transport = match transport {
-        Transport::Uds => "uds",
-        Transport::Tcp => "tcp",
-    };
-    let suffix = match flavor {
-        Flavor::Current => "",
-        Flavor::Multi => "-mt",
-    };
-    format!("actor-{transport}{suffix}")
-}
-
-async fn run_workloads(
-    portal: &Portal,
-    name: &str,
-    workloads: &[Workload],
-    sizes: &Sizes,
-) -> BoxResult<Vec<Figure>> {
-    let mut figures = Vec::new();
-    for &workload in workloads {
-        let (label, measured) = match workload {
-            // Measured separately, with this program as the root of a tree.
-            Workload::W1 => continue,
-            Workload::W2 => ("W2", timed(w2(portal, sizes)).await),
-            Workload::W4 => ("W4", timed(w4(portal, sizes)).await),
-            Workload::W4b => ("W4b", timed(w4b(portal, sizes)).await),
-        };
-        let measured = measured.map_err(|e| format!("{label} on {name}: {e}"))?;
-        for (metric, value) in measured {
-            println!("RESULT {name} {metric} {}", format_value(value));
-            figures.push(Figure {
-                implementation: name.to_owned(),
-                metric,
-                value,
-            });
-        }
-    }
-    Ok(figures)
-}
-
-/// Runs a workload with [`WORKLOAD_TIMEOUT`], so a hang becomes an error.
-async fn timed(
-    workload: impl Future<Output = BoxResult<Vec<(&'static str, f64)>>>,
-) -> BoxResult<Vec<(&'static str, f64)>> {
-    match tokio::time::timeout(WORKLOAD_TIMEOUT, workload).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("timed out after {} s (hang?)", WORKLOAD_TIMEOUT.as_secs()).into()),
-    }
-}
-
-/// W2: sequential echo calls, after a warm-up; every answer checked.
-async fn w2(portal: &Portal, sizes: &Sizes) -> BoxResult<Vec<(&'static str, f64)>> {
-    for x in 0..sizes.w2_warmup {
-        check_echo(x, portal.run(echo { x }).await?)?;
-    }
-    let mut latencies = Vec::with_capacity(usize::try_from(sizes.w2_calls)?);
-    let start = Instant::now();
-    for x in 0..sizes.w2_calls {
-        let call = Instant::now();
-        let got = portal.run(echo { x }).await?;
-        latencies.push(call.elapsed());
-        check_echo(x, got)?;
-    }
-    let total = start.elapsed();
-    latencies.sort_unstable();
-    Ok(vec![
-        ("W2.p50_us", micros(percentile(&latencies, 0.50))),
-        ("W2.p99_us", micros(percentile(&latencies, 0.99))),
-        ("W2.calls_per_s", per_second(sizes.w2_calls, total)),
     ])
-}
-
-fn check_echo(sent: u64, got: u64) -> BoxResult<()> {
-    if sent == got {
-        Ok(())
-    } else {
-        Err(format!("echo({sent}) answered {got}").into())
-    }
-}
-
-/// W4: a stream of u64 items, one message per item; count, order and sum checked.
-async fn w4(portal: &Portal, sizes: &Sizes) -> BoxResult<Vec<(&'static str, f64)>> {
-    let n = sizes.w4_items;
-    let start = Instant::now();
-    let mut stream = portal.open_stream_from(count { n }).await?;
-    let (mut items, mut sum) = (0_u64, 0_u64);
-    while let Some(item) = stream.next().await {
-        let item = item.map_err(|e| format!("after {items} items: {e}"))?;
-        if item != items {
-            return Err(format!("item #{items} was {item}").into());
-        }
-        items += 1;
-        sum = sum.wrapping_add(item);
-    }
-    let elapsed = start.elapsed();
-    let want_sum = n.wrapping_mul(n.wrapping_sub(1)) / 2;
-    if items != n || sum != want_sum {
-        return Err(
-            format!("got {items} items summing to {sum}, want {n} summing to {want_sum}").into(),
-        );
-    }
-    Ok(vec![("W4.items_per_s", per_second(n, elapsed))])
-}
-
-/// W4b: a stream of byte blobs (msgpack bin); sizes, contents' ends and total checked.
-async fn w4b(portal: &Portal, sizes: &Sizes) -> BoxResult<Vec<(&'static str, f64)>> {
-    let (n, size) = (sizes.w4b_blobs, sizes.w4b_size);
-    let start = Instant::now();
-    let mut stream = portal.open_stream_from(blob { n, size }).await?;
-    let (mut blobs, mut bytes) = (0_u64, 0_u64);
-    while let Some(item) = stream.next().await {
-        let item: bytes::Bytes = item.map_err(|e| format!("after {blobs} blobs: {e}"))?;
-        let len = u64::try_from(item.len())?;
-        if len != size || item.first() != Some(&0xab) || item.last() != Some(&0xab) {
-            return Err(format!("blob #{blobs} has {len} bytes or wrong contents").into());
-        }
-        blobs += 1;
-        bytes += len;
-    }
-    let elapsed = start.elapsed();
-    if blobs != n || bytes != n * size {
-        return Err(format!(
-            "got {blobs} blobs, {bytes} bytes; want {n} blobs, {} bytes",
-            n * size
-        )
-        .into());
-    }
-    Ok(vec![(
-        "W4b.GB_per_s",
-        bytes as f64 / 1e9 / elapsed.as_secs_f64(),
-    )])
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn per_second(n: u64, elapsed: Duration) -> f64 {
-    n as f64 / elapsed.as_secs_f64()
 }
 
 fn format_value(value: f64) -> String {
@@ -487,35 +469,149 @@ fn format_value(value: f64) -> String {
     }
 }
 
+fn find(figures: &[Figure], implementation: &str, metric: &str) -> Option<f64> {
+    figures
+        .iter()
+        .find(|f| f.implementation == implementation && f.metric == metric)
+        .map(|f| f.value)
+}
+
+/// Implementations measured: per transport, the baseline, then the actor's flavours.
+fn implementations(figures: &[Figure]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for f in figures {
+        if !names.contains(&f.implementation.as_str()) {
+            names.push(&f.implementation);
+        }
+    }
+    names.sort_by_key(|name| {
+        (
+            !name.contains("-uds"),
+            !name.starts_with("baseline-"),
+            name.ends_with("-mt"),
+        )
+    });
+    names
+}
+
 /// Metrics as rows, implementations as columns, in the order measured.
 fn print_table(figures: &[Figure]) {
-    let mut implementations: Vec<&str> = Vec::new();
-    let mut metrics: Vec<&str> = Vec::new();
-    for f in figures {
-        if !implementations.contains(&f.implementation.as_str()) {
-            implementations.push(&f.implementation);
-        }
-        if !metrics.contains(&f.metric) {
-            metrics.push(f.metric);
-        }
+    let names = implementations(figures);
+    let metrics = TARGETS.iter().map(|&(metric, _)| metric);
+    let mut header = format!("{:<22}", "metric");
+    for name in &names {
+        header.push_str(&format!(" {name:>13}"));
     }
-    let mut header = format!("{:<16}", "metric");
-    for name in &implementations {
-        header.push_str(&format!(" {name:>14}"));
-    }
-    eprintln!();
-    eprintln!("{header}");
+    eprintln!("\n{header}");
     for metric in metrics {
-        let mut line = format!("{metric:<16}");
-        for name in &implementations {
-            let cell = figures
-                .iter()
-                .find(|f| f.metric == metric && f.implementation == *name)
-                .map(|f| human(f.value))
-                .unwrap_or_else(|| "-".into());
-            line.push_str(&format!(" {cell:>14}"));
+        if !figures.iter().any(|f| f.metric == metric) {
+            continue;
+        }
+        let mut line = format!("{metric:<22}");
+        for name in &names {
+            let cell = find(figures, name, metric).map_or_else(|| "-".into(), human);
+            line.push_str(&format!(" {cell:>13}"));
         }
         eprintln!("{line}");
+    }
+}
+
+/// SPEC.md's target for a metric.
+#[derive(Clone, Copy)]
+enum Goal {
+    /// Ratio to the baseline at most this.
+    AtMost(f64),
+    /// Ratio to the baseline at least this.
+    AtLeast(f64),
+    /// No target: the ratio is shown for information.
+    Info,
+    /// W6: at most this many round trips (the implementation's own W2 p50).
+    RoundTrips(f64),
+    /// W8: at most this many KiB.
+    Kib(f64),
+}
+
+const TARGETS: &[(&str, Goal)] = &[
+    ("W1.spawn_median_ms", Goal::AtMost(2.0)),
+    ("W1.spawn16_wall_ms", Goal::AtMost(2.0)),
+    ("W2.p50_us", Goal::AtMost(1.2)),
+    ("W2.p99_us", Goal::AtMost(1.5)),
+    ("W2.calls_per_s", Goal::Info),
+    ("W3.calls_per_s", Goal::AtLeast(0.8)),
+    ("W4.items_per_s", Goal::AtLeast(0.8)),
+    ("W4b.GB_per_s", Goal::AtLeast(0.9)),
+    ("W5.rt_per_s", Goal::AtLeast(0.8)),
+    ("W6.cancel_p50_us", Goal::RoundTrips(3.0)),
+    ("W7.fanin_items_per_s", Goal::Info),
+    ("W8.rss_idle_child_kib", Goal::Kib(8192.0)),
+];
+
+/// Each actor figure against SPEC.md's target: a ratio to the baseline on the same transport
+/// (W6 in round trips of the same implementation's W2 p50; W8 in MiB).
+fn print_ratios(figures: &[Figure]) {
+    let actors: Vec<&str> = implementations(figures)
+        .into_iter()
+        .filter(|n| n.starts_with("actor-"))
+        .collect();
+    if actors.is_empty() {
+        return;
+    }
+    let mut header = format!("{:<22} {:>8}", "actor vs baseline", "target");
+    for name in &actors {
+        header.push_str(&format!(" {name:>15}"));
+    }
+    eprintln!("\n{header}");
+    for &(metric, target) in TARGETS {
+        if !actors.iter().any(|a| find(figures, a, metric).is_some()) {
+            continue;
+        }
+        let goal = match target {
+            Goal::AtMost(x) => format!("<={x}x"),
+            Goal::AtLeast(x) => format!(">={x}x"),
+            Goal::Info => String::new(),
+            Goal::RoundTrips(x) => format!("<={x} RTT"),
+            Goal::Kib(x) => format!("<={} MiB", x / 1024.0),
+        };
+        let mut line = format!("{metric:<22} {goal:>8}");
+        for &name in &actors {
+            let base = name.replacen("actor-", "baseline-", 1);
+            let base = base.trim_end_matches("-mt");
+            let cell = ratio_cell(figures, name, base, metric, target);
+            line.push_str(&format!(" {cell:>15}"));
+        }
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "(ratio = actor / baseline on the same transport; the baseline server runs on a \
+         current-thread runtime, also for the -mt columns)"
+    );
+}
+
+fn ratio_cell(figures: &[Figure], name: &str, base: &str, metric: &str, target: Goal) -> String {
+    let Some(value) = find(figures, name, metric) else {
+        return "-".into();
+    };
+    let verdict = |ok: bool| if ok { "ok" } else { "MISS" };
+    match target {
+        Goal::RoundTrips(max) => match find(figures, name, "W2.p50_us") {
+            Some(rtt) if rtt > 0.0 => {
+                let rtts = value / rtt;
+                format!("{rtts:.2} RTT {}", verdict(rtts <= max))
+            }
+            _ => "-".into(),
+        },
+        Goal::Kib(max) => format!("{:.1} MiB {}", value / 1024.0, verdict(value <= max)),
+        _ => match find(figures, base, metric) {
+            Some(base) if base > 0.0 => {
+                let ratio = value / base;
+                match target {
+                    Goal::AtMost(max) => format!("{ratio:.2}x {}", verdict(ratio <= max)),
+                    Goal::AtLeast(min) => format!("{ratio:.2}x {}", verdict(ratio >= min)),
+                    _ => format!("{ratio:.2}x"),
+                }
+            }
+            _ => "-".into(),
+        },
     }
 }
 
@@ -526,122 +622,5 @@ fn human(value: f64) -> String {
         format!("{:.1} k", value / 1e3)
     } else {
         format!("{value:.2}")
-    }
-}
-
-/// A running `daemon` child process. Killed if dropped before [`DaemonChild::stop`].
-struct DaemonChild {
-    child: Child,
-    addr: Addr,
-    socket: Option<PathBuf>,
-}
-
-impl DaemonChild {
-    async fn spawn(
-        daemon: &std::path::Path,
-        transport: Transport,
-        flavor: Flavor,
-    ) -> BoxResult<Self> {
-        let (listen, socket) = match transport {
-            Transport::Tcp => ("tcp://127.0.0.1:0".to_owned(), None),
-            Transport::Uds => {
-                let path = std::env::temp_dir().join(format!(
-                    "actor-bench-{}-{}.sock",
-                    std::process::id(),
-                    flavor.arg()
-                ));
-                // A stale file from a killed run would make the bind fail.
-                let _ = std::fs::remove_file(&path);
-                (format!("unix://{}", path.display()), Some(path))
-            }
-        };
-        let mut child = Command::new(daemon)
-            .args(["--name", "bench-daemon", "--listen", &listen])
-            .args(["--runtime", flavor.arg()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", daemon.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or("the daemon's stdout was not captured")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let announced = tokio::time::timeout(DAEMON_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    return Ok::<_, std::io::Error>(Some(addr.trim().to_owned()));
-                }
-            }
-            Ok(None)
-        })
-        .await;
-        let addr = match announced {
-            Ok(Ok(Some(addr))) => addr,
-            Ok(Ok(None)) => {
-                return Err(format!(
-                    "the daemon exited before listening on {listen} (status {:?})",
-                    child.wait().await.ok()
-                )
-                .into());
-            }
-            Ok(Err(e)) => return Err(format!("reading the daemon's stdout: {e}").into()),
-            Err(_) => {
-                return Err(format!(
-                    "the daemon did not print `listening on` within {} s",
-                    DAEMON_TIMEOUT.as_secs()
-                )
-                .into());
-            }
-        };
-        // Keep draining stdout so the daemon never blocks on (or dies of) a closed pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let addr: Addr = addr
-            .parse()
-            .map_err(|e| format!("the daemon announced a bad address {addr:?}: {e}"))?;
-        Ok(Self {
-            child,
-            addr,
-            socket,
-        })
-    }
-
-    /// Cancels the daemon through `portal` (or a fresh one) and waits for it to exit; kills it
-    /// if it does not.
-    async fn stop(&mut self, portal: Option<&Portal>) -> BoxResult<()> {
-        let result = self.cancel_and_wait(portal).await;
-        if result.is_err() {
-            let _ = self.child.kill().await;
-        }
-        if let Some(path) = &self.socket {
-            let _ = std::fs::remove_file(path);
-        }
-        result
-    }
-
-    async fn cancel_and_wait(&mut self, portal: Option<&Portal>) -> BoxResult<()> {
-        let cancel = async {
-            match portal {
-                Some(portal) => portal.cancel_actor().await,
-                None => actor::connect(&self.addr).await?.cancel_actor().await,
-            }
-        };
-        match tokio::time::timeout(DAEMON_TIMEOUT, cancel).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("cancelling the daemon: {e}").into()),
-            Err(_) => return Err("the daemon did not acknowledge `cancel` in time".into()),
-        }
-        match tokio::time::timeout(DAEMON_TIMEOUT, self.child.wait()).await {
-            Ok(Ok(status)) if status.success() => Ok(()),
-            Ok(Ok(status)) => Err(format!("the daemon exited with {status}").into()),
-            Ok(Err(e)) => Err(format!("waiting for the daemon: {e}").into()),
-            Err(_) => Err(format!(
-                "the daemon did not exit within {} s of `cancel`",
-                DAEMON_TIMEOUT.as_secs()
-            )
-            .into()),
-        }
     }
 }
