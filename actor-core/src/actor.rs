@@ -184,7 +184,7 @@ impl Drop for RunningGuard {
 
 /// The default stream window: how many items a receiver buffers, and with flow control how
 /// many a producer may send ahead of its consumer.
-pub const DEFAULT_STREAM_WINDOW: usize = 256;
+pub const DEFAULT_STREAM_WINDOW: usize = 2048;
 
 tokio::task_local! {
     static CURRENT: Arc<ActorCore>;

@@ -63,6 +63,10 @@ pub(crate) const FLOW_CONTROL_CALL: &str = "flow_control";
 /// without bound.
 const MAX_TASKS_PER_CONNECTION: usize = 1024;
 
+/// The buffer a stream producer cuts its frames from, and the room below which it grows it.
+const FRAME_BUFFER: usize = 64 * 1024;
+const FRAME_ROOM: usize = 4 * 1024;
+
 /// Room an inbox keeps beyond the stream window for the messages that end a call.
 const INBOX_SLACK: usize = 8;
 
@@ -106,6 +110,8 @@ pub(crate) struct Connection {
     /// The call id of our `_flow_control` request, whose answer the reader handles itself so
     /// the state is settled before any stream item is routed.
     flow_cid: Mutex<Option<String>>,
+    /// Whether our `flow_control` request awaits its answer (spares a lock per message).
+    flow_pending: AtomicBool,
     /// One permit per running call of the peer's.
     task_slots: Arc<Semaphore>,
     /// A cid-less error the peer sent (e.g. a child that could not start).
@@ -162,6 +168,7 @@ impl Connection {
             window: AtomicUsize::new(core_window),
             flow_requested: AtomicBool::new(false),
             flow_cid: Mutex::new(None),
+            flow_pending: AtomicBool::new(false),
             task_slots: Arc::new(Semaphore::new(MAX_TASKS_PER_CONNECTION)),
             runtime_error: Mutex::new(None),
         });
@@ -534,46 +541,49 @@ impl Connection {
             }
             return;
         }
-        let Some(cid) = msg.cid().map(str::to_owned) else {
+        // The hot path: borrow the cid from the message; no allocation per message.
+        let Some(cid) = msg.cid() else {
             debug!(peer = %self.peer, ?msg, "ignoring a message without a call id");
             return;
         };
-        if self.flow_answer(&cid, &msg) {
+        if self.flow_pending.load(Ordering::Acquire) && self.flow_answer(cid, &msg) {
             return;
         }
-        if matches!(msg, Msg::Return { .. } | Msg::Error { .. }) {
-            // The call is over: nothing more may be sent on it.
-            if let Some(sem) = self.calls.get(&cid).and_then(|r| r.credits.clone()) {
-                sem.close();
+        let over = matches!(msg, Msg::Return { .. } | Msg::Error { .. });
+        let call = self.calls.get(cid).map(|r| {
+            if over {
+                // The call is over: nothing more may be sent on it.
+                if let Some(sem) = &r.credits {
+                    sem.close();
+                }
             }
-        }
-        let call = self
-            .calls
-            .get(&cid)
-            .map(|r| (r.tx.clone(), r.overrun.clone()));
+            (r.tx.clone(), r.overrun.clone())
+        });
         if let Some((tx, overrun)) = call {
             match tx.try_send(msg) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(mpsc::error::TrySendError::Full(msg)) => {
+                    let cid = msg.cid().unwrap_or_default().to_owned();
                     overrun.store(true, Ordering::Release);
                     self.calls.remove(&cid);
                     warn!(peer = %self.peer, %cid, "stream overrun: its consumer fell behind; cancelling it");
                     self.cancel_remote(cid);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.calls.remove(&cid);
+                Err(mpsc::error::TrySendError::Closed(msg)) => {
+                    self.calls.remove(msg.cid().unwrap_or_default());
                 }
             }
             return;
         }
         let inbox = self
             .tasks
-            .get(&cid)
+            .get(cid)
             .and_then(|t| t.inbox.as_ref().map(|(tx, o)| (tx.clone(), o.clone())));
         if let Some((tx, overrun)) = inbox {
-            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
+            if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+                let cid = msg.cid().unwrap_or_default();
                 overrun.store(true, Ordering::Release);
-                if let Some(mut task) = self.tasks.get_mut(&cid) {
+                if let Some(mut task) = self.tasks.get_mut(cid) {
                     task.inbox = None;
                 }
                 warn!(peer = %self.peer, %cid, "context stream overrun: the callee fell behind");
@@ -655,6 +665,7 @@ impl Connection {
         if let Ok(mut slot) = self.flow_cid.lock() {
             *slot = Some(cid.clone());
         }
+        self.flow_pending.store(true, Ordering::Release);
         let kwargs = Payload::encode(&HashMap::from([("window", self.core.stream_window as u64)]))
             .unwrap_or_else(|_| Payload::empty_map());
         if self
@@ -679,6 +690,9 @@ impl Connection {
         #[derive(Deserialize)]
         struct Agreed {
             window: u64,
+        }
+        if !matches!(msg, Msg::FuncType { .. }) {
+            self.flow_pending.store(false, Ordering::Release);
         }
         match msg {
             Msg::FuncType { .. } => {}
@@ -1018,6 +1032,7 @@ impl RunningCall {
             Err(e) => return self.send_error(&e).await,
         };
         self.send(&self.functype(CallKind::AsyncGen)).await;
+        let mut frames = bytes::BytesMut::with_capacity(FRAME_BUFFER);
         let stop = Msg::Stop {
             cid: self.cid.clone(),
         };
@@ -1037,14 +1052,24 @@ impl RunningCall {
                 next = std::panic::AssertUnwindSafe(stream.next()).catch_unwind() => next,
             };
             match next {
-                Ok(Some(Ok(item))) => match Msg::yield_frame(&self.cid, &item) {
-                    Ok(frame) => {
-                        if self.conn.sender.send_frame(frame).await.is_err() {
-                            return;
-                        }
+                Ok(Some(Ok(item))) => {
+                    // Frames are cut from one buffer: no allocation per item.
+                    if frames.capacity() - frames.len() < FRAME_ROOM {
+                        frames.reserve(FRAME_BUFFER);
                     }
-                    Err(e) => return self.send_error(&Error::Encode(e)).await,
-                },
+                    if let Err(e) = Msg::put_yield_frame(&mut frames, &self.cid, &item) {
+                        return self.send_error(&Error::Encode(e)).await;
+                    }
+                    if self
+                        .conn
+                        .sender
+                        .send_frame(frames.split().freeze())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
                 Ok(Some(Err(e))) => return self.send_error(&e).await,
                 Ok(None) => return self.send(&stop).await,
                 Err(panic) => return self.send_error(&self.panic_error(&panic)).await,

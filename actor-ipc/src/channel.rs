@@ -41,7 +41,7 @@ pub struct ChannelConfig {
     pub handshake_timeout: Duration,
     /// How long connecting may take. Default 5 s.
     pub connect_timeout: Duration,
-    /// How many frames may wait for the writer before senders wait. Default 256.
+    /// How many frames may wait for the writer before senders wait. Default 1024.
     pub send_queue_frames: usize,
     /// How many bytes of queued frames the writer gathers into one write. Default 256 KiB.
     pub coalesce_bytes: usize,
@@ -53,7 +53,7 @@ impl Default for ChannelConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
-            send_queue_frames: 256,
+            send_queue_frames: 1024,
             coalesce_bytes: 256 * 1024,
         }
     }
@@ -226,7 +226,7 @@ impl std::fmt::Debug for Outgoing {
 }
 
 /// The most buffers handed to one vectored write.
-const MAX_IOV: usize = 64;
+const MAX_IOV: usize = 256;
 
 impl ChannelSender {
     fn spawn_writer(write: WriteHalf, config: &ChannelConfig) -> Self {

@@ -497,6 +497,28 @@ impl Msg {
         payload_frame("yield", cid, value)
     }
 
+    /// Appends a `yield` frame to `buf` (a stream producer reuses one buffer for many frames:
+    /// `buf.split().freeze()` then hands each frame out without a fresh allocation).
+    pub fn put_yield_frame(
+        buf: &mut BytesMut,
+        cid: &str,
+        value: &Payload,
+    ) -> Result<(), EncodeError> {
+        let start = buf.len();
+        buf.put_u32_le(0);
+        put_payload_msg(buf, "yield", value, cid);
+        match checked_len(buf.len() - start - HEADER_LEN) {
+            Ok(len) => {
+                buf[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+                Ok(())
+            }
+            Err(e) => {
+                buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
     /// A `return` frame, written straight from its parts.
     pub fn return_frame(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
         payload_frame("return", cid, value)
