@@ -63,9 +63,10 @@ pub(crate) const FLOW_CONTROL_CALL: &str = "flow_control";
 /// without bound.
 const MAX_TASKS_PER_CONNECTION: usize = 1024;
 
-/// The buffer a stream producer cuts its frames from, and the room below which it grows it.
+/// The buffer a stream producer cuts its frames from.
 const FRAME_BUFFER: usize = 64 * 1024;
-const FRAME_ROOM: usize = 4 * 1024;
+/// A `yield` frame's bytes beyond its payload and cid (header, map, keys).
+const FRAME_OVERHEAD: usize = 32;
 
 /// Room an inbox keeps beyond the stream window for the messages that end a call.
 const INBOX_SLACK: usize = 8;
@@ -207,6 +208,11 @@ impl Connection {
                 }
                 Ok(Some(msg)) => self.route(msg),
                 Ok(None) => break "the peer closed the connection".to_owned(),
+                Err(actor_ipc::RecvError::Frame(actor_ipc::FrameError::Io(e))) => {
+                    // A reset or a broken pipe: the peer went away, nothing malformed.
+                    debug!(peer = %self.peer, error = %e, "connection lost");
+                    break format!("connection lost: {e}");
+                }
                 Err(e) => {
                     warn!(peer = %self.peer, error = %e, "closing a connection after bad input");
                     break format!("bad input: {e}");
@@ -1054,8 +1060,10 @@ impl RunningCall {
             match next {
                 Ok(Some(Ok(item))) => {
                     // Frames are cut from one buffer: no allocation per item.
-                    if frames.capacity() - frames.len() < FRAME_ROOM {
-                        frames.reserve(FRAME_BUFFER);
+                    // Room for the whole frame at once: a large item is copied exactly once.
+                    let needed = item.as_bytes().len() + self.cid.len() + FRAME_OVERHEAD;
+                    if frames.capacity() - frames.len() < needed {
+                        frames.reserve(needed.max(FRAME_BUFFER));
                     }
                     if let Err(e) = Msg::put_yield_frame(&mut frames, &self.cid, &item) {
                         return self.send_error(&Error::Encode(e)).await;
