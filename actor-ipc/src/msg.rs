@@ -475,20 +475,7 @@ impl Msg {
 
     /// Appends this message as one complete frame (length prefix and body) to `buf`.
     pub fn write_frame(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let start = buf.len();
-        buf.put_u32_le(0);
-        self.write_body(buf);
-        let len = checked_len(buf.len() - start - HEADER_LEN);
-        match len {
-            Ok(len) => {
-                buf[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
-                Ok(())
-            }
-            Err(e) => {
-                buf.truncate(start);
-                Err(e)
-            }
-        }
+        put_framed(buf, |buf| self.write_body(buf))
     }
 
     /// A `yield` frame, written straight from its parts (the stream hot path: no `Msg` built,
@@ -504,19 +491,7 @@ impl Msg {
         cid: &str,
         value: &Payload,
     ) -> Result<(), EncodeError> {
-        let start = buf.len();
-        buf.put_u32_le(0);
-        put_payload_msg(buf, "yield", value, cid);
-        match checked_len(buf.len() - start - HEADER_LEN) {
-            Ok(len) => {
-                buf[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
-                Ok(())
-            }
-            Err(e) => {
-                buf.truncate(start);
-                Err(e)
-            }
-        }
+        put_framed(buf, |buf| put_payload_msg(buf, "yield", value, cid))
     }
 
     /// A `return` frame, written straight from its parts.
@@ -574,11 +549,29 @@ impl Msg {
 fn payload_frame(key: &str, cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
     const OVERHEAD: usize = HEADER_LEN + 16;
     let mut buf = BytesMut::with_capacity(OVERHEAD + cid.len() + value.as_bytes().len());
-    buf.put_u32_le(0);
-    put_payload_msg(&mut buf, key, value, cid);
-    let len = checked_len(buf.len() - HEADER_LEN)?;
-    buf[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+    put_framed(&mut buf, |buf| put_payload_msg(buf, key, value, cid))?;
     Ok(buf.freeze())
+}
+
+/// Appends one frame whose body `write_body` writes: the length prefix is patched in after,
+/// and a body too long for a frame leaves `buf` as it was.
+fn put_framed(
+    buf: &mut BytesMut,
+    write_body: impl FnOnce(&mut BytesMut),
+) -> Result<(), EncodeError> {
+    let start = buf.len();
+    buf.put_u32_le(0);
+    write_body(buf);
+    match checked_len(buf.len() - start - HEADER_LEN) {
+        Ok(len) => {
+            buf[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            buf.truncate(start);
+            Err(e)
+        }
+    }
 }
 
 fn put_cid(buf: &mut BytesMut, cid: &str) {

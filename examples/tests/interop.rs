@@ -11,7 +11,7 @@ mod common;
 
 use std::{path::PathBuf, sync::OnceLock};
 
-use common::{start_listening, within};
+use common::{start_listening, stdout_of_success, within};
 use tokio::process::Command;
 
 const REGISTRAR: &str = env!("CARGO_BIN_EXE_registrar");
@@ -87,24 +87,15 @@ async fn python_calls_rust() {
     else {
         unreachable!()
     };
-    let out = within(
+    let stdout = stdout_of_success(
         "the python side",
         Command::new(&python)
             .arg(workspace().join("tests/interop/python_calls_rust.py"))
             .arg(port.to_string())
             .arg("rust-daemon")
-            .arg(daemon_port.to_string())
-            .kill_on_drop(true)
-            .output(),
+            .arg(daemon_port.to_string()),
     )
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python side failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    .await;
     assert!(stdout.contains("ok   context result"), "{stdout}");
     // Portal.cancel_actor() from Python stopped the Rust actor cleanly.
     let exit = within("the daemon to exit", daemon.wait()).await.unwrap();
@@ -334,22 +325,13 @@ async fn the_polyglot_example_runs() {
         .local_addr()
         .unwrap()
         .port();
-    let out = within(
+    let stdout = stdout_of_success(
         "the polyglot example",
         Command::new(env!("CARGO_BIN_EXE_polyglot"))
             .env("ACTOR_TRACTOR_PYTHON", python)
-            .env("ACTOR_REGISTRAR", format!("tcp://127.0.0.1:{port}"))
-            .kill_on_drop(true)
-            .output(),
+            .env("ACTOR_REGISTRAR", format!("tcp://127.0.0.1:{port}")),
     )
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    .await;
     assert!(stdout.contains("py-worker:   add(20, 22) = 42"), "{stdout}");
     assert!(stdout.contains("Python [0, 1, 2]"), "{stdout}");
     assert!(stdout.contains("RemoteActorError ValueError"), "{stdout}");

@@ -59,3 +59,19 @@ pub(crate) async fn signal(child: &Child, signal: &str) {
         .unwrap();
     assert!(status.success(), "kill {signal} {pid}");
 }
+
+/// Runs `command` to its end (killed if the test gives up), checks it succeeded, and returns
+/// its stdout; a failure shows both of its outputs.
+pub(crate) async fn stdout_of_success(what: &str, command: &mut Command) -> String {
+    let out = within(what, command.kill_on_drop(true).output())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
