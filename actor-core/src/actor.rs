@@ -74,7 +74,8 @@ pub(crate) struct ActorCore {
     pub(crate) cancel: CancellationToken,
     /// Every call task, so teardown can wait for them.
     pub(crate) tasks: TaskTracker,
-    running: Mutex<HashMap<String, u64>>,
+    /// Calls running per namespace (keyed by the registration's static name: no allocation).
+    running: Mutex<HashMap<&'static str, u64>>,
     /// Who asked the whole actor to stop (the `cancel` runtime call's caller).
     pub(crate) canceller: Mutex<Option<Uid>>,
     connections: Mutex<Vec<Weak<Connection>>>,
@@ -134,13 +135,13 @@ impl ActorCore {
     }
 
     /// Counts a call in `ns` as running until the returned guard drops.
-    pub(crate) fn count_running(self: &Arc<Self>, ns: &str) -> RunningGuard {
+    pub(crate) fn count_running(self: &Arc<Self>, ns: &'static str) -> RunningGuard {
         if let Ok(mut running) = self.running.lock() {
-            *running.entry(ns.to_owned()).or_default() += 1;
+            *running.entry(ns).or_default() += 1;
         }
         RunningGuard {
             core: self.clone(),
-            ns: ns.to_owned(),
+            ns,
         }
     }
 
@@ -169,13 +170,13 @@ impl ActorCore {
 /// Decrements the running count of a namespace when dropped.
 pub(crate) struct RunningGuard {
     core: Arc<ActorCore>,
-    ns: String,
+    ns: &'static str,
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
         if let Ok(mut running) = self.core.running.lock() {
-            if let Some(n) = running.get_mut(&self.ns) {
+            if let Some(n) = running.get_mut(self.ns) {
                 *n = n.saturating_sub(1);
             }
         }

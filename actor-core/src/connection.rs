@@ -339,10 +339,16 @@ impl Connection {
         let Ok(slot) = self.task_slots.clone().acquire_owned().await else {
             return;
         };
-        self.start_task(cmd, registration.handler, slot);
+        self.start_task(cmd, registration, slot);
     }
 
-    fn start_task(self: &Arc<Self>, cmd: Cmd, handler: Handler, slot: OwnedSemaphorePermit) {
+    fn start_task(
+        self: &Arc<Self>,
+        cmd: Cmd,
+        registration: &'static registry::Registration,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let handler = registration.handler;
         let window = self.core.stream_window;
         let flow = self.flow_on();
         let agreed = self.window();
@@ -375,7 +381,7 @@ impl Connection {
             // its entry removed and its running count released.
             let _done = done.drop_guard();
             let _slot = slot;
-            let _running = conn.core.count_running(&cmd.ns);
+            let _running = conn.core.count_running(registration.ns);
             let run = RunningCall {
                 conn: conn.clone(),
                 cid: cmd.cid.clone(),
