@@ -57,27 +57,31 @@ fn tractor_python() -> PathBuf {
         .clone()
 }
 
+/// Starts the Rust `registrar` on a free loopback port: the process, its address, its port.
+async fn tcp_registrar() -> (tokio::process::Child, actor::Addr, u16) {
+    let listen = ["--listen".into(), "tcp://127.0.0.1:0".into()];
+    let (child, mut addrs) = start_listening(REGISTRAR, &listen, 1).await;
+    let addr = addrs.remove(0);
+    let actor::Addr::Tcp { port, .. } = &addr else {
+        panic!("the registrar listens on {addr}, not TCP")
+    };
+    let port = *port;
+    (child, addr, port)
+}
+
 /// Python tractor finds a Rust actor through a Rust registrar and calls all three kinds of
 /// its functions, abandons a stream (the Rust task must end), and cancels the actor.
 #[tokio::test]
 async fn python_calls_rust() {
     let python = tractor_python();
-    let (_registrar, addrs) = start_listening(
-        REGISTRAR,
-        &["--listen".into(), "tcp://127.0.0.1:0".into()],
-        1,
-    )
-    .await;
-    let actor::Addr::Tcp { port, .. } = &addrs[0] else {
-        unreachable!()
-    };
+    let (_registrar, registrar, port) = tcp_registrar().await;
     let args = [
         "--name",
         "rust-daemon",
         "--listen",
         "tcp://127.0.0.1:0",
         "--registrar",
-        &addrs[0].to_string(),
+        &registrar.to_string(),
     ]
     .map(String::from);
     let (mut daemon, daemon_addrs) = start_listening(DAEMON, &args, 1).await;
@@ -112,15 +116,7 @@ async fn rust_calls_python() {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let python = tractor_python();
-    let (_registrar, addrs) = start_listening(
-        REGISTRAR,
-        &["--listen".into(), "tcp://127.0.0.1:0".into()],
-        1,
-    )
-    .await;
-    let actor::Addr::Tcp { port, .. } = &addrs[0] else {
-        unreachable!()
-    };
+    let (_registrar, registrar, port) = tcp_registrar().await;
     let mut server = Command::new(&python)
         .arg(workspace().join("tests/interop/python_serves.py"))
         .arg(port.to_string())
@@ -135,7 +131,7 @@ async fn rust_calls_python() {
     assert_eq!(ready.as_deref(), Some("ready"));
 
     // Found by name through the Rust registrar.
-    let registry = actor::Registry::connect(&addrs[0]).await.unwrap();
+    let registry = actor::Registry::connect(&registrar).await.unwrap();
     let portal = within("find_actor", registry.find_actor("py-server"))
         .await
         .unwrap()

@@ -4,21 +4,25 @@
 // Test code: a failed unwrap or panic is a failed test, with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{process::Stdio, time::Duration};
+mod common;
+
+use std::process::Stdio;
 
 use actor_ipc::{Addr, CallKind, Channel, ChannelConfig, Cmd, Msg, Payload, Uid};
+use common::{stdout_of_success, within};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
 };
 
-const WAIT: Duration = Duration::from_secs(20);
 const DEMO: &str = env!("CARGO_BIN_EXE_wire-demo");
 
-async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+/// The tree demo with a registrar of its own, so tests running side by side share none.
+fn tree_demo(dir: &tempfile::TempDir) -> Command {
+    let registrar = format!("unix://{}", dir.path().join("registrar.sock").display());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tree-demo"));
+    command.env("ACTOR_REGISTRAR", registrar);
+    command
 }
 
 /// Starts `wire-demo serve` and returns it with the address it printed.
@@ -142,24 +146,8 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
 
 #[tokio::test]
 async fn the_tree_demo_runs_end_to_end() {
-    // Its own registrar, so tests running side by side do not share one.
     let dir = tempfile::tempdir().unwrap();
-    let registrar = format!("unix://{}", dir.path().join("registrar.sock").display());
-    let out = within(
-        "the tree demo",
-        Command::new(env!("CARGO_BIN_EXE_tree-demo"))
-            .env("ACTOR_REGISTRAR", registrar)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tree demo failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success("the tree demo", &mut tree_demo(&dir)).await;
     assert!(
         stdout.contains("0..999 each exactly once: true"),
         "{stdout}"
@@ -175,11 +163,9 @@ async fn the_tree_demo_runs_end_to_end() {
 #[tokio::test]
 async fn child_log_lines_reach_the_roots_stderr_prefixed_with_their_name() {
     let dir = tempfile::tempdir().unwrap();
-    let registrar = format!("unix://{}", dir.path().join("registrar.sock").display());
     let out = within(
         "the tree demo",
-        Command::new(env!("CARGO_BIN_EXE_tree-demo"))
-            .env("ACTOR_REGISTRAR", registrar)
+        tree_demo(&dir)
             // The level set on the root reaches every child.
             .env("ACTOR_LOG", "actor=info")
             .kill_on_drop(true)
