@@ -202,6 +202,11 @@ pub(crate) async fn with_current<F: std::future::Future>(
     CURRENT.scope(core, fut).await
 }
 
+/// Runs `f` with `core` as the current actor, synchronously (one poll of a call served inline).
+pub(crate) fn with_current_sync<R>(core: Arc<ActorCore>, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(core, f)
+}
+
 /// Entry point for serving: `Actor::builder(name)`.
 #[derive(Debug)]
 pub struct Actor;

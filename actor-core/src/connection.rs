@@ -21,24 +21,25 @@ use std::{
 };
 
 use actor_ipc::{
-    CallKind, Channel, ChannelReader, ChannelSender, Cmd, ErrorInfo, Msg, Payload, TrySendError,
-    Uid,
+    CallKind, Channel, ChannelReader, ChannelSender, Cmd, CmdRef, ErrorInfo, Msg, Payload,
+    TrySendError, Uid,
 };
 use dashmap::DashMap;
 use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
-    actor::{ActorCore, with_current},
+    actor::{ActorCore, with_current, with_current_sync},
     context::{Context, StreamFlags},
     discovery::REGISTRAR_CALLS,
     error::{
         CONTEXT_CANCELLED, Error, FUNCTION_NOT_FOUND, MODULE_NOT_EXPOSED, PANIC_TYPE,
         RemoteActorError, Result, TYPE_ERROR,
     },
+    mailbox::{MailboxReceiver, MailboxSender, Refused, mailbox},
     registry::{self, Handler},
 };
 
@@ -71,10 +72,13 @@ const FRAME_OVERHEAD: usize = 32;
 /// Room an inbox keeps beyond the stream window for the messages that end a call.
 const INBOX_SLACK: usize = 8;
 
+/// Hashes call ids for the routing tables: faster than the default SipHash on the short ids
+/// every message carries, and still randomly seeded (the peer chooses the ids of its calls).
+type CidHasher = foldhash::fast::RandomState;
+
 /// A call of ours, waiting for replies.
 struct Route {
-    tx: mpsc::Sender<Msg>,
-    overrun: Arc<AtomicBool>,
+    tx: MailboxSender,
     /// Credits for items this side sends on the call (a context we opened).
     credits: Option<Arc<Semaphore>>,
 }
@@ -85,7 +89,7 @@ struct TaskEntry {
     done: CancellationToken,
     canceller: Arc<Mutex<Option<Uid>>>,
     /// Messages from the caller (a context's stream items).
-    inbox: Option<(mpsc::Sender<Msg>, Arc<AtomicBool>)>,
+    inbox: Option<MailboxSender>,
     /// Credits for items this side sends on the call.
     credits: Option<Arc<Semaphore>>,
 }
@@ -95,8 +99,8 @@ pub(crate) struct Connection {
     pub(crate) core: Arc<ActorCore>,
     pub(crate) sender: ChannelSender,
     pub(crate) peer: Uid,
-    calls: DashMap<String, Route>,
-    tasks: DashMap<String, TaskEntry>,
+    calls: DashMap<String, Route, CidHasher>,
+    tasks: DashMap<String, TaskEntry, CidHasher>,
     /// Parent of every task the peer started here.
     tasks_cancel: CancellationToken,
     /// Cancelled when the reader stops.
@@ -160,8 +164,8 @@ impl Connection {
             core,
             sender,
             peer,
-            calls: DashMap::new(),
-            tasks: DashMap::new(),
+            calls: DashMap::default(),
+            tasks: DashMap::default(),
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
             next_cid: AtomicU64::new(1),
@@ -180,10 +184,14 @@ impl Connection {
     async fn read_loop(self: Arc<Self>, mut reader: ChannelReader) {
         // However the reader ends (even by a panic or an abort), the connection is shut.
         let _shut = ShutOnDrop(self.clone());
+        // Made once: a fresh cancellation future per message showed in stream profiles.
+        let stopping = self.core.cancel.clone();
+        let stopping = stopping.cancelled();
+        tokio::pin!(stopping);
         let reason = loop {
             let msg = tokio::select! {
                 msg = reader.recv() => msg,
-                () = self.core.cancel.cancelled() => {
+                () = &mut stopping => {
                     // The actor is stopping: keep reading until its teardown closes us, so
                     // cancel acknowledgements and final replies still flow.
                     self.drain_until_closed(&mut reader).await;
@@ -203,7 +211,7 @@ impl Connection {
                 Ok(Some(Msg::Error { cid: None, error })) => {
                     warn!(peer = %self.peer, type_str = %error.type_str, "runtime error from peer: {}", error.tb_str);
                     if let Ok(mut slot) = self.runtime_error.lock() {
-                        slot.get_or_insert(error);
+                        slot.get_or_insert(*error);
                     }
                 }
                 Ok(Some(msg)) => self.route(msg),
@@ -308,7 +316,7 @@ impl Connection {
 
     // ---- serving the peer's calls ----
 
-    async fn dispatch(self: &Arc<Self>, cmd: Cmd) {
+    async fn dispatch(self: &Arc<Self>, cmd: Box<Cmd>) {
         if cmd.ns == "self" {
             return self.runtime_call(cmd).await;
         }
@@ -336,17 +344,75 @@ impl Connection {
             );
             return self.reply_error(&cmd.cid, error).await;
         }
+        let mut cmd = cmd;
+        let begun = match registration.handler {
+            Handler::Func(start) => match self.serve_inline(&mut cmd, registration.ns, start).await
+            {
+                Some(fut) => Some(fut),
+                None => return,
+            },
+            _ => None,
+        };
         let Ok(slot) = self.task_slots.clone().acquire_owned().await else {
             return;
         };
-        self.start_task(cmd, registration, slot);
+        self.start_task(cmd, registration, slot, begun);
+    }
+
+    /// Serves a function call in the reader as far as it goes without waiting: a call that
+    /// finishes at once (most do) costs no task, no cancellation scope and no table entry, and
+    /// its `functype` and `return` go out in one write. Returns the started future of a call
+    /// that must wait, to go on as a task; `None` once the call was answered.
+    ///
+    /// Nothing can cancel the call meanwhile: cancellation arrives as a message, which this
+    /// same reader reads only afterwards.
+    async fn serve_inline(
+        self: &Arc<Self>,
+        cmd: &mut Cmd,
+        ns: &'static str,
+        start: fn(Payload) -> Result<registry::CallFuture>,
+    ) -> Option<registry::CallFuture> {
+        let core = self.core.clone();
+        // Counted while it runs, like a call served as a task.
+        let running = core.count_running(ns);
+        let mut kwargs = Some(std::mem::replace(&mut cmd.kwargs, Payload::nil()));
+        let polled = std::future::poll_fn(|cx| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_current_sync(core.clone(), || {
+                    let mut fut = start(kwargs.take().unwrap_or_else(Payload::nil))?;
+                    Ok(match fut.as_mut().poll(cx) {
+                        Poll::Ready(outcome) => Err(outcome),
+                        Poll::Pending => Ok(fut),
+                    })
+                })
+            }));
+            Poll::Ready(outcome)
+        })
+        .await;
+        let outcome = match polled {
+            // The task counts itself from here on.
+            Ok(Ok(Ok(pending))) => return Some(pending),
+            Ok(Ok(Err(finished))) => finished,
+            Ok(Err(not_started)) => Err(not_started),
+            Err(panic) => Err(Error::raise(
+                PANIC_TYPE,
+                format!("{} panicked: {}", cmd.func, panic_message(&panic)),
+            )),
+        };
+        drop(running);
+        match outcome {
+            Ok(value) => self.reply_value(&cmd.cid, value).await,
+            Err(e) => self.reply_error(&cmd.cid, e.to_error_info()).await,
+        }
+        None
     }
 
     fn start_task(
         self: &Arc<Self>,
-        cmd: Cmd,
+        cmd: Box<Cmd>,
         registration: &'static registry::Registration,
         slot: OwnedSemaphorePermit,
+        begun: Option<registry::CallFuture>,
     ) {
         let handler = registration.handler;
         let window = self.core.stream_window;
@@ -358,9 +424,8 @@ impl Connection {
         let credits = flow.then(|| Arc::new(Semaphore::new(agreed)));
         let (inbox_tx, inbox) = match handler {
             Handler::Context(_) => {
-                let (tx, rx) = mpsc::channel(window + INBOX_SLACK);
-                let overrun = Arc::new(AtomicBool::new(false));
-                (Some((tx, overrun.clone())), Some((rx, overrun)))
+                let (tx, rx) = mailbox(window + INBOX_SLACK);
+                (Some(tx), Some(rx))
             }
             _ => (None, None),
         };
@@ -391,14 +456,14 @@ impl Connection {
                 credits,
             };
             match handler {
-                Handler::Func(start) => run.func(start(cmd.kwargs)).await,
+                Handler::Func(start) => match begun {
+                    Some(fut) => run.func(Ok(fut)).await,
+                    None => run.func(start(cmd.kwargs)).await,
+                },
                 Handler::Stream(start) => run.stream(start(cmd.kwargs)).await,
                 Handler::Context(start) => {
-                    let (rx, overrun) = match inbox {
-                        Some(inbox) => inbox,
-                        None => (mpsc::channel(1).1, Arc::new(AtomicBool::new(false))),
-                    };
-                    let inbox = Inbox::new(conn.clone(), cmd.cid.clone(), rx, overrun, false);
+                    let rx = inbox.unwrap_or_else(|| mailbox(1).1);
+                    let inbox = Inbox::new(conn.clone(), cmd.cid.clone(), rx, false);
                     run.context(start, inbox, cmd.kwargs).await
                 }
             }
@@ -407,7 +472,7 @@ impl Connection {
         self.core.tasks.spawn(with_current(core, task));
     }
 
-    async fn runtime_call(self: &Arc<Self>, cmd: Cmd) {
+    async fn runtime_call(self: &Arc<Self>, cmd: Box<Cmd>) {
         match cmd.func.as_str() {
             "_cancel_task" => {
                 #[derive(Deserialize)]
@@ -478,7 +543,7 @@ impl Connection {
     }
 
     /// The peer asked for flow control: agree on the smaller of the two windows.
-    async fn enable_flow_control(self: &Arc<Self>, cmd: Cmd) {
+    async fn enable_flow_control(self: &Arc<Self>, cmd: Box<Cmd>) {
         #[derive(Deserialize)]
         struct Args {
             window: u64,
@@ -500,20 +565,16 @@ impl Connection {
 
     /// `functype asyncfunc` and `return value`, written together.
     async fn reply_value(&self, cid: &str, value: Payload) {
-        let functype = Msg::FuncType {
-            cid: cid.to_owned(),
-            kind: CallKind::AsyncFunc,
-        };
-        let sent = async {
-            let mut frame = bytes::BytesMut::new();
-            functype.write_frame(&mut frame)?;
-            frame.extend_from_slice(&Msg::return_frame(cid, &value)?);
-            self.sender
-                .send_frame(frame.freeze())
+        let mut frames = bytes::BytesMut::new();
+        let sent = match Msg::put_answer_frames(&mut frames, cid, &value) {
+            Ok(()) => self
+                .sender
+                .send_frame(frames.freeze())
                 .await
-                .map_err(|e| self.send_error(e))
+                .map_err(|e| self.send_error(e)),
+            Err(e) => Err(Error::Encode(e)),
         };
-        if let Err(e) = sent.await {
+        if let Err(e) = sent {
             debug!(peer = %self.peer, error = %e, "could not reply");
         }
     }
@@ -526,7 +587,7 @@ impl Connection {
         }
         let msg = Msg::Error {
             cid: Some(cid.to_owned()),
-            error,
+            error: Box::new(error),
         };
         if let Err(e) = self.sender.send(&msg).await {
             debug!(peer = %self.peer, error = %e, "could not send an error reply");
@@ -562,39 +623,43 @@ impl Connection {
             return;
         }
         let over = matches!(msg, Msg::Return { .. } | Msg::Error { .. });
-        let call = self.calls.get(cid).map(|r| {
+        // Delivered under the table's read guard: no clone of the route per message.
+        if let Some(route) = self.calls.get(cid) {
             if over {
                 // The call is over: nothing more may be sent on it.
-                if let Some(sem) = &r.credits {
+                if let Some(sem) = &route.credits {
                     sem.close();
                 }
             }
-            (r.tx.clone(), r.overrun.clone())
-        });
-        if let Some((tx, overrun)) = call {
-            match tx.try_send(msg) {
+            let sent = route.tx.try_send(msg);
+            if let Err(Refused::Full(_)) = &sent {
+                route.tx.set_overrun();
+            }
+            drop(route);
+            match sent {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(msg)) => {
+                Err(Refused::Full(msg)) => {
                     let cid = msg.cid().unwrap_or_default().to_owned();
-                    overrun.store(true, Ordering::Release);
                     self.calls.remove(&cid);
                     warn!(peer = %self.peer, %cid, "stream overrun: its consumer fell behind; cancelling it");
                     self.cancel_remote(cid);
                 }
-                Err(mpsc::error::TrySendError::Closed(msg)) => {
+                Err(Refused::Closed(msg)) => {
                     self.calls.remove(msg.cid().unwrap_or_default());
                 }
             }
             return;
         }
-        let inbox = self
-            .tasks
-            .get(cid)
-            .and_then(|t| t.inbox.as_ref().map(|(tx, o)| (tx.clone(), o.clone())));
-        if let Some((tx, overrun)) = inbox {
-            if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+        if let Some(task) = self.tasks.get(cid)
+            && let Some(inbox) = &task.inbox
+        {
+            let sent = inbox.try_send(msg);
+            if let Err(Refused::Full(_)) = &sent {
+                inbox.set_overrun();
+            }
+            drop(task);
+            if let Err(Refused::Full(msg)) = sent {
                 let cid = msg.cid().unwrap_or_default();
-                overrun.store(true, Ordering::Release);
                 if let Some(mut task) = self.tasks.get_mut(cid) {
                     task.inbox = None;
                 }
@@ -627,8 +692,7 @@ impl Connection {
             CallKind::AsyncFunc => INBOX_SLACK,
             _ => self.core.stream_window + INBOX_SLACK,
         };
-        let (tx, rx) = mpsc::channel(capacity);
-        let overrun = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mailbox(capacity);
         // A context's send credits start empty: its stream adds the agreed window when it
         // opens, by which time the flow-control answer has arrived.
         let credits = (kind == CallKind::Context).then(|| Arc::new(Semaphore::new(0)));
@@ -636,11 +700,10 @@ impl Connection {
             cid.to_owned(),
             Route {
                 tx,
-                overrun: overrun.clone(),
                 credits: credits.clone(),
             },
         );
-        let inbox = Inbox::new(self.clone(), cid.to_owned(), rx, overrun, true);
+        let inbox = Inbox::new(self.clone(), cid.to_owned(), rx, true);
         // The connection may have shut between the check above and the insert; the inbox's
         // drop removes the route again.
         if self.is_closed() {
@@ -657,14 +720,17 @@ impl Connection {
         kwargs: Payload,
         cid: &str,
     ) -> Result<()> {
-        let msg = Msg::Cmd(Cmd {
-            ns: ns.to_owned(),
-            func: func.to_owned(),
-            kwargs,
-            caller: self.core.uid.clone(),
-            cid: cid.to_owned(),
-        });
-        self.sender.send(&msg).await.map_err(|e| self.send_error(e))
+        let frame = Msg::cmd_frame(CmdRef {
+            ns,
+            func,
+            kwargs: &kwargs,
+            caller: &self.core.uid,
+            cid,
+        })?;
+        self.sender
+            .send_frame(frame)
+            .await
+            .map_err(|e| self.send_error(e))
     }
 
     /// Before the first stream on this connection: ask the peer for flow control (without
@@ -785,7 +851,7 @@ impl Connection {
                 }
                 Msg::Error { error, .. } => {
                     inbox.finished = true;
-                    return Err(self.remote_error(error));
+                    return Err(self.remote_error(*error));
                 }
                 other => return Err(self.protocol(format!("unexpected reply {other:?}"))),
             }
@@ -876,8 +942,7 @@ impl Drop for Lease {
 pub(crate) struct Inbox {
     pub(crate) conn: Arc<Connection>,
     pub(crate) cid: String,
-    rx: mpsc::Receiver<Msg>,
-    overrun: Arc<AtomicBool>,
+    rx: MailboxReceiver,
     /// Whether this is a call we made (else a task the peer started).
     ours: bool,
     /// Set once the call reached its end; a drop then cancels nothing.
@@ -891,18 +956,11 @@ pub(crate) struct Inbox {
 impl Inbox {
     /// An inbox for call `cid`: `ours` when this side made the call (its drop then cancels
     /// the call if unfinished), else a task the peer started.
-    fn new(
-        conn: Arc<Connection>,
-        cid: String,
-        rx: mpsc::Receiver<Msg>,
-        overrun: Arc<AtomicBool>,
-        ours: bool,
-    ) -> Self {
+    fn new(conn: Arc<Connection>, cid: String, rx: MailboxReceiver, ours: bool) -> Self {
         Self {
             conn,
             cid,
             rx,
-            overrun,
             ours,
             finished: false,
             ungranted: 0,
@@ -919,11 +977,11 @@ impl Inbox {
     pub(crate) fn poll_recv(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Msg>> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(msg)) => Poll::Ready(Ok(msg)),
-            Poll::Ready(None) if self.overrun.load(Ordering::Acquire) => {
+            Poll::Ready(None) if self.rx.overran() => {
                 self.finished = true;
                 Poll::Ready(Err(Error::Overrun {
                     cid: self.cid.clone(),
-                    capacity: self.conn.core.stream_window,
+                    capacity: self.rx.capacity().saturating_sub(INBOX_SLACK),
                 }))
             }
             Poll::Ready(None) => {
@@ -973,6 +1031,23 @@ struct RunningCall {
     cancel: CancellationToken,
     canceller: Arc<Mutex<Option<Uid>>>,
     credits: Option<Arc<Semaphore>>,
+}
+
+/// Takes every credit available right now: `None` once the call is over (the semaphore closed).
+fn take_credits(credits: &Semaphore) -> Option<usize> {
+    let available = credits.available_permits();
+    if available == 0 {
+        return if credits.is_closed() { None } else { Some(0) };
+    }
+    let count = u32::try_from(available).unwrap_or(u32::MAX);
+    match credits.try_acquire_many(count) {
+        Ok(permit) => {
+            permit.forget();
+            Some(count as usize)
+        }
+        Err(tokio::sync::TryAcquireError::Closed) => None,
+        Err(tokio::sync::TryAcquireError::NoPermits) => Some(0),
+    }
 }
 
 /// A panic's message, for the error reply.
@@ -1044,51 +1119,107 @@ impl RunningCall {
             Err(e) => return self.send_error(&e).await,
         };
         self.send(&self.functype(CallKind::AsyncGen)).await;
-        let mut frames = bytes::BytesMut::with_capacity(FRAME_BUFFER);
         let stop = Msg::Stop {
             cid: self.cid.clone(),
         };
+        // Frames of items ready one after another are cut from one buffer and queued for the
+        // writer together: no allocation and no queue hop per item.
+        let mut frames = bytes::BytesMut::with_capacity(FRAME_BUFFER);
+        // Credits taken from the semaphore but not yet spent (taken in bulk, spent per item).
+        let mut credit = 0_usize;
         loop {
-            if let Some(credits) = &self.credits {
-                tokio::select! {
-                    permit = credits.acquire() => match permit {
-                        Ok(permit) => permit.forget(),
-                        Err(_) => return,
-                    },
-                    () = self.cancel.cancelled() => return self.send(&stop).await,
-                }
+            if self.cancel.is_cancelled() {
+                return self.finish_stream(frames, &stop).await;
             }
-            let next = tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => return self.send(&stop).await,
-                next = std::panic::AssertUnwindSafe(stream.next()).catch_unwind() => next,
+            if let Some(credits) = &self.credits
+                && credit == 0
+            {
+                credit = match take_credits(credits) {
+                    Some(0) => {
+                        // Out of credit: what is buffered must reach the consumer first, or
+                        // it never grants more.
+                        if !self.flush(&mut frames).await {
+                            return;
+                        }
+                        tokio::select! {
+                            permit = credits.acquire() => match permit {
+                                Ok(permit) => permit.forget(),
+                                Err(_) => return,
+                            },
+                            () = self.cancel.cancelled() => return self.send(&stop).await,
+                        }
+                        1 + take_credits(credits).unwrap_or(0)
+                    }
+                    Some(taken) => taken,
+                    // The call is over: the consumer went away.
+                    None => return,
+                };
+            }
+            let mut next = std::panic::AssertUnwindSafe(stream.next()).catch_unwind();
+            let next = match futures::poll!(&mut next) {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    // Nothing ready: send what is buffered while the stream works.
+                    if !self.flush(&mut frames).await {
+                        return;
+                    }
+                    tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => return self.send(&stop).await,
+                        next = next => next,
+                    }
+                }
             };
             match next {
                 Ok(Some(Ok(item))) => {
-                    // Frames are cut from one buffer: no allocation per item.
+                    credit = credit.saturating_sub(1);
                     // Room for the whole frame at once: a large item is copied exactly once.
                     let needed = item.as_bytes().len() + self.cid.len() + FRAME_OVERHEAD;
                     if frames.capacity() - frames.len() < needed {
+                        if !self.flush(&mut frames).await {
+                            return;
+                        }
                         frames.reserve(needed.max(FRAME_BUFFER));
                     }
                     if let Err(e) = Msg::put_yield_frame(&mut frames, &self.cid, &item) {
+                        self.flush(&mut frames).await;
                         return self.send_error(&Error::Encode(e)).await;
                     }
-                    if self
-                        .conn
-                        .sender
-                        .send_frame(frames.split().freeze())
-                        .await
-                        .is_err()
-                    {
+                    if frames.len() >= FRAME_BUFFER && !self.flush(&mut frames).await {
                         return;
                     }
                 }
-                Ok(Some(Err(e))) => return self.send_error(&e).await,
-                Ok(None) => return self.send(&stop).await,
-                Err(panic) => return self.send_error(&self.panic_error(&panic)).await,
+                Ok(Some(Err(e))) => {
+                    self.flush(&mut frames).await;
+                    return self.send_error(&e).await;
+                }
+                Ok(None) => return self.finish_stream(frames, &stop).await,
+                Err(panic) => {
+                    self.flush(&mut frames).await;
+                    return self.send_error(&self.panic_error(&panic)).await;
+                }
             }
         }
+    }
+
+    /// Queues the buffered item frames for the writer; false if the connection is gone.
+    async fn flush(&self, frames: &mut bytes::BytesMut) -> bool {
+        if frames.is_empty() {
+            return true;
+        }
+        self.conn
+            .sender
+            .send_frame(frames.split().freeze())
+            .await
+            .is_ok()
+    }
+
+    /// Ends a stream: the buffered items and `stop`, in one write.
+    async fn finish_stream(&self, mut frames: bytes::BytesMut, stop: &Msg) {
+        if let Err(e) = stop.write_frame(&mut frames) {
+            debug!(cid = %self.cid, error = %e, "could not encode stop");
+        }
+        self.flush(&mut frames).await;
     }
 
     async fn context(

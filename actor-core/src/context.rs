@@ -250,7 +250,7 @@ impl Context {
                 }
                 Msg::Error { error, .. } => {
                     inbox.finished = true;
-                    return Err(inbox.conn.remote_error(error));
+                    return Err(inbox.conn.remote_error(*error));
                 }
                 // Items the caller did not read (still credited, so the callee can finish),
                 // and tractor's duplicate stops.

@@ -42,6 +42,7 @@ pub mod context;
 pub mod discovery;
 mod entry;
 pub mod error;
+mod mailbox;
 pub mod nursery;
 mod platform;
 mod portal;

@@ -158,7 +158,7 @@ impl Portal {
             } => Ok(RemoteStream::new(inbox)),
             Msg::Error { error, .. } => {
                 inbox.finished = true;
-                Err(self.conn.remote_error(error))
+                Err(self.conn.remote_error(*error))
             }
             other => Err(self.conn.protocol(format!(
                 "{ns}.{func} is not a stream function (first reply {other:?})"
@@ -207,7 +207,7 @@ impl Portal {
                 }
                 Msg::Error { error, .. } => {
                     inbox.finished = true;
-                    return Err(self.conn.remote_error(error));
+                    return Err(self.conn.remote_error(*error));
                 }
                 other => {
                     return Err(self.conn.protocol(format!(
@@ -307,7 +307,7 @@ impl<T> CallHandle<T> {
                 }
                 Msg::Error { error, .. } => {
                     self.inbox.finished = true;
-                    return Err(self.inbox.conn.remote_error(error));
+                    return Err(self.inbox.conn.remote_error(*error));
                 }
                 other => {
                     return Err(self.inbox.conn.protocol(format!(

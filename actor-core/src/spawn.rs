@@ -342,7 +342,12 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
     let report = |error: ErrorInfo| {
         let sender = sender.clone();
         async move {
-            let _ = sender.send(&Msg::Error { cid: None, error }).await;
+            let _ = sender
+                .send(&Msg::Error {
+                    cid: None,
+                    error: Box::new(error),
+                })
+                .await;
             let _ = tokio::time::timeout(Duration::from_secs(1), sender.close()).await;
         }
     };

@@ -13,7 +13,7 @@ use std::{
     task::{Context as TaskContext, Poll, ready},
 };
 
-use actor_ipc::{FrameSink, Msg, Payload, Uid};
+use actor_ipc::{ErrorInfo, FrameSink, Msg, Payload, Uid};
 use futures::{Sink, Stream};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::PollSemaphore;
@@ -91,7 +91,7 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
                 Msg::Error { error, .. } => {
                     this.ended = true;
                     this.inbox.finished = true;
-                    return Poll::Ready(Some(Err(this.inbox.conn.remote_error(error))));
+                    return Poll::Ready(Some(Err(this.inbox.conn.remote_error(*error))));
                 }
                 other => {
                     tracing::debug!(cid = %this.inbox.cid, ?other, "ignoring an unexpected stream message");
@@ -306,7 +306,7 @@ impl<T: DeserializeOwned> Stream for MsgStream<'_, T> {
                 }
                 Msg::Error { ref error, .. } => {
                     this.ended = true;
-                    let err = inbox.conn.remote_error(error.clone());
+                    let err = inbox.conn.remote_error(ErrorInfo::clone(error));
                     if let Ok(mut outcome) = this.ctx.outcome.lock() {
                         *outcome = Some(msg);
                     }

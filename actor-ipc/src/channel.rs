@@ -8,8 +8,8 @@
 //!   writer touches the socket;
 //! - a cancelled sender never leaves half a frame: dropping a `send` future either queued the
 //!   whole frame or nothing;
-//! - under load the writer takes every frame already queued (up to a byte budget) and writes
-//!   them with one vectored syscall;
+//! - under load the writer takes every frame already queued (up to 256) and writes them with
+//!   one vectored syscall;
 //! - a full queue makes senders wait: backpressure reaches the code producing messages instead
 //!   of memory growing.
 
@@ -43,8 +43,6 @@ pub struct ChannelConfig {
     pub connect_timeout: Duration,
     /// How many frames may wait for the writer before senders wait. Default 1024.
     pub send_queue_frames: usize,
-    /// How many bytes of queued frames the writer gathers into one write. Default 256 KiB.
-    pub coalesce_bytes: usize,
 }
 
 impl Default for ChannelConfig {
@@ -54,7 +52,6 @@ impl Default for ChannelConfig {
             handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             send_queue_frames: 1024,
-            coalesce_bytes: 256 * 1024,
         }
     }
 }
@@ -231,7 +228,7 @@ const MAX_IOV: usize = 256;
 impl ChannelSender {
     fn spawn_writer(write: WriteHalf, config: &ChannelConfig) -> Self {
         let (queue, rx) = mpsc::channel(config.send_queue_frames.max(1));
-        tokio::spawn(run_writer(write, rx, config.coalesce_bytes));
+        tokio::spawn(run_writer(write, rx));
         Self { queue }
     }
 
@@ -296,29 +293,25 @@ impl ChannelSender {
     }
 }
 
-async fn run_writer(mut write: WriteHalf, mut queue: mpsc::Receiver<Outgoing>, budget: usize) {
+async fn run_writer(mut write: WriteHalf, mut queue: mpsc::Receiver<Outgoing>) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_IOV);
+    // Taken from the queue in bulk: one wake-up and one release of queue room per batch of
+    // frames, not per frame.
+    let mut taken: Vec<Outgoing> = Vec::with_capacity(MAX_IOV);
     let mut shutdown = None;
     while shutdown.is_none() {
         // All senders gone: nothing more will come; close our direction.
-        let Some(first) = queue.recv().await else {
+        if queue.recv_many(&mut taken, MAX_IOV).await == 0 {
             break;
-        };
-        let mut queued = 0;
-        let mut item = Some(first);
-        while let Some(next) = item.take() {
-            match next {
-                Outgoing::Frame(frame) => {
-                    queued += frame.len();
-                    batch.push(frame);
+        }
+        for next in taken.drain(..) {
+            match (next, &shutdown) {
+                (Outgoing::Frame(frame), None) => batch.push(frame),
+                // Frames queued after the shutdown request are dropped, as if queued too late.
+                (Outgoing::Frame(_), Some(_)) => {}
+                (Outgoing::Shutdown(done), _) => {
+                    shutdown.get_or_insert(done);
                 }
-                Outgoing::Shutdown(done) => {
-                    shutdown = Some(done);
-                    break;
-                }
-            }
-            if queued < budget && batch.len() < MAX_IOV {
-                item = queue.try_recv().ok();
             }
         }
         if let Err(e) = write_all_vectored(&mut write, &mut batch).await {

@@ -195,7 +195,7 @@ pub enum Msg {
     /// `nil`: stop processing messages on this connection.
     Sentinel,
     /// A call.
-    Cmd(Cmd),
+    Cmd(Box<Cmd>),
     /// The first reply to a call: what kind of function runs.
     FuncType {
         /// The call's id.
@@ -235,7 +235,7 @@ pub enum Msg {
         /// The failed call's id, if any.
         cid: Option<String>,
         /// What failed.
-        error: ErrorInfo,
+        error: Box<ErrorInfo>,
     },
     /// The spawn init map.
     SpawnInit(Box<SpawnInit>),
@@ -271,6 +271,12 @@ struct Fields {
 }
 
 const MAX_KEYS_REPORTED: usize = 8;
+
+impl From<Cmd> for Msg {
+    fn from(cmd: Cmd) -> Self {
+        Self::Cmd(Box::new(cmd))
+    }
+}
 
 impl Msg {
     /// Decodes one frame body.
@@ -362,7 +368,7 @@ impl Msg {
         let payload = |range: &Range<usize>| Payload::from_checked(body.slice(range.clone()));
 
         if let Some(range) = &f.cmd {
-            return Ok(Self::Cmd(read_cmd(body, &mut at(range))?));
+            return Ok(Self::Cmd(Box::new(read_cmd(body, &mut at(range))?)));
         }
         if let Some(range) = &f.error {
             let cid = match &f.cid {
@@ -372,7 +378,10 @@ impl Msg {
                 _ => None,
             };
             let error = read_error(&mut at(range))?;
-            return Ok(Self::Error { cid, error });
+            return Ok(Self::Error {
+                cid,
+                error: Box::new(error),
+            });
         }
         if let Some(range) = &f.functype {
             let name = at(range).str("functype")?;
@@ -425,22 +434,17 @@ impl Msg {
         match self {
             Self::Handshake(uid) => uid.write(buf),
             Self::Sentinel => put_nil(buf),
-            Self::Cmd(cmd) => {
-                put_map_len(buf, 1);
-                put_str(buf, "cmd");
-                put_array_len(buf, 5);
-                put_str(buf, &cmd.ns);
-                put_str(buf, &cmd.func);
-                buf.put_slice(cmd.kwargs.as_bytes());
-                cmd.caller.write(buf);
-                put_str(buf, &cmd.cid);
-            }
-            Self::FuncType { cid, kind } => {
-                put_map_len(buf, 2);
-                put_str(buf, "functype");
-                put_str(buf, kind.as_str());
-                put_cid(buf, cid);
-            }
+            Self::Cmd(cmd) => put_cmd(
+                buf,
+                CmdRef {
+                    ns: &cmd.ns,
+                    func: &cmd.func,
+                    kwargs: &cmd.kwargs,
+                    caller: &cmd.caller,
+                    cid: &cmd.cid,
+                },
+            ),
+            Self::FuncType { cid, kind } => put_functype(buf, cid, *kind),
             Self::Return { cid, value } => put_payload_msg(buf, "return", value, cid),
             Self::Yield { cid, value } => put_payload_msg(buf, "yield", value, cid),
             Self::Started { cid, value } => put_payload_msg(buf, "started", value, cid),
@@ -497,6 +501,34 @@ impl Msg {
     /// A `return` frame, written straight from its parts.
     pub fn return_frame(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
         payload_frame("return", cid, value)
+    }
+
+    /// Appends a request/response call's whole answer to `buf`: the `functype` frame, then
+    /// the `return` frame (written together, they go out in one write).
+    pub fn put_answer_frames(
+        buf: &mut BytesMut,
+        cid: &str,
+        value: &Payload,
+    ) -> Result<(), EncodeError> {
+        buf.reserve(2 * (HEADER_LEN + 16 + cid.len()) + 16 + value.as_bytes().len());
+        put_framed(buf, |buf| put_functype(buf, cid, CallKind::AsyncFunc))?;
+        put_framed(buf, |buf| put_payload_msg(buf, "return", value, cid))
+    }
+
+    /// A `cmd` frame, written straight from its parts (the calling hot path: no `Msg` built,
+    /// nothing copied but into the frame).
+    pub fn cmd_frame(cmd: CmdRef<'_>) -> Result<Bytes, EncodeError> {
+        let size = HEADER_LEN
+            + 32
+            + cmd.ns.len()
+            + cmd.func.len()
+            + cmd.kwargs.as_bytes().len()
+            + cmd.caller.name.len()
+            + cmd.caller.uuid.len()
+            + cmd.cid.len();
+        let mut buf = BytesMut::with_capacity(size);
+        put_framed(&mut buf, |buf| put_cmd(buf, cmd))?;
+        Ok(buf.freeze())
     }
 
     /// This message as one complete frame.
@@ -577,6 +609,39 @@ fn put_framed(
 fn put_cid(buf: &mut BytesMut, cid: &str) {
     put_str(buf, "cid");
     put_str(buf, cid);
+}
+
+/// A `cmd`'s parts, borrowed: what [`Msg::cmd_frame`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct CmdRef<'a> {
+    /// The namespace of the function.
+    pub ns: &'a str,
+    /// The function's name.
+    pub func: &'a str,
+    /// Its keyword arguments, an encoded map.
+    pub kwargs: &'a Payload,
+    /// Who calls.
+    pub caller: &'a Uid,
+    /// The call's id.
+    pub cid: &'a str,
+}
+
+fn put_cmd(buf: &mut BytesMut, cmd: CmdRef<'_>) {
+    put_map_len(buf, 1);
+    put_str(buf, "cmd");
+    put_array_len(buf, 5);
+    put_str(buf, cmd.ns);
+    put_str(buf, cmd.func);
+    buf.put_slice(cmd.kwargs.as_bytes());
+    cmd.caller.write(buf);
+    put_str(buf, cmd.cid);
+}
+
+fn put_functype(buf: &mut BytesMut, cid: &str, kind: CallKind) {
+    put_map_len(buf, 2);
+    put_str(buf, "functype");
+    put_str(buf, kind.as_str());
+    put_cid(buf, cid);
 }
 
 fn put_payload_msg(buf: &mut BytesMut, key: &str, value: &Payload, cid: &str) {
@@ -829,7 +894,7 @@ mod tests {
     fn cidless_error_round_trips() {
         let msg = Msg::Error {
             cid: None,
-            error: ErrorInfo::new("RuntimeError", "boom"),
+            error: Box::new(ErrorInfo::new("RuntimeError", "boom")),
         };
         assert_eq!(roundtrip(&msg), msg);
     }
@@ -842,7 +907,7 @@ mod tests {
             .push(("src_uid".into(), Uid::new("a").to_value()));
         let msg = Msg::Error {
             cid: Some("c9".into()),
-            error,
+            error: Box::new(error),
         };
         assert_eq!(roundtrip(&msg), msg);
     }

@@ -197,7 +197,7 @@ fn spawn_init() -> impl Strategy<Value = SpawnInit> {
 fn msg() -> impl Strategy<Value = Msg> {
     let cmd = (any::<String>(), any::<String>(), map_value(), uid(), cid()).prop_map(
         |(ns, func, kwargs, caller, cid)| {
-            Msg::Cmd(Cmd {
+            Msg::from(Cmd {
                 ns,
                 func,
                 kwargs: Payload::from_value(&kwargs),
@@ -214,11 +214,11 @@ fn msg() -> impl Strategy<Value = Msg> {
     )
         .prop_map(|(cid, type_str, tb_str, extra)| Msg::Error {
             cid,
-            error: ErrorInfo {
+            error: Box::new(ErrorInfo {
                 type_str,
                 tb_str,
                 extra,
-            },
+            }),
         });
     prop_oneof![
         uid().prop_map(Msg::Handshake),

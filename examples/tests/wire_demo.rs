@@ -86,7 +86,7 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
         }
         // Several calls in flight at once, answered by cid.
         for (i, (a, b)) in [(1, 2), (-5, 3), (i64::MAX - 1, 1)].into_iter().enumerate() {
-            let cmd = Msg::Cmd(Cmd {
+            let cmd = Msg::from(Cmd {
                 ns: "demo".into(),
                 func: "add".into(),
                 kwargs: Payload::encode(&Args { a, b }).unwrap(),
@@ -114,7 +114,7 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
         }
 
         // Wrong argument types: an error reply, and the peer keeps serving.
-        let bad = Msg::Cmd(Cmd {
+        let bad = Msg::from(Cmd {
             ns: "demo".into(),
             func: "add".into(),
             kwargs: Payload::encode(&std::collections::BTreeMap::from([("a", "x")])).unwrap(),

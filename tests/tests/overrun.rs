@@ -33,7 +33,7 @@ async fn flooding_peer(items: u64) -> (Addr, mpsc::UnboundedReceiver<String>) {
                 ("self", "_flow_control") => {
                     let error = Msg::Error {
                         cid: Some(cmd.cid),
-                        error: ErrorInfo::new("AttributeError", "no _flow_control"),
+                        error: Box::new(ErrorInfo::new("AttributeError", "no _flow_control")),
                     };
                     channel.send(&error).await.unwrap();
                 }

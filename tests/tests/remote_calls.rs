@@ -291,7 +291,7 @@ async fn panics_become_error_replies_and_the_actor_lives_on() {
 
 /// Sends one raw `cmd` and returns every reply until an `error` or `return`.
 async fn raw_call(channel: &mut Channel, ns: &str, func: &str, kwargs: Payload) -> Vec<Msg> {
-    let cmd = Msg::Cmd(Cmd {
+    let cmd = Msg::from(Cmd {
         ns: ns.into(),
         func: func.into(),
         kwargs,
@@ -441,7 +441,7 @@ async fn sentinel_and_eof_cancel_the_connections_tasks() {
             )
             .await
             .unwrap();
-            let cmd = Msg::Cmd(Cmd {
+            let cmd = Msg::from(Cmd {
                 ns: "fixture".into(),
                 func: "sleep_forever".into(),
                 kwargs: Payload::empty_map(),
@@ -833,7 +833,7 @@ async fn a_hostile_credit_grant_changes_nothing() {
         )
         .await
         .unwrap();
-        let flow = Msg::Cmd(Cmd {
+        let flow = Msg::from(Cmd {
             ns: "actor.runtime".into(),
             func: "flow_control".into(),
             kwargs: Payload::encode(&std::collections::HashMap::from([("window", 4u64)])).unwrap(),
@@ -841,7 +841,7 @@ async fn a_hostile_credit_grant_changes_nothing() {
             cid: "flow".into(),
         });
         channel.send(&flow).await.unwrap();
-        let stream = Msg::Cmd(Cmd {
+        let stream = Msg::from(Cmd {
             ns: "fixture".into(),
             func: "forever".into(),
             kwargs: Payload::empty_map(),

@@ -90,7 +90,7 @@ async fn call_child(addr: &Addr) -> Result<(), Error> {
         a: i64,
         b: i64,
     }
-    let call = Msg::Cmd(Cmd {
+    let call = Msg::from(Cmd {
         ns: "demo".into(),
         func: "add".into(),
         kwargs: Payload::encode(&AddArgs { a: 1, b: 2 })?,
@@ -110,7 +110,7 @@ async fn call_child(addr: &Addr) -> Result<(), Error> {
     };
     println!("parent: add(a=1, b=2) returned {sum}");
 
-    let missing = Msg::Cmd(Cmd {
+    let missing = Msg::from(Cmd {
         ns: "demo".into(),
         func: "subtract".into(),
         kwargs: Payload::empty_map(),
@@ -193,7 +193,7 @@ async fn serve_connection(mut channel: Channel) -> Result<(), Error> {
     while let Some(msg) = channel.recv().await? {
         match msg {
             Msg::Cmd(cmd) => {
-                for reply in answer(cmd) {
+                for reply in answer(*cmd) {
                     channel.send(&reply).await?;
                 }
             }
@@ -222,7 +222,7 @@ fn answer(cmd: Cmd) -> Vec<Msg> {
         ],
         Err(error) => vec![Msg::Error {
             cid: Some(cmd.cid),
-            error,
+            error: Box::new(error),
         }],
     }
 }

@@ -64,6 +64,9 @@ struct Cli {
     /// Smaller counts, for smoke tests.
     #[arg(long)]
     quick: bool,
+    /// Measure the actor runtime only (no baseline, so no ratios): for profiling.
+    #[arg(long)]
+    no_baseline: bool,
     /// Internal: serve as a server process of this kind (started by the bench itself).
     #[arg(long, value_enum, hide = true, requires = "listen")]
     serve: Option<ServerKind>,
@@ -288,8 +291,11 @@ async fn run(
         FlavorChoice::Both => &[Flavor::Current, Flavor::Multi],
     };
     for &transport in transports {
-        let name = format!("baseline-{}", transport.name());
-        suite::<baseline::Client>(&name, transport, Flavor::Current, cli, sizes, figures).await?;
+        if !cli.no_baseline {
+            let name = format!("baseline-{}", transport.name());
+            suite::<baseline::Client>(&name, transport, Flavor::Current, cli, sizes, figures)
+                .await?;
+        }
         for &flavor in flavors {
             let name = actor_name(transport, flavor);
             suite::<Portal>(&name, transport, flavor, cli, sizes, figures).await?;
