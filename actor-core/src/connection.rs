@@ -66,8 +66,24 @@ const MAX_TASKS_PER_CONNECTION: usize = 1024;
 
 /// The buffer a stream producer cuts its frames from.
 const FRAME_BUFFER: usize = 64 * 1024;
+/// How many bytes of ready stream items a producer gathers before handing them to the writer:
+/// large enough to spare a queue hop per item, small enough that the consumer starts on the
+/// first items (and grants more credit) while the producer goes on.
+const FLUSH_BYTES: usize = 16 * 1024;
 /// A `yield` frame's bytes beyond its payload and cid (header, map, keys).
 const FRAME_OVERHEAD: usize = 32;
+
+/// The most stream items a consumer lets its producer have in flight (credit granted and not
+/// yet used), however small the items; credit a peer grants beyond it is ignored.
+pub(crate) const MAX_STREAM_CREDIT: usize = 16 * 1024;
+
+/// The bytes of stream items a consumer lets its producer have in flight, at the items'
+/// average size so far: small items get up to [`MAX_STREAM_CREDIT`] in flight (a deep pipeline),
+/// large ones only a few (bounded memory).
+const STREAM_BYTES_IN_FLIGHT: usize = 8 * 1024 * 1024;
+
+/// What a queued item costs beyond its payload (its message).
+const ITEM_OVERHEAD: usize = 64;
 
 /// Room an inbox keeps beyond the stream window for the messages that end a call.
 const INBOX_SLACK: usize = 8;
@@ -190,6 +206,8 @@ impl Connection {
         tokio::pin!(stopping);
         let reason = loop {
             let msg = tokio::select! {
+                // The reader first: `stopping` is polled only when no message is ready.
+                biased;
                 msg = reader.recv() => msg,
                 () = &mut stopping => {
                     // The actor is stopping: keep reading until its teardown closes us, so
@@ -605,8 +623,8 @@ impl Connection {
                 .or_else(|| self.calls.get(cid).and_then(|r| r.credits.clone()));
             match credits {
                 Some(sem) => {
-                    // Never more than a window outstanding, whatever a peer claims.
-                    let room = self.window().saturating_sub(sem.available_permits());
+                    // Never more than the most credit outstanding, whatever a peer claims.
+                    let room = MAX_STREAM_CREDIT.saturating_sub(sem.available_permits());
                     let granted = usize::try_from(*credit).unwrap_or(usize::MAX).min(room);
                     sem.add_permits(granted);
                 }
@@ -947,8 +965,15 @@ pub(crate) struct Inbox {
     ours: bool,
     /// Set once the call reached its end; a drop then cancels nothing.
     pub(crate) finished: bool,
-    /// Items consumed since the last credit grant.
-    ungranted: usize,
+    /// Stream items the producer may send in all: the window, plus every credit granted.
+    allowed: usize,
+    /// Stream items consumed, and their size in memory (for the average).
+    consumed: usize,
+    consumed_bytes: usize,
+    /// A credit grant was just queued: the next poll yields once, so the connection's writer
+    /// sends it now rather than after this consumer has drained everything in hand (which
+    /// would leave the producer waiting, and then this side idle).
+    yield_for_grant: bool,
     /// Keeps the connection open while this call is alive (calls made through a portal).
     pub(crate) lease: Option<Arc<Lease>>,
 }
@@ -963,7 +988,10 @@ impl Inbox {
             rx,
             ours,
             finished: false,
-            ungranted: 0,
+            allowed: 0,
+            consumed: 0,
+            consumed_bytes: 0,
+            yield_for_grant: false,
             lease: None,
         }
     }
@@ -975,6 +1003,10 @@ impl Inbox {
 
     /// Polls for the next message: `Err` once the connection is gone or the call overran.
     pub(crate) fn poll_recv(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Msg>> {
+        if std::mem::take(&mut self.yield_for_grant) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(msg)) => Poll::Ready(Ok(msg)),
             Poll::Ready(None) if self.rx.overran() => {
@@ -992,22 +1024,39 @@ impl Inbox {
         }
     }
 
-    /// Records one stream item consumed; with flow control on, grants the producer more
-    /// credit once half the window has been consumed.
-    pub(crate) fn consumed_item(&mut self) {
+    /// Records one stream item of `size` payload bytes consumed; with flow control on, grants
+    /// the producer more credit once half of what it may have in flight was consumed.
+    ///
+    /// What it may have in flight starts at the agreed window and adapts to the items: as many
+    /// as [`STREAM_BYTES_IN_FLIGHT`] holds at their average size, at most
+    /// [`MAX_STREAM_CREDIT`]. Small items get a deep pipeline (a producer that waits for credit
+    /// leaves both sides idle), large ones bounded memory.
+    pub(crate) fn consumed_item(&mut self, size: usize) {
         if !self.conn.flow_on() {
             return;
         }
-        self.ungranted += 1;
-        if self.ungranted * 2 >= self.conn.window() {
-            let credit = Msg::Credit {
-                cid: self.cid.clone(),
-                credit: self.ungranted as u64,
-            };
-            self.ungranted = 0;
-            if let Ok(frame) = credit.to_frame() {
-                self.conn.send_frame_soon(frame);
-            }
+        if self.allowed == 0 {
+            self.allowed = self.conn.window();
+        }
+        self.consumed += 1;
+        self.consumed_bytes = self.consumed_bytes.saturating_add(size + ITEM_OVERHEAD);
+        let average = (self.consumed_bytes / self.consumed).max(1);
+        let target = (STREAM_BYTES_IN_FLIGHT / average).clamp(2, MAX_STREAM_CREDIT);
+        let in_flight = self.allowed.saturating_sub(self.consumed);
+        if in_flight * 2 > target {
+            return;
+        }
+        let grant = target - in_flight;
+        // The mailbox must hold whatever the producer may now send.
+        self.rx.raise_capacity(target + INBOX_SLACK);
+        let credit = Msg::Credit {
+            cid: self.cid.clone(),
+            credit: grant as u64,
+        };
+        if let Ok(frame) = credit.to_frame() {
+            self.allowed += grant;
+            self.conn.send_frame_soon(frame);
+            self.yield_for_grant = true;
         }
     }
 }
@@ -1185,7 +1234,7 @@ impl RunningCall {
                         self.flush(&mut frames).await;
                         return self.send_error(&Error::Encode(e)).await;
                     }
-                    if frames.len() >= FRAME_BUFFER && !self.flush(&mut frames).await {
+                    if frames.len() >= FLUSH_BYTES && !self.flush(&mut frames).await {
                         return;
                     }
                 }

@@ -254,7 +254,7 @@ impl Context {
                 }
                 // Items the caller did not read (still credited, so the callee can finish),
                 // and tractor's duplicate stops.
-                Msg::Yield { .. } => inbox.consumed_item(),
+                Msg::Yield { value, .. } => inbox.consumed_item(value.as_bytes().len()),
                 Msg::Stop { .. } => continue,
                 other => {
                     return Err(inbox.conn.protocol(format!(

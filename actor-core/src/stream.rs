@@ -81,7 +81,7 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
             };
             match msg {
                 Msg::Yield { value, .. } => {
-                    this.inbox.consumed_item();
+                    this.inbox.consumed_item(value.as_bytes().len());
                     return Poll::Ready(Some(value.decode().map_err(Error::from)));
                 }
                 Msg::Stop { .. } | Msg::Return { .. } => {
@@ -293,7 +293,7 @@ impl<T: DeserializeOwned> Stream for MsgStream<'_, T> {
             };
             match msg {
                 Msg::Yield { value, .. } => {
-                    inbox.consumed_item();
+                    inbox.consumed_item(value.as_bytes().len());
                     return Poll::Ready(Some(value.decode().map_err(Error::from)));
                 }
                 Msg::Stop { .. } => this.ended = true,

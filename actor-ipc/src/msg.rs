@@ -325,7 +325,10 @@ impl Msg {
         let mut f = Fields::default();
         let mut unknown = Vec::new();
         for _ in 0..entries {
-            let Some(key) = cur.str_if_any()? else {
+            let key_at = cur.pos();
+            // Keys are compared as bytes: the known ones are ASCII, so only an unknown key
+            // needs its UTF-8 checked.
+            let Some(key) = cur.key_bytes_if_any()? else {
                 // A non-string key: unknown by definition.
                 cur.skip_value()?;
                 cur.skip_value()?;
@@ -333,22 +336,27 @@ impl Msg {
             };
             let range = cur.skip_value()?;
             let slot = match key {
-                "cmd" => &mut f.cmd,
-                "functype" => &mut f.functype,
-                "cid" => &mut f.cid,
-                "return" => &mut f.ret,
-                "yield" => &mut f.yld,
-                "started" => &mut f.started,
-                "stop" => &mut f.stop,
-                "error" => &mut f.error,
-                "_parent_main_data" => &mut f.parent_main_data,
-                "enable_modules" => &mut f.enable_modules,
-                "_arb_addr" => &mut f.arb_addr,
-                "bind_host" => &mut f.bind_host,
-                "bind_port" => &mut f.bind_port,
-                "_runtime_vars" => &mut f.runtime_vars,
-                "credit" => &mut f.credit,
+                b"cmd" => &mut f.cmd,
+                b"functype" => &mut f.functype,
+                b"cid" => &mut f.cid,
+                b"return" => &mut f.ret,
+                b"yield" => &mut f.yld,
+                b"started" => &mut f.started,
+                b"stop" => &mut f.stop,
+                b"error" => &mut f.error,
+                b"_parent_main_data" => &mut f.parent_main_data,
+                b"enable_modules" => &mut f.enable_modules,
+                b"_arb_addr" => &mut f.arb_addr,
+                b"bind_host" => &mut f.bind_host,
+                b"bind_port" => &mut f.bind_port,
+                b"_runtime_vars" => &mut f.runtime_vars,
+                b"credit" => &mut f.credit,
                 other => {
+                    let other =
+                        std::str::from_utf8(other).map_err(|_| DecodeError::InvalidUtf8 {
+                            field: "key",
+                            at: key_at,
+                        })?;
                     if unknown.len() < MAX_KEYS_REPORTED {
                         unknown.push(other.to_owned());
                     }

@@ -158,6 +158,14 @@ impl<'a> Cursor<'a> {
 
     /// Reads a string, borrowed from the frame.
     pub(crate) fn str(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let at = self.pos;
+        let bytes = self.str_bytes(field)?;
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { field, at })
+    }
+
+    /// Reads a string's bytes, not yet checked to be UTF-8 (a key compared with known ASCII
+    /// keys needs no check).
+    pub(crate) fn str_bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let m = self.peek()?;
         let len = match m {
             0xa0..=0xbf => {
@@ -178,15 +186,22 @@ impl<'a> Cursor<'a> {
             }
             _ => return Err(self.wrong(field, "a string", m)),
         };
-        let at = self.pos;
-        let bytes = self.take(len as usize)?;
-        std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { field, at })
+        self.take(len as usize)
     }
 
     /// Reads a string if the next value is one; `None` (and nothing consumed) otherwise.
     pub(crate) fn str_if_any(&mut self) -> Result<Option<&'a str>, DecodeError> {
         match self.peek()? {
             0xa0..=0xbf | 0xd9..=0xdb => self.str("key").map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads a string's bytes (unchecked, see [`Cursor::str_bytes`]) if the next value is a
+    /// string; `None` (and nothing consumed) otherwise.
+    pub(crate) fn key_bytes_if_any(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
+        match self.peek()? {
+            0xa0..=0xbf | 0xd9..=0xdb => self.str_bytes("key").map(Some),
             _ => Ok(None),
         }
     }
