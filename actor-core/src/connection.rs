@@ -70,6 +70,8 @@ const FRAME_BUFFER: usize = 64 * 1024;
 /// large enough to spare a queue hop per item, small enough that the consumer starts on the
 /// first items (and grants more credit) while the producer goes on.
 const FLUSH_BYTES: usize = 16 * 1024;
+/// Stream items this large go to the writer as they are, not copied into a frame buffer.
+const LARGE_ITEM: usize = 16 * 1024;
 /// A `yield` frame's bytes beyond its payload and cid (header, map, keys).
 const FRAME_OVERHEAD: usize = 32;
 
@@ -1220,9 +1222,29 @@ impl RunningCall {
                 }
             };
             match next {
+                Ok(Some(Ok(item))) if item.as_bytes().len() >= LARGE_ITEM => {
+                    credit = credit.saturating_sub(1);
+                    // Written from where it is: no copy, no fresh buffer as large as the item.
+                    if !self.flush(&mut frames).await {
+                        return;
+                    }
+                    let parts = match Msg::yield_frame_parts(&self.cid, &item) {
+                        Ok(parts) => parts,
+                        Err(e) => return self.send_error(&Error::Encode(e)).await,
+                    };
+                    if self
+                        .conn
+                        .sender
+                        .send_frame_parts(parts.into())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
                 Ok(Some(Ok(item))) => {
                     credit = credit.saturating_sub(1);
-                    // Room for the whole frame at once: a large item is copied exactly once.
+                    // Room for the whole frame at once: an item is copied exactly once.
                     let needed = item.as_bytes().len() + self.cid.len() + FRAME_OVERHEAD;
                     if frames.capacity() - frames.len() < needed {
                         if !self.flush(&mut frames).await {

@@ -203,6 +203,8 @@ pub enum TrySendError {
 enum Outgoing {
     /// Write this complete frame.
     Frame(Bytes),
+    /// Write these buffers back to back: together they are complete frames.
+    Parts(Vec<Bytes>),
     /// Write everything queued before this, shut the write half down, report, and stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -217,6 +219,7 @@ impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Frame(b) => write!(f, "Frame({} bytes)", b.len()),
+            Self::Parts(parts) => write!(f, "Parts({} buffers)", parts.len()),
             Self::Shutdown(_) => f.write_str("Shutdown"),
         }
     }
@@ -245,6 +248,17 @@ impl ChannelSender {
     pub async fn send_frame(&self, frame: Bytes) -> Result<(), SendError> {
         self.queue
             .send(Outgoing::Frame(frame))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Queues buffers that together are complete frames (e.g. a frame's header, a large
+    /// payload shared rather than copied, and the rest), to be written back to back with no
+    /// other frame between them. Waits while the queue is full; cancel-safe like
+    /// [`ChannelSender::send_frame`].
+    pub async fn send_frame_parts(&self, parts: Vec<Bytes>) -> Result<(), SendError> {
+        self.queue
+            .send(Outgoing::Parts(parts))
             .await
             .map_err(|_| SendError::Closed)
     }
@@ -307,8 +321,9 @@ async fn run_writer(mut write: WriteHalf, mut queue: mpsc::Receiver<Outgoing>) {
         for next in taken.drain(..) {
             match (next, &shutdown) {
                 (Outgoing::Frame(frame), None) => batch.push(frame),
+                (Outgoing::Parts(parts), None) => batch.extend(parts),
                 // Frames queued after the shutdown request are dropped, as if queued too late.
-                (Outgoing::Frame(_), Some(_)) => {}
+                (Outgoing::Frame(_) | Outgoing::Parts(_), Some(_)) => {}
                 (Outgoing::Shutdown(done), _) => {
                     shutdown.get_or_insert(done);
                 }

@@ -506,6 +506,21 @@ impl Msg {
         put_framed(buf, |buf| put_payload_msg(buf, "yield", value, cid))
     }
 
+    /// A `yield` frame as three buffers to write back to back: its start, the payload itself
+    /// (shared, not copied: for large items), and its end.
+    pub fn yield_frame_parts(cid: &str, value: &Payload) -> Result<[Bytes; 3], EncodeError> {
+        let mut tail = BytesMut::with_capacity(16 + cid.len());
+        put_cid(&mut tail, cid);
+        let mut head = BytesMut::with_capacity(HEADER_LEN + 8);
+        head.put_u32_le(0);
+        put_map_len(&mut head, 2);
+        put_str(&mut head, "yield");
+        let body_len = head.len() - HEADER_LEN + value.as_bytes().len() + tail.len();
+        let len = checked_len(body_len)?;
+        head[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+        Ok([head.freeze(), value.clone().into_bytes(), tail.freeze()])
+    }
+
     /// A `return` frame, written straight from its parts.
     pub fn return_frame(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
         payload_frame("return", cid, value)
@@ -849,6 +864,18 @@ fn write_spawn_init(buf: &mut BytesMut, init: &SpawnInit) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_yield_frame_in_parts_is_the_same_frame() {
+        let mut bin = vec![0xc6, 0, 1, 0x11, 0x70];
+        bin.resize(bin.len() + 70_000, 7);
+        let value = Payload::from_msgpack(Bytes::from(bin)).unwrap();
+        let whole = Msg::yield_frame("c-1", &value).unwrap();
+        let parts = Msg::yield_frame_parts("c-1", &value).unwrap();
+        assert_eq!(parts.concat(), whole.to_vec());
+        // The payload is shared, not copied.
+        assert_eq!(parts[1].as_ptr(), value.as_bytes().as_ptr());
+    }
 
     fn roundtrip(msg: &Msg) -> Msg {
         let frame = msg.to_frame().unwrap();
