@@ -8,7 +8,12 @@
 //! ```text
 //! cargo run --release -p examples --bin bench -- [--transport uds|tcp|both]
 //!     [--runtime current|multi|both] [--workloads W1,W2,W3,W4,W4b,W5,W6,W7,W8] [--quick]
+//!     [--no-baseline]
+//! cargo run --release -p examples --bin bench -- --soak [--soak-calls N] [--soak-minutes M]
 //! ```
+//!
+//! `--soak` measures resident memory over a million calls and a long stream instead (module
+//! `soak`).
 //!
 //! Implementations:
 //! - `actor-uds`, `actor-tcp`: an actor serving `demo` (what the `daemon` example runs) on
@@ -25,6 +30,7 @@
 
 mod baseline;
 mod server;
+mod soak;
 mod workloads;
 
 use std::{
@@ -67,6 +73,15 @@ struct Cli {
     /// Measure the actor runtime only (no baseline, so no ratios): for profiling.
     #[arg(long)]
     no_baseline: bool,
+    /// Instead of the workloads: resident memory over a million calls and a long stream.
+    #[arg(long)]
+    soak: bool,
+    /// How many echo calls the soak makes.
+    #[arg(long, default_value_t = 1_000_000, requires = "soak")]
+    soak_calls: u64,
+    /// How long the soak's stream runs, in minutes.
+    #[arg(long, default_value_t = 10.0, requires = "soak")]
+    soak_minutes: f64,
     /// Internal: serve as a server process of this kind (started by the bench itself).
     #[arg(long, value_enum, hide = true, requires = "listen")]
     serve: Option<ServerKind>,
@@ -235,6 +250,9 @@ fn main() -> ExitCode {
         Choice::Tcp => &[Transport::Tcp],
         Choice::Both => &[Transport::Uds, Transport::Tcp],
     };
+    if cli.soak {
+        return soak_all(&cli, transports);
+    }
     // The actor's W1 first: this program becomes an actor root, which runs its own runtime.
     let mut figures = Vec::new();
     if cli.workloads.contains(&Workload::W1) {
@@ -276,6 +294,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--soak` on each chosen transport.
+fn soak_all(cli: &Cli, transports: &[Transport]) -> ExitCode {
+    let began = Instant::now();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bench: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for &transport in transports {
+        if let Err(e) = runtime.block_on(soak::run(transport, cli.soak_calls, cli.soak_minutes)) {
+            eprintln!("bench --soak on {}: {e}", transport.name());
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!("\nwall time: {:.1} s", began.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
 }
 
 /// Per transport: the baseline, then the actor runtime in each chosen flavour.

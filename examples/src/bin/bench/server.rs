@@ -212,18 +212,23 @@ impl Server {
 
     /// Resident memory now (`VmRSS` of `/proc/<pid>/status`), in KiB.
     pub(crate) fn rss_kib(&self) -> BoxResult<f64> {
-        let path = format!("/proc/{}/status", self.pid);
-        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        let line = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .ok_or_else(|| format!("{path} has no VmRSS line"))?;
-        let kib = line
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse::<f64>()
-            .map_err(|e| format!("{path}: VmRSS {line:?}: {e}"))?;
-        Ok(kib)
+        rss_kib(&self.pid.to_string())
     }
+}
+
+/// Resident memory of process `pid` (a number, or `self`), in KiB, from `/proc`.
+pub(crate) fn rss_kib(pid: &str) -> BoxResult<f64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .ok_or_else(|| format!("{path} has no VmRSS line"))?;
+    let kib = line
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| format!("{path}: VmRSS {line:?}: {e}"))?;
+    Ok(kib)
 }
