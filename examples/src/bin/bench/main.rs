@@ -8,7 +8,7 @@
 //! ```text
 //! cargo run --release -p examples --bin bench -- [--transport uds|tcp|both]
 //!     [--runtime current|multi|both] [--workloads W1,W2,W3,W4,W4b,W5,W6,W7,W8] [--quick]
-//!     [--no-baseline]
+//!     [--no-baseline] [--runs N]
 //! cargo run --release -p examples --bin bench -- --soak [--soak-calls N] [--soak-minutes M]
 //! ```
 //!
@@ -70,6 +70,9 @@ struct Cli {
     /// Smaller counts, for smoke tests.
     #[arg(long)]
     quick: bool,
+    /// Runs of every workload; the figures reported are the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
     /// Measure the actor runtime only (no baseline, so no ratios): for profiling.
     #[arg(long)]
     no_baseline: bool,
@@ -253,23 +256,44 @@ fn main() -> ExitCode {
     if cli.soak {
         return soak_all(&cli, transports);
     }
-    // The actor's W1 first: this program becomes an actor root, which runs its own runtime.
+    let mut runs = Vec::new();
+    for run in 1..=cli.runs {
+        if cli.runs > 1 {
+            eprintln!("\n#### run {run} of {}", cli.runs);
+        }
+        let (figures, outcome) = measure(&cli, transports, &sizes);
+        if let Err(e) = outcome {
+            print_table(&figures, 1);
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+        runs.push(figures);
+    }
+    let figures = medians(&runs);
+    for f in &figures {
+        println!(
+            "RESULT {} {} {}",
+            f.implementation,
+            f.metric,
+            format_value(f.value)
+        );
+    }
+    print_table(&figures, runs.len());
+    print_ratios(&figures);
+    eprintln!("\nwall time: {:.1} s", began.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}
+
+/// One run of every chosen workload: the figures measured, and whether all went well.
+fn measure(cli: &Cli, transports: &[Transport], sizes: &Sizes) -> (Vec<Figure>, BoxResult<()>) {
     let mut figures = Vec::new();
+    // The actor's W1 first: this program becomes an actor root, which runs its own runtime.
     if cli.workloads.contains(&Workload::W1) {
         for &transport in transports {
-            match w1_nursery(transport, &sizes) {
-                Ok(measured) => record(
-                    &mut figures,
-                    &actor_name(transport, Flavor::Current),
-                    measured,
-                ),
-                Err(e) => {
-                    eprintln!(
-                        "bench: W1 on {}: {e}",
-                        actor_name(transport, Flavor::Current)
-                    );
-                    return ExitCode::FAILURE;
-                }
+            let name = actor_name(transport, Flavor::Current);
+            match w1_nursery(transport, sizes) {
+                Ok(measured) => record(&mut figures, &name, measured),
+                Err(e) => return (figures, Err(format!("W1 on {name}: {e}").into())),
             }
         }
     }
@@ -278,22 +302,33 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("bench: cannot start a runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return (figures, Err(format!("cannot start a runtime: {e}").into())),
     };
-    let outcome = runtime.block_on(run(&cli, transports, &sizes, &mut figures));
-    print_table(&figures);
-    print_ratios(&figures);
-    eprintln!("\nwall time: {:.1} s", began.elapsed().as_secs_f64());
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let outcome = runtime.block_on(run(cli, transports, sizes, &mut figures));
+    (figures, outcome)
+}
+
+/// Per implementation and metric, the median over the runs (the upper one of an even count),
+/// in the order first measured.
+fn medians(runs: &[Vec<Figure>]) -> Vec<Figure> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|f| {
+            let mut values: Vec<f64> = runs
+                .iter()
+                .filter_map(|run| find(run, &f.implementation, f.metric))
+                .collect();
+            values.sort_by(f64::total_cmp);
+            Figure {
+                implementation: f.implementation.clone(),
+                metric: f.metric,
+                value: values.get(values.len() / 2).copied().unwrap_or(f.value),
+            }
+        })
+        .collect()
 }
 
 /// `--soak` on each chosen transport.
@@ -404,10 +439,9 @@ async fn suite<T: Target>(
     Ok(())
 }
 
-/// Prints each figure as a `RESULT` line and keeps it for the tables.
+/// Keeps a workload's figures (printed as `RESULT` lines and tables once all runs are done).
 fn record(figures: &mut Vec<Figure>, implementation: &str, measured: Measured) {
     for (metric, value) in measured {
-        println!("RESULT {implementation} {metric} {}", format_value(value));
         figures.push(Figure {
             implementation: implementation.to_owned(),
             metric,
@@ -542,9 +576,12 @@ fn implementations(figures: &[Figure]) -> Vec<&str> {
 }
 
 /// Metrics as rows, implementations as columns, in the order measured.
-fn print_table(figures: &[Figure]) {
+fn print_table(figures: &[Figure], runs: usize) {
     let names = implementations(figures);
     let metrics = TARGETS.iter().map(|&(metric, _)| metric);
+    if runs > 1 {
+        eprintln!("\nmedians of {runs} runs:");
+    }
     let mut header = format!("{:<22}", "metric");
     for name in &names {
         header.push_str(&format!(" {name:>13}"));
