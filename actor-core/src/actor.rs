@@ -183,11 +183,12 @@ impl Drop for RunningGuard {
     }
 }
 
-/// The default stream window: how many items a receiver buffers, and with flow control how
-/// many a producer may send ahead of its consumer. It bounds a stream's memory at `window ×
-/// item size` (1024 one-MiB blobs: 1 GiB): actors streaming large items should lower it with
-/// [`ActorBuilder::stream_window`]. Throughput needs it large: a producer moves at most half a
-/// window per round trip (measured: 1.6 M items/s at 256, 2.4 M at 1024, 2.6 M at 2048).
+/// The default stream window: how many items a receiver buffers from a peer without flow
+/// control (a tractor 0.1.0a5 producer), and with flow control how many a producer may send
+/// ahead of its consumer at first. With flow control the consumer then adapts what it allows
+/// in flight to the items' size (8 MiB worth, at most 16384 items; `docs/protocol-notes.md`),
+/// so only the first window is bounded by `window × item size` (1024 one-MiB blobs: 1 GiB):
+/// actors streaming large items should lower it with [`ActorBuilder::stream_window`].
 pub const DEFAULT_STREAM_WINDOW: usize = 1024;
 
 tokio::task_local! {

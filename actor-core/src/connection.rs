@@ -97,6 +97,8 @@ type CidHasher = foldhash::fast::RandomState;
 /// A call of ours, waiting for replies.
 struct Route {
     tx: MailboxSender,
+    /// What kind of call this is.
+    kind: CallKind,
     /// Credits for items this side sends on the call (a context we opened).
     credits: Option<Arc<Semaphore>>,
 }
@@ -645,6 +647,13 @@ impl Connection {
         let over = matches!(msg, Msg::Return { .. } | Msg::Error { .. });
         // Delivered under the table's read guard: no clone of the route per message.
         if let Some(route) = self.calls.get(cid) {
+            if let Msg::FuncType { kind, .. } = &msg
+                && *kind == CallKind::AsyncFunc
+                && route.kind == CallKind::AsyncFunc
+            {
+                // Confirms what the caller expects: nothing for it to learn, no wake-up.
+                return;
+            }
             if over {
                 // The call is over: nothing more may be sent on it.
                 if let Some(sem) = &route.credits {
@@ -720,6 +729,7 @@ impl Connection {
             cid.to_owned(),
             Route {
                 tx,
+                kind,
                 credits: credits.clone(),
             },
         );
