@@ -77,7 +77,7 @@ const FRAME_OVERHEAD: usize = 32;
 
 /// The most stream items a consumer lets its producer have in flight (credit granted and not
 /// yet used), however small the items; credit a peer grants beyond it is ignored.
-pub(crate) const MAX_STREAM_CREDIT: usize = 16 * 1024;
+pub const MAX_STREAM_CREDIT: usize = 16 * 1024;
 
 /// The bytes of stream items a consumer lets its producer have in flight, at the items'
 /// average size so far: small items get up to [`MAX_STREAM_CREDIT`] in flight (a deep pipeline),

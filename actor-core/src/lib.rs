@@ -61,6 +61,7 @@ pub use actor_macros::main;
 pub use actor_macros::remote;
 /// Makes an `async fn` test a root actor able to spawn children from the test binary.
 pub use actor_macros::test;
+pub use connection::MAX_STREAM_CREDIT;
 pub use context::Context;
 pub use discovery::{
     DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry, wait_for_actor,
