@@ -19,6 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
 use crate::{
+    FastHash,
     connection::Connection,
     discovery::{RegistrarTable, Registry, SharedTable},
     error::{Error, Result},
@@ -66,7 +67,7 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The shared state of one actor (or of a client-only process, which serves nothing).
 pub(crate) struct ActorCore {
     pub(crate) uid: Uid,
-    pub(crate) enabled: HashSet<String>,
+    pub(crate) enabled: HashSet<String, FastHash>,
     pub(crate) config: ChannelConfig,
     /// Items a stream receiver buffers; with flow control, the credit window.
     pub(crate) stream_window: usize,
@@ -75,7 +76,7 @@ pub(crate) struct ActorCore {
     /// Every call task, so teardown can wait for them.
     pub(crate) tasks: TaskTracker,
     /// Calls running per namespace (keyed by the registration's static name: no allocation).
-    running: Mutex<HashMap<&'static str, u64>>,
+    running: Mutex<HashMap<&'static str, u64, FastHash>>,
     /// Who asked the whole actor to stop (the `cancel` runtime call's caller).
     pub(crate) canceller: Mutex<Option<Uid>>,
     connections: Mutex<Vec<Weak<Connection>>>,
@@ -98,7 +99,7 @@ pub(crate) struct ActorCore {
 impl ActorCore {
     pub(crate) fn new(
         uid: Uid,
-        enabled: HashSet<String>,
+        enabled: HashSet<String, FastHash>,
         config: ChannelConfig,
         stream_window: usize,
         registrar_table: Option<SharedTable>,
@@ -117,7 +118,7 @@ impl ActorCore {
             stream_window,
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::default()),
             canceller: Mutex::new(None),
             connections: Mutex::new(Vec::new()),
         })
@@ -127,7 +128,7 @@ impl ActorCore {
     pub(crate) fn client(name: &str) -> Arc<Self> {
         Self::new(
             Uid::new(name),
-            HashSet::new(),
+            HashSet::default(),
             ChannelConfig::default(),
             DEFAULT_STREAM_WINDOW,
             None,

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
+    FastHash,
     actor::{ActorCore, with_current, with_current_sync},
     context::{Context, StreamFlags},
     discovery::REGISTRAR_CALLS,
@@ -90,10 +91,6 @@ const ITEM_OVERHEAD: usize = 64;
 /// Room an inbox keeps beyond the stream window for the messages that end a call.
 const INBOX_SLACK: usize = 8;
 
-/// Hashes call ids for the routing tables: faster than the default SipHash on the short ids
-/// every message carries, and still randomly seeded (the peer chooses the ids of its calls).
-type CidHasher = foldhash::fast::RandomState;
-
 /// A call of ours, waiting for replies.
 struct Route {
     tx: MailboxSender,
@@ -119,12 +116,14 @@ pub(crate) struct Connection {
     pub(crate) core: Arc<ActorCore>,
     pub(crate) sender: ChannelSender,
     pub(crate) peer: Uid,
-    calls: DashMap<String, Route, CidHasher>,
-    tasks: DashMap<String, TaskEntry, CidHasher>,
+    calls: DashMap<String, Route, FastHash>,
+    tasks: DashMap<String, TaskEntry, FastHash>,
     /// Parent of every task the peer started here.
     tasks_cancel: CancellationToken,
     /// Cancelled when the reader stops.
     closed: CancellationToken,
+    /// Whether `closed` was cancelled, readable without its lock (checked on every call).
+    is_shut: AtomicBool,
     close_reason: Mutex<Option<String>>,
     next_cid: AtomicU64,
     cid_prefix: String,
@@ -187,6 +186,7 @@ impl Connection {
             calls: DashMap::default(),
             tasks: DashMap::default(),
             closed: CancellationToken::new(),
+            is_shut: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             next_cid: AtomicU64::new(1),
             flow: AtomicU8::new(FLOW_UNKNOWN),
@@ -283,6 +283,7 @@ impl Connection {
         debug!(peer = %self.peer, %reason, "connection ended");
         self.set_reason(&reason);
         self.tasks_cancel.cancel();
+        self.is_shut.store(true, Ordering::Release);
         self.closed.cancel();
         // Senders waiting for credit learn the connection is gone.
         for task in self.tasks.iter() {
@@ -310,7 +311,7 @@ impl Connection {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.is_shut.load(Ordering::Acquire)
     }
 
     /// Completes when the connection has ended.
@@ -704,8 +705,14 @@ impl Connection {
 
     /// A fresh call id, unique among this side's calls on this connection.
     pub(crate) fn new_cid(&self) -> String {
+        use std::fmt::Write;
         let n = self.next_cid.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", self.cid_prefix)
+        let mut cid = String::with_capacity(self.cid_prefix.len() + 21);
+        cid.push_str(&self.cid_prefix);
+        cid.push('-');
+        // Writing an integer into a String cannot fail.
+        let _ = write!(cid, "{n}");
+        cid
     }
 
     /// Registers a call and returns the inbox its replies arrive in.

@@ -62,6 +62,12 @@ pub use actor_macros::remote;
 /// Makes an `async fn` test a root actor able to spawn children from the test binary.
 pub use actor_macros::test;
 pub use connection::MAX_STREAM_CREDIT;
+
+/// Hashes the keys of the runtime's hot lookup tables (call ids, namespaces, function names):
+/// faster than the default SipHash on such short keys, and still randomly seeded (peers choose
+/// some of the keys).
+pub(crate) type FastHash = foldhash::fast::RandomState;
+
 pub use context::Context;
 pub use discovery::{
     DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry, wait_for_actor,

@@ -53,10 +53,12 @@ pub struct Registration {
 
 inventory::collect!(Registration);
 
+/// Registered functions by `(ns, name)`.
+type Table = HashMap<(&'static str, &'static str), &'static Registration, crate::FastHash>;
+
 /// Every registered function, by `(ns, name)`.
-fn table() -> &'static HashMap<(&'static str, &'static str), &'static Registration> {
-    static TABLE: OnceLock<HashMap<(&'static str, &'static str), &'static Registration>> =
-        OnceLock::new();
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
         inventory::iter::<Registration>
             .into_iter()
