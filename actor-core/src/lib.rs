@@ -12,6 +12,13 @@
 //!   [`Portal::open_context`], [`Portal::run_from_ns`] for untyped calls. Dropping a pending
 //!   call, a stream or a context cancels the remote task.
 //!
+//! How a call runs: a request/response function starts inside the task that reads its
+//! connection and, if it finishes without waiting (most do), is answered from there, with no
+//! task of its own; a call that waits goes on as its own task, and streams and contexts always
+//! do. So a function must not block its thread before its first `.await`: CPU-heavy or
+//! blocking work belongs in `tokio::task::spawn_blocking` (bounded per actor by
+//! [`MAX_BLOCKING_THREADS`]), or it holds up every call on that connection meanwhile.
+//!
 //! ```no_run
 //! use futures::{Stream, StreamExt, TryStreamExt};
 //!
