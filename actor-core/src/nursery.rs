@@ -296,6 +296,10 @@ impl Nursery {
         call: F,
     ) -> Result<OneShot<F::Output>> {
         let kwargs = Payload::encode(&call)?;
+        // Counted from before its spawn: a failure elsewhere meanwhile gives it the one-shots'
+        // grace instead of tearing the nursery down under its start.
+        self.state.one_shots.fetch_add(1, Ordering::AcqRel);
+        let counted = OneShotCount(self.state.clone());
         let child = self
             .start(
                 ChildRequest {
@@ -308,10 +312,9 @@ impl Nursery {
             )
             .await?;
         let state = self.state.clone();
-        state.one_shots.fetch_add(1, Ordering::AcqRel);
         let task = tokio::spawn(async move {
             // However this task ends (even aborted), `close` stops waiting for it.
-            let _counted = OneShotCount(state.clone());
+            let _counted = counted;
             let outcome = child.portal.run_payload(F::NS, F::NAME, kwargs).await;
             match &outcome {
                 // A lost connection is what a crash looks like from here: the supervisor
