@@ -132,6 +132,23 @@ enum Workload {
     W8,
 }
 
+impl Workload {
+    /// The workload's name, as in its metric keys.
+    fn key(self) -> &'static str {
+        match self {
+            Self::W1 => "W1",
+            Self::W2 => "W2",
+            Self::W3 => "W3",
+            Self::W4 => "W4",
+            Self::W4b => "W4b",
+            Self::W5 => "W5",
+            Self::W6 => "W6",
+            Self::W7 => "W7",
+            Self::W8 => "W8",
+        }
+    }
+}
+
 /// A transport between the bench and its servers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Transport {
@@ -354,89 +371,196 @@ fn soak_all(cli: &Cli, transports: &[Transport]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Per transport: the baseline, then the actor runtime in each chosen flavour.
+/// Per transport, workload by workload: the baseline, then the actor runtime in each chosen
+/// flavour, one right after the other, so that what this machine does meanwhile (another
+/// tenant, a CPU migration) weighs on the figures being compared alike.
 async fn run(
     cli: &Cli,
     transports: &[Transport],
     sizes: &Sizes,
     figures: &mut Vec<Figure>,
 ) -> BoxResult<()> {
+    use Workload::*;
     let flavors: &[Flavor] = match cli.runtime {
         FlavorChoice::Current => &[Flavor::Current],
         FlavorChoice::Multi => &[Flavor::Multi],
         FlavorChoice::Both => &[Flavor::Current, Flavor::Multi],
     };
+    let chosen = |w: Workload| cli.workloads.contains(&w);
     for &transport in transports {
-        if !cli.no_baseline {
-            let name = format!("baseline-{}", transport.name());
-            suite::<baseline::Client>(&name, transport, Flavor::Current, cli, sizes, figures)
-                .await?;
+        let baseline = format!("baseline-{}", transport.name());
+        let baseline = (!cli.no_baseline).then_some(baseline);
+        let actors: Vec<(String, Flavor)> = flavors
+            .iter()
+            .map(|&flavor| (actor_name(transport, flavor), flavor))
+            .collect();
+        eprintln!("== {}", transport.name());
+        if chosen(W1)
+            && let Some(name) = &baseline
+        {
+            let measured = timed(workloads::w1_processes::<baseline::Client>(
+                transport, sizes,
+            ));
+            record(figures, name, measured.await.map_err(labelled("W1", name))?);
         }
-        for &flavor in flavors {
-            let name = actor_name(transport, flavor);
-            suite::<Portal>(&name, transport, flavor, cli, sizes, figures).await?;
+        let connected: Vec<Workload> = [W2, W3, W4, W4b, W5, W6]
+            .into_iter()
+            .filter(|&w| chosen(w))
+            .collect();
+        if !connected.is_empty() {
+            connected_workloads(
+                &connected,
+                transport,
+                baseline.as_deref(),
+                &actors,
+                sizes,
+                figures,
+            )
+            .await?;
+        }
+        if chosen(W7) {
+            if let Some(name) = &baseline {
+                let measured = workloads::w7::<baseline::Client>(transport, Flavor::Current, sizes);
+                record(
+                    figures,
+                    name,
+                    timed(measured).await.map_err(labelled("W7", name))?,
+                );
+            }
+            for (name, flavor) in &actors {
+                let measured = workloads::w7::<Portal>(transport, *flavor, sizes);
+                record(
+                    figures,
+                    name,
+                    timed(measured).await.map_err(labelled("W7", name))?,
+                );
+            }
+        }
+        if chosen(W8) {
+            if let Some(name) = &baseline {
+                let measured = workloads::w8::<baseline::Client>(transport, Flavor::Current);
+                record(
+                    figures,
+                    name,
+                    timed(measured).await.map_err(labelled("W8", name))?,
+                );
+            }
+            for (name, flavor) in &actors {
+                let measured = workloads::w8::<Portal>(transport, *flavor);
+                record(
+                    figures,
+                    name,
+                    timed(measured).await.map_err(labelled("W8", name))?,
+                );
+            }
         }
     }
     Ok(())
 }
 
-/// Runs the chosen workloads for one implementation: those over one connection against one
-/// server, then W7 and W8 with servers of their own.
-async fn suite<T: Target>(
-    name: &str,
+/// Turns a workload's error into one that says which workload and implementation failed.
+fn labelled(workload: &'static str, name: &str) -> impl FnOnce(Box<dyn Error>) -> String {
+    move |e| format!("{workload} on {name}: {e}")
+}
+
+/// The workloads over one connection to one server: a server per implementation, all started
+/// first, then each workload on each implementation in turn.
+async fn connected_workloads(
+    connected: &[Workload],
     transport: Transport,
-    flavor: Flavor,
-    cli: &Cli,
+    baseline: Option<&str>,
+    actors: &[(String, Flavor)],
     sizes: &Sizes,
     figures: &mut Vec<Figure>,
 ) -> BoxResult<()> {
-    use Workload::*;
-    eprintln!("== {name}");
-    let chosen = |w: Workload| cli.workloads.contains(&w);
-    let label = |w: &'static str| move |e: Box<dyn Error>| format!("{w} on {name}: {e}");
-    if chosen(W1) && T::KIND == ServerKind::Baseline {
-        let measured = timed(workloads::w1_processes::<T>(transport, sizes)).await;
-        record(figures, name, measured.map_err(label("W1"))?);
-    }
-    let connected: Vec<Workload> = [W2, W3, W4, W4b, W5, W6]
-        .into_iter()
-        .filter(|&w| chosen(w) && (w != W6 || T::KIND == ServerKind::Actor))
-        .collect();
-    if !connected.is_empty() {
-        let server = Server::start(T::KIND, transport, flavor)
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
-        let outcome = async {
-            let target = T::connect(&server.addr).await?;
-            for workload in connected {
-                let (w, measured) = match (workload, target.portal()) {
-                    (W2, _) => ("W2", timed(workloads::w2(&target, sizes)).await),
-                    (W3, _) => ("W3", timed(workloads::w3(&target, sizes)).await),
-                    (W4, _) => ("W4", timed(workloads::w4(&target, sizes)).await),
-                    (W4b, _) => ("W4b", timed(workloads::w4b(&target, sizes)).await),
-                    (W5, _) => ("W5", timed(workloads::w5(&target, sizes)).await),
-                    (W6, Some(portal)) => ("W6", timed(workloads::w6(portal, sizes)).await),
-                    _ => continue,
-                };
-                record(figures, name, measured.map_err(label(w))?);
+    let mut servers = Vec::new();
+    let started = async {
+        let base = match baseline {
+            Some(name) => {
+                let server = Server::start(ServerKind::Baseline, transport, Flavor::Current)
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
+                let client = baseline::Client::connect(&server.addr).await?;
+                servers.push(server);
+                Some((name, client))
             }
-            target.close().await;
-            Ok::<_, Box<dyn Error>>(())
+            None => None,
+        };
+        let mut portals = Vec::new();
+        for (name, flavor) in actors {
+            let server = Server::start(ServerKind::Actor, transport, *flavor)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+            let portal = <Portal as Target>::connect(&server.addr).await?;
+            servers.push(server);
+            portals.push((name.as_str(), portal));
         }
-        .await;
-        let stopped = server.stop().await;
-        outcome?;
-        stopped.map_err(|e| format!("{name}: {e}"))?;
+        Ok::<_, Box<dyn Error>>((base, portals))
     }
-    if chosen(W7) {
-        let measured = timed(workloads::w7::<T>(transport, flavor, sizes)).await;
-        record(figures, name, measured.map_err(label("W7"))?);
+    .await;
+    let outcome = match started {
+        Ok((base, portals)) => {
+            let measured = async {
+                for &workload in connected {
+                    if let Some((name, client)) = &base {
+                        if let Some(measured) = connected_workload(workload, client, sizes).await {
+                            record(
+                                figures,
+                                name,
+                                measured.map_err(labelled(workload.key(), name))?,
+                            );
+                        }
+                    }
+                    for (name, portal) in &portals {
+                        if let Some(measured) = connected_workload(workload, portal, sizes).await {
+                            record(
+                                figures,
+                                name,
+                                measured.map_err(labelled(workload.key(), name))?,
+                            );
+                        }
+                    }
+                }
+                Ok::<_, Box<dyn Error>>(())
+            }
+            .await;
+            if let Some((_, client)) = base {
+                client.close().await;
+            }
+            for (_, portal) in portals {
+                Target::close(portal).await;
+            }
+            measured
+        }
+        Err(e) => Err(e),
+    };
+    let mut stopped = Ok(());
+    for server in servers {
+        let result = server.stop().await;
+        if stopped.is_ok() {
+            stopped = result;
+        }
     }
-    if chosen(W8) {
-        let measured = timed(workloads::w8::<T>(transport, flavor)).await;
-        record(figures, name, measured.map_err(label("W8"))?);
-    }
-    Ok(())
+    outcome?;
+    stopped
+}
+
+/// One workload over an open connection; `None` for W6 on the baseline (it cannot cancel).
+async fn connected_workload<T: Target>(
+    workload: Workload,
+    target: &T,
+    sizes: &Sizes,
+) -> Option<BoxResult<Measured>> {
+    use Workload::*;
+    Some(match (workload, target.portal()) {
+        (W2, _) => timed(workloads::w2(target, sizes)).await,
+        (W3, _) => timed(workloads::w3(target, sizes)).await,
+        (W4, _) => timed(workloads::w4(target, sizes)).await,
+        (W4b, _) => timed(workloads::w4b(target, sizes)).await,
+        (W5, _) => timed(workloads::w5(target, sizes)).await,
+        (W6, Some(portal)) => timed(workloads::w6(portal, sizes)).await,
+        _ => return None,
+    })
 }
 
 /// Keeps a workload's figures (printed as `RESULT` lines and tables once all runs are done).
