@@ -21,6 +21,10 @@
 //! - `baseline-uds`, `baseline-tcp`: the minimal runtime SPEC.md compares against (module
 //!   `baseline`), its server on a current-thread runtime.
 //!
+//! Each workload runs on every implementation back to back (the baseline, then the actor's
+//! flavours) before the next workload starts, so that what the machine does meanwhile weighs
+//! on the figures being compared alike.
+//!
 //! Every server is this executable re-launched (`--serve actor|baseline`), a separate process
 //! per server; the bench's client side always runs on a current-thread runtime. W1 for the
 //! actor starts children through a nursery (this program as the root); for the baseline it
