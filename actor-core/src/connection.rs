@@ -1279,6 +1279,10 @@ impl RunningCall {
                     {
                         return;
                     }
+                    // Let the writer start on it before the next one is made: otherwise a
+                    // ready stream of large items queues many (memory, cache misses, fresh
+                    // pages) while the writer waits its turn on this thread.
+                    tokio::task::yield_now().await;
                 }
                 Ok(Some(Ok(item))) => {
                     credit = credit.saturating_sub(1);
