@@ -264,6 +264,15 @@ impl Connection {
                     debug!(peer = %self.peer, error = %e, "connection lost");
                     break format!("connection lost: {e}");
                 }
+                Err(actor_ipc::RecvError::Frame(
+                    e @ (actor_ipc::FrameError::TruncatedHeader { .. }
+                    | actor_ipc::FrameError::TruncatedBody { .. }),
+                )) => {
+                    // The connection ended inside a frame: the peer went away mid-write (it
+                    // exited, or was killed). Closed all the same, but not a peer's bad input.
+                    debug!(peer = %self.peer, error = %e, "connection lost inside a frame");
+                    break format!("connection lost: {e}");
+                }
                 Err(e) => {
                     warn!(peer = %self.peer, error = %e, "closing a connection after bad input");
                     break format!("bad input: {e}");
