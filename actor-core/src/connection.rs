@@ -293,7 +293,13 @@ impl Connection {
                         let error = ErrorInfo::new("ActorCancelled", format!("{} is stopping", self.core.uid));
                         self.reply_error(&cmd.cid, error).await;
                     }
-                    Ok(Some(Msg::Sentinel)) | Ok(None) | Err(_) => return,
+                    Ok(Some(Msg::Sentinel)) => {
+                        // Answer with ours once what is queued is written: the process may
+                        // exit right after, and must not leave a frame half sent.
+                        self.close().await;
+                        return;
+                    }
+                    Ok(None) | Err(_) => return,
                     Ok(Some(msg)) => self.route(msg),
                 },
                 () = self.closed.cancelled() => return,
