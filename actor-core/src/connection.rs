@@ -698,9 +698,6 @@ impl Connection {
                 }
             }
             let sent = route.tx.try_send(msg);
-            if let Err(Refused::Full(_)) = &sent {
-                route.tx.set_overrun();
-            }
             drop(route);
             match sent {
                 Ok(()) => {}
@@ -720,9 +717,6 @@ impl Connection {
             && let Some(inbox) = &task.inbox
         {
             let sent = inbox.try_send(msg);
-            if let Err(Refused::Full(_)) = &sent {
-                inbox.set_overrun();
-            }
             drop(task);
             if let Err(Refused::Full(msg)) = sent {
                 let cid = msg.cid().unwrap_or_default();

@@ -28,7 +28,7 @@ struct State {
     sender_gone: bool,
     /// The receiving end is gone: messages are refused.
     receiver_gone: bool,
-    /// Set by the reader when it refused a message for lack of room.
+    /// Set when a message was refused for lack of room.
     overrun: bool,
     /// How many messages may wait for the owner.
     capacity: usize,
@@ -84,13 +84,16 @@ pub(crate) struct MailboxSender {
 }
 
 impl MailboxSender {
-    /// Delivers `msg` unless the mailbox is full or its receiver gone; never waits.
+    /// Delivers `msg` unless the mailbox is full or its receiver gone; never waits. A message
+    /// refused for lack of room marks the call overrun: once drained, its receiver reports an
+    /// overrun rather than a lost connection.
     pub(crate) fn try_send(&self, msg: Msg) -> Result<(), Refused> {
         let mut state = self.shared.lock();
         if state.receiver_gone {
             return Err(Refused::Closed(msg));
         }
         if state.queue.len() >= state.capacity {
+            state.overrun = true;
             return Err(Refused::Full(msg));
         }
         state.queue.push_back(msg);
@@ -100,12 +103,6 @@ impl MailboxSender {
             waker.wake();
         }
         Ok(())
-    }
-
-    /// Marks the call overrun: once drained, its receiver reports an overrun rather than a
-    /// lost connection.
-    pub(crate) fn set_overrun(&self) {
-        self.shared.lock().overrun = true;
     }
 }
 
@@ -218,9 +215,10 @@ mod tests {
 
     #[test]
     fn reports_a_gone_receiver_and_an_overrun() {
-        let (tx, rx) = mailbox(4);
+        let (tx, rx) = mailbox(1);
+        assert!(tx.try_send(stop(1)).is_ok());
         assert!(!rx.overran());
-        tx.set_overrun();
+        assert!(matches!(tx.try_send(stop(2)), Err(Refused::Full(_))));
         assert!(rx.overran());
         drop(rx);
         assert!(matches!(tx.try_send(stop(1)), Err(Refused::Closed(_))));
