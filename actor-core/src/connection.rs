@@ -1226,7 +1226,9 @@ impl RunningCall {
         // Credits taken from the semaphore but not yet spent (taken in bulk, spent per item).
         let mut credit = 0_usize;
         loop {
-            if self.cancel.is_cancelled() {
+            // Checked once per buffer handed to the writer (reading the token takes its lock),
+            // not per item: a cancel waits at most one buffer of ready items.
+            if frames.is_empty() && self.cancel.is_cancelled() {
                 return self.finish_stream(frames, &stop).await;
             }
             if let Some(credits) = &self.credits
