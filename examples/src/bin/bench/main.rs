@@ -312,9 +312,13 @@ fn measure(cli: &Cli, transports: &[Transport], sizes: &Sizes) -> (Vec<Figure>, 
     if cli.workloads.contains(&Workload::W1) {
         for &transport in transports {
             let name = actor_name(transport, Flavor::Current);
-            match w1_nursery(transport, sizes) {
-                Ok(measured) => record(&mut figures, &name, measured),
-                Err(e) => return (figures, Err(format!("W1 on {name}: {e}").into())),
+            if let Err(e) = record(
+                &mut figures,
+                &name,
+                Workload::W1,
+                w1_nursery(transport, sizes),
+            ) {
+                return (figures, Err(e));
             }
         }
     }
@@ -402,10 +406,8 @@ async fn run(
         if chosen(W1)
             && let Some(name) = &baseline
         {
-            let measured = timed(workloads::w1_processes::<baseline::Client>(
-                transport, sizes,
-            ));
-            record(figures, name, measured.await.map_err(labelled("W1", name))?);
+            let measured = workloads::w1_processes::<baseline::Client>(transport, sizes);
+            record(figures, name, W1, timed(measured).await)?;
         }
         let connected: Vec<Workload> = [W2, W3, W4, W4b, W5, W6]
             .into_iter()
@@ -425,46 +427,25 @@ async fn run(
         if chosen(W7) {
             if let Some(name) = &baseline {
                 let measured = workloads::w7::<baseline::Client>(transport, Flavor::Current, sizes);
-                record(
-                    figures,
-                    name,
-                    timed(measured).await.map_err(labelled("W7", name))?,
-                );
+                record(figures, name, W7, timed(measured).await)?;
             }
             for (name, flavor) in &actors {
                 let measured = workloads::w7::<Portal>(transport, *flavor, sizes);
-                record(
-                    figures,
-                    name,
-                    timed(measured).await.map_err(labelled("W7", name))?,
-                );
+                record(figures, name, W7, timed(measured).await)?;
             }
         }
         if chosen(W8) {
             if let Some(name) = &baseline {
                 let measured = workloads::w8::<baseline::Client>(transport, Flavor::Current);
-                record(
-                    figures,
-                    name,
-                    timed(measured).await.map_err(labelled("W8", name))?,
-                );
+                record(figures, name, W8, timed(measured).await)?;
             }
             for (name, flavor) in &actors {
                 let measured = workloads::w8::<Portal>(transport, *flavor);
-                record(
-                    figures,
-                    name,
-                    timed(measured).await.map_err(labelled("W8", name))?,
-                );
+                record(figures, name, W8, timed(measured).await)?;
             }
         }
     }
     Ok(())
-}
-
-/// Turns a workload's error into one that says which workload and implementation failed.
-fn labelled(workload: &'static str, name: &str) -> impl FnOnce(Box<dyn Error>) -> String {
-    move |e| format!("{workload} on {name}: {e}")
 }
 
 /// The workloads over one connection to one server: a server per implementation, all started
@@ -506,22 +487,14 @@ async fn connected_workloads(
         Ok((base, portals)) => {
             let measured = async {
                 for &workload in connected {
-                    if let Some((name, client)) = &base {
-                        if let Some(measured) = connected_workload(workload, client, sizes).await {
-                            record(
-                                figures,
-                                name,
-                                measured.map_err(labelled(workload.key(), name))?,
-                            );
-                        }
+                    if let Some((name, client)) = &base
+                        && let Some(measured) = connected_workload(workload, client, sizes).await
+                    {
+                        record(figures, name, workload, measured)?;
                     }
                     for (name, portal) in &portals {
                         if let Some(measured) = connected_workload(workload, portal, sizes).await {
-                            record(
-                                figures,
-                                name,
-                                measured.map_err(labelled(workload.key(), name))?,
-                            );
+                            record(figures, name, workload, measured)?;
                         }
                     }
                 }
@@ -567,8 +540,15 @@ async fn connected_workload<T: Target>(
     })
 }
 
-/// Keeps a workload's figures (printed as `RESULT` lines and tables once all runs are done).
-fn record(figures: &mut Vec<Figure>, implementation: &str, measured: Measured) {
+/// Keeps a workload's figures (printed as `RESULT` lines and tables once all runs are done),
+/// or fails with an error saying which workload on which implementation failed.
+fn record(
+    figures: &mut Vec<Figure>,
+    implementation: &str,
+    workload: Workload,
+    measured: BoxResult<Measured>,
+) -> BoxResult<()> {
+    let measured = measured.map_err(|e| format!("{} on {implementation}: {e}", workload.key()))?;
     for (metric, value) in measured {
         figures.push(Figure {
             implementation: implementation.to_owned(),
@@ -576,6 +556,7 @@ fn record(figures: &mut Vec<Figure>, implementation: &str, measured: Measured) {
             value,
         });
     }
+    Ok(())
 }
 
 /// Runs a workload with [`WORKLOAD_TIMEOUT`], so a hang becomes an error.
