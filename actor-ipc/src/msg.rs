@@ -513,8 +513,7 @@ impl Msg {
         put_cid(&mut tail, cid);
         let mut head = BytesMut::with_capacity(HEADER_LEN + 8);
         head.put_u32_le(0);
-        put_map_len(&mut head, 2);
-        put_str(&mut head, "yield");
+        put_payload_msg_head(&mut head, "yield");
         let body_len = head.len() - HEADER_LEN + value.as_bytes().len() + tail.len();
         let len = checked_len(body_len)?;
         head[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
@@ -667,11 +666,17 @@ fn put_functype(buf: &mut BytesMut, cid: &str, kind: CallKind) {
     put_cid(buf, cid);
 }
 
+/// `{key: value, "cid": cid}`: the shape of `return`, `yield` and `started`.
 fn put_payload_msg(buf: &mut BytesMut, key: &str, value: &Payload, cid: &str) {
-    put_map_len(buf, 2);
-    put_str(buf, key);
+    put_payload_msg_head(buf, key);
     buf.put_slice(value.as_bytes());
     put_cid(buf, cid);
+}
+
+/// What precedes the value in [`put_payload_msg`].
+fn put_payload_msg_head(buf: &mut BytesMut, key: &str) {
+    put_map_len(buf, 2);
+    put_str(buf, key);
 }
 
 fn put_entries(buf: &mut BytesMut, entries: &[(String, Value)]) {
