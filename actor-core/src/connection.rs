@@ -375,7 +375,7 @@ impl Connection {
 
     // ---- serving the peer's calls ----
 
-    async fn dispatch(self: &Arc<Self>, cmd: Box<Cmd>) {
+    async fn dispatch(self: &Arc<Self>, mut cmd: Box<Cmd>) {
         if cmd.ns == "self" {
             return self.runtime_call(cmd).await;
         }
@@ -403,7 +403,6 @@ impl Connection {
             );
             return self.reply_error(&cmd.cid, error).await;
         }
-        let mut cmd = cmd;
         let begun = match registration.handler {
             Handler::Func(start) => match self.serve_inline(&mut cmd, registration.ns, start).await
             {
@@ -431,13 +430,12 @@ impl Connection {
         ns: &'static str,
         start: fn(Payload) -> Result<registry::CallFuture>,
     ) -> Option<registry::CallFuture> {
-        let core = self.core.clone();
         // Counted while it runs, like a call served as a task.
-        let running = core.count_running(ns);
+        let running = self.core.count_running(ns);
         let mut kwargs = Some(std::mem::replace(&mut cmd.kwargs, Payload::nil()));
         let polled = std::future::poll_fn(|cx| {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                with_current_sync(core.clone(), || {
+                with_current_sync(self.core.clone(), || {
                     let mut fut = start(kwargs.take().unwrap_or_else(Payload::nil))?;
                     Ok(match fut.as_mut().poll(cx) {
                         Poll::Ready(outcome) => Err(outcome),
@@ -453,10 +451,7 @@ impl Connection {
             Ok(Ok(Ok(pending))) => return Some(pending),
             Ok(Ok(Err(finished))) => finished,
             Ok(Err(not_started)) => Err(not_started),
-            Err(panic) => Err(Error::raise(
-                PANIC_TYPE,
-                format!("{} panicked: {}", cmd.func, panic_message(&panic)),
-            )),
+            Err(panic) => Err(panic_error(&cmd.func, &panic)),
         };
         drop(running);
         match outcome {
@@ -1148,6 +1143,14 @@ fn take_credits(credits: &Semaphore) -> Option<usize> {
     }
 }
 
+/// The error reply for function `func` that panicked.
+fn panic_error(func: &str, panic: &Box<dyn Any + Send>) -> Error {
+    Error::raise(
+        PANIC_TYPE,
+        format!("{func} panicked: {}", panic_message(panic)),
+    )
+}
+
 /// A panic's message, for the error reply.
 fn panic_message(panic: &Box<dyn Any + Send>) -> String {
     panic
@@ -1171,10 +1174,7 @@ impl RunningCall {
     }
 
     fn panic_error(&self, panic: &Box<dyn Any + Send>) -> Error {
-        Error::raise(
-            PANIC_TYPE,
-            format!("{} panicked: {}", self.func, panic_message(panic)),
-        )
+        panic_error(&self.func, panic)
     }
 
     fn functype(&self, kind: CallKind) -> Msg {
