@@ -1,9 +1,9 @@
 //! The wire layer of the `actor` runtime, and nothing else.
 //!
 //! This crate speaks the message protocol of the Python actor runtime tractor 0.1.0a5 byte for
-//! byte (see `PROTOCOL.md` in the project's shared material and `docs/protocol-notes.md` in the
-//! repository), so Rust and Python actors can talk to each other. It knows about frames,
-//! messages, addresses and connections; it knows nothing about actors, nurseries or functions.
+//! byte (see `docs/protocol.md` and `docs/protocol-notes.md` in the repository), so Rust and
+//! Python actors can talk to each other. It knows about frames, messages, addresses and
+//! connections; it knows nothing about actors, nurseries or functions.
 //!
 //! The layers, bottom up:
 //! - [`frame`]: a `u32` little-endian length prefix around one msgpack value, with a maximum

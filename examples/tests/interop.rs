@@ -1,8 +1,8 @@
 //! Interoperability with the reference peer, Python tractor 0.1.0a5, in real processes.
 //!
-//! The reference peer is installed by `../shared/tools/install-tractor-a5.sh` into
-//! `target/tractor-a5-venv` (kept between runs). If it cannot be installed, these tests fail:
-//! they are never skipped silently.
+//! The reference peer is installed by the project's `tools/install-tractor-a5.sh` (pinned
+//! versions) into `target/tractor-a5-venv` (kept between runs). If it cannot be installed,
+//! these tests fail with the installer's message: they are never skipped silently.
 
 // Test code: a failed unwrap or panic is a failed test, with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,24 +21,35 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The reference peer's python, installing it on first use.
+/// The build's target directory (`target/` or `$CARGO_TARGET_DIR`), found from where cargo put
+/// this test's binaries: the reference peer's venv is kept there, between runs.
+fn target_dir() -> PathBuf {
+    let bin = PathBuf::from(REGISTRAR);
+    bin.ancestors()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no target directory above {}", bin.display()))
+        .to_path_buf()
+}
+
+/// The reference peer's python, installed on first use by the project's own installer
+/// (`tools/install-tractor-a5.sh`, pinned versions) into `<target>/tractor-a5-venv`. Without
+/// `python3` or its `venv` module the installer says what to install, and every test that
+/// needs the peer fails with that message: they are never skipped.
 fn tractor_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            let shared = std::env::var_os("ACTOR_SHARED_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace().join("../shared"));
-            let script = shared.join("tools/install-tractor-a5.sh");
-            let venv = workspace().join("target/tractor-a5-venv");
+            let script = workspace().join("tools/install-tractor-a5.sh");
+            let venv = target_dir().join("tractor-a5-venv");
             let out = std::process::Command::new("bash")
                 .arg(&script)
                 .arg(&venv)
                 .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+                .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
             assert!(
                 out.status.success(),
-                "installing tractor 0.1.0a5 failed:\n{}",
+                "the Python reference peer (tractor 0.1.0a5) could not be installed; the \
+                 interop tests need it.\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
             let python = String::from_utf8_lossy(&out.stdout)
@@ -55,6 +66,30 @@ fn tractor_python() -> PathBuf {
             python
         })
         .clone()
+}
+
+/// The golden frames the wire tests check (`actor-ipc/tests/data/vectors.json`) are exactly
+/// what tractor 0.1.0a5's own transport sends today: their generator, run with the real
+/// tractor, prints the committed file byte for byte.
+#[tokio::test]
+async fn the_golden_frames_are_what_tractor_sends() {
+    let python = tractor_python();
+    let data = workspace().join("actor-ipc/tests/data");
+    let printed = stdout_of_success(
+        "the golden-frame generator",
+        Command::new(&python)
+            .arg("-W")
+            .arg("ignore")
+            .arg(data.join("gen_vectors.py")),
+    )
+    .await;
+    let committed = std::fs::read_to_string(data.join("vectors.json")).unwrap();
+    assert!(
+        printed == committed,
+        "actor-ipc/tests/data/vectors.json differs from what gen_vectors.py prints with \
+         tractor 0.1.0a5; regenerate it and review the diff:\n{python:?} -W ignore \
+         actor-ipc/tests/data/gen_vectors.py > actor-ipc/tests/data/vectors.json"
+    );
 }
 
 /// Starts the Rust `registrar` on a free loopback port: the process, its address, its port.

@@ -1,5 +1,5 @@
-//! The SCENARIOS.md behaviour of actor trees, each in real processes spawned from this test
-//! binary (`#[actor::test]`), with its time bound.
+//! The behaviour of actor trees that users rely on, each scenario in real processes spawned
+//! from this test binary (`#[actor::test]`), with its time bound.
 
 // Test code: a failed unwrap or panic is a failed test, with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

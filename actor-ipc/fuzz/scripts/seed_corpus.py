@@ -7,7 +7,7 @@ to back. Usage, from actor-ipc/fuzz:
 
     python3 scripts/seed_corpus.py [VECTORS_JSON] [OUT_DIR]
 
-Defaults: ../../../shared/protocol/vectors.json (i.e. shared/ beside the repository) and
+Defaults: ../tests/data/vectors.json (the project's golden frames) and
 corpus/decode.
 """
 import json
@@ -15,7 +15,7 @@ import pathlib
 import sys
 
 here = pathlib.Path(__file__).resolve().parent.parent
-vectors = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else here / "../../../shared/protocol/vectors.json"
+vectors = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else here / "../tests/data/vectors.json"
 out = pathlib.Path(sys.argv[2]) if len(sys.argv) > 2 else here / "corpus/decode"
 out.mkdir(parents=True, exist_ok=True)
 

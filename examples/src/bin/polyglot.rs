@@ -1,36 +1,65 @@
 //! A polyglot actor tree: a Rust root with a Rust child and a Python tractor 0.1.0a5 child.
 //!
 //! ```text
-//! bash ../shared/tools/install-tractor-a5.sh target/tractor-a5-venv   # once
 //! cargo run --release -p examples --bin polyglot
 //! ```
 //!
-//! `ACTOR_TRACTOR_PYTHON` names another interpreter with tractor 0.1.0a5 installed.
+//! The Python child needs tractor 0.1.0a5: on first use the example installs it with the
+//! project's `tools/install-tractor-a5.sh` (pinned versions, `python3` with `venv` needed) into
+//! `target/tractor-a5-venv`, beside the example's binary. `ACTOR_TRACTOR_PYTHON` names another
+//! interpreter with tractor 0.1.0a5 installed instead.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use actor::{Program, Value};
 use futures::TryStreamExt;
 
-fn python() -> PathBuf {
-    std::env::var_os("ACTOR_TRACTOR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tractor-a5-venv/bin/python")
-        })
+/// The repository this example was built from: the installer and the Python module live there.
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// An interpreter with tractor 0.1.0a5: `ACTOR_TRACTOR_PYTHON`, or the project's venv in the
+/// target directory (installed now if it is missing).
+async fn python() -> actor::Result<PathBuf> {
+    if let Some(python) = std::env::var_os("ACTOR_TRACTOR_PYTHON") {
+        return Ok(PathBuf::from(python));
+    }
+    let exe = std::env::current_exe()?;
+    let target = exe.ancestors().nth(2).ok_or_else(|| {
+        actor::Error::Usage(format!("no target directory above {}", exe.display()))
+    })?;
+    let installer = repository().join("tools/install-tractor-a5.sh");
+    let out = tokio::process::Command::new("bash")
+        .arg(&installer)
+        .arg(target.join("tractor-a5-venv"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| {
+            actor::Error::Usage(format!("cannot run bash {}: {e}", installer.display()))
+        })?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    match printed.lines().last().map(str::trim) {
+        Some(python) if out.status.success() && !python.is_empty() => Ok(PathBuf::from(python)),
+        _ => Err(actor::Error::Usage(format!(
+            "the Python child needs tractor 0.1.0a5, and {} could not install it (see its \
+             message above); or set ACTOR_TRACTOR_PYTHON to an interpreter that has it",
+            installer.display()
+        ))),
+    }
 }
 
 #[actor::main]
 async fn main() -> actor::Result<()> {
-    let python = python();
+    let python = python().await?;
     if !python.is_file() {
         return Err(actor::Error::Usage(format!(
-            "no tractor 0.1.0a5 interpreter at {} (run ../shared/tools/install-tractor-a5.sh \
-             target/tractor-a5-venv, or set ACTOR_TRACTOR_PYTHON)",
+            "no Python interpreter at {} (ACTOR_TRACTOR_PYTHON)",
             python.display()
         )));
     }
-    let module = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/pyfuncs.py");
+    let module = repository().join("tests/interop/pyfuncs.py");
     let nursery = actor::open_nursery().await?;
     let rust = nursery
         .start_actor("rust-worker")

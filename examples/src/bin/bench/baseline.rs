@@ -1,4 +1,4 @@
-//! The minimal baseline runtime SPEC.md compares against: tokio, `LengthDelimitedCodec` frames
+//! The minimal baseline runtime the targets compare against: tokio, `LengthDelimitedCodec` frames
 //! of rmp-serde messages, a call id per message and a pending-call map, nothing else (no
 //! handshake, no flow control beyond the socket's, no cancellation, no registry).
 //!
