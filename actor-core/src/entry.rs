@@ -10,10 +10,11 @@ use actor_ipc::Addr;
 use tracing::debug;
 
 use crate::{
-    actor::{Actor, RuntimeFlavor, with_current},
-    discovery::default_registrar,
-    error::{Error, Result},
-    spawn::{ChildSpec, init_logging, run_child},
+    base::error::{Error, Result},
+    runtime::with_current,
+    tree::actor::{Actor, RuntimeFlavor},
+    tree::discovery::default_registrar,
+    tree::spawn::{ChildSpec, init_logging, run_child},
 };
 
 /// The exit status of a program interrupted by SIGINT (128 + 2, as shells report it).
@@ -126,12 +127,8 @@ where
 }
 
 /// Tears down every nursery still open in `core`'s actor, at most [`INTERRUPT_GRACE`] in all.
-async fn tear_down_nurseries(core: &std::sync::Arc<crate::actor::ActorCore>) {
-    let nurseries: Vec<_> = core
-        .nurseries
-        .lock()
-        .map(|n| n.iter().filter_map(std::sync::Weak::upgrade).collect())
-        .unwrap_or_default();
+async fn tear_down_nurseries(core: &std::sync::Arc<crate::runtime::ActorCore>) {
+    let nurseries = core.live_nurseries();
     let all = futures::future::join_all(nurseries.iter().map(|n| n.teardown()));
     if tokio::time::timeout(INTERRUPT_GRACE, all).await.is_err() {
         tracing::warn!("children still running after the interrupt grace; killing them");
@@ -141,7 +138,7 @@ async fn tear_down_nurseries(core: &std::sync::Arc<crate::actor::ActorCore>) {
 /// How long a SIGINT's graceful teardown may take before the rest is killed.
 const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
-async fn start_root(options: RootOptions) -> Result<crate::ActorHandle> {
+async fn start_root(options: RootOptions) -> Result<crate::tree::actor::ActorHandle> {
     let listen = match options.listen.clone() {
         Some(addr) => addr,
         None => default_root_addr()?,

@@ -40,27 +40,23 @@
 //! # Ok(()) }
 //! ```
 
+//! The crate is laid in floors, each using only the ones below it (`docs/ARCHITECTURE.md`):
+//! `base` → `engine` (the protocol's rules, no I/O) → `runtime` (the actor's state) →
+//! `connection` → `calls` → `serving` → `portal` → `tree` → the entry points.
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-mod actor;
+mod base;
+mod calls;
 mod connection;
-pub mod context;
-pub mod discovery;
+mod engine;
 mod entry;
-pub mod error;
-mod mailbox;
-pub mod nursery;
-mod platform;
 mod portal;
-pub mod registry;
-mod spawn;
-pub mod stream;
+mod runtime;
+mod serving;
+mod tree;
 
-pub use actor::{
-    Actor, ActorBuilder, ActorHandle, ActorInfo, DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS,
-    RuntimeFlavor,
-};
 pub use actor_ipc::{self as ipc, Addr, Payload, Uid, Value};
 /// Makes `async fn main` a root actor; the same binary also runs as a child actor.
 pub use actor_macros::main;
@@ -68,21 +64,22 @@ pub use actor_macros::main;
 pub use actor_macros::remote;
 /// Makes an `async fn` test a root actor able to spawn children from the test binary.
 pub use actor_macros::test;
-pub use connection::MAX_STREAM_CREDIT;
-
-/// Hashes the keys of the runtime's hot lookup tables (call ids, namespaces, function names):
-/// faster than the default SipHash on such short keys, and still randomly seeded (peers choose
-/// some of the keys).
-pub(crate) type FastHash = foldhash::fast::RandomState;
-
-pub use context::Context;
-pub use discovery::{
-    DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry, wait_for_actor,
+pub use base::error::{self, Error, RemoteActorError, Result};
+pub use calls::{
+    context::{self, Context, MsgStream},
+    registry::{self, RemoteContextFn, RemoteFn, RemoteStreamFn},
+    stream::{self, FanOut, RemoteStream, Subscription},
 };
+pub use connection::MAX_STREAM_CREDIT;
 pub use entry::{INTERRUPTED_EXIT, RootOptions, TRANSPORT_ENV, run_root};
-pub use error::{Error, RemoteActorError, Result};
-pub use nursery::{Nursery, OneShot, StartActor, open_nursery};
 pub use portal::{CallHandle, Portal, connect, connect_as};
-pub use registry::{RemoteContextFn, RemoteFn, RemoteStreamFn};
-pub use spawn::{LOG_ENV, Program};
-pub use stream::{FanOut, MsgStream, RemoteStream, Subscription};
+pub use runtime::{DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS};
+pub use tree::{
+    actor::{Actor, ActorBuilder, ActorHandle, ActorInfo, RuntimeFlavor},
+    discovery::{
+        self, DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry,
+        wait_for_actor,
+    },
+    nursery::{self, Nursery, OneShot, StartActor, open_nursery},
+    spawn::{LOG_ENV, Program},
+};

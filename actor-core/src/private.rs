@@ -7,14 +7,14 @@ use actor_ipc::Payload;
 use futures::{Stream, StreamExt};
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use crate::calls::registry::{CallFuture, Handler, ItemStream, Registration};
 pub use crate::entry::{run_main, run_test};
-pub use crate::registry::{CallFuture, Handler, ItemStream, Registration};
 pub use actor_ipc::Payload as RawPayload;
 pub use futures;
 pub use inventory;
 pub use serde;
 
-use crate::error::{Error, TYPE_ERROR, error_chain};
+use crate::base::error::{Error, TYPE_ERROR, error_chain};
 
 /// Decodes a call's kwargs into the function's argument struct; a mismatch refuses the call
 /// with a `TypeError` naming the problem.

@@ -1,30 +1,31 @@
 //! The per-process actor: its identity, what it serves, and its lifetime.
 //!
 //! An [`Actor`] listens on one or more addresses and serves every connection (see
-//! `connection.rs`): each call runs as its own task, tracked by (connection, cid). The actor
+//! `serving/`): each call runs as its own task, tracked by (connection, cid). The actor
 //! stops when cancelled (by [`ActorHandle::cancel`], the `cancel` runtime call, or a signal the
 //! program maps to it): it stops accepting, cancels every running call, waits for them to end
 //! (bounded), flushes and closes its connections.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, OnceLock, Weak},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use actor_ipc::{Addr, Channel, ChannelConfig, Listener, Uid};
-use tokio::sync::oneshot;
+use actor_ipc::{Addr, ChannelConfig, Listener, Uid};
 use tokio::task::JoinSet;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
-    FastHash,
-    connection::Connection,
-    discovery::{RegistrarTable, Registry, SharedTable},
-    error::{Error, Result},
-    registry,
+    base::{
+        error::{Error, Result},
+        lock,
+    },
+    calls::registry,
+    runtime::{self, ActorCore, DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS},
+    serving,
+    tree::discovery::{RegistrarTable, Registry, registrar_calls},
 };
+
+/// How long teardown waits for cancelled calls to finish before closing connections anyway.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Which tokio runtime an actor process runs on.
 ///
@@ -56,159 +57,6 @@ impl RuntimeFlavor {
     }
 }
 
-/// The bound on threads for blocking work (`tokio::task::spawn_blocking`) in an actor's
-/// runtime: enough for blocking I/O and CPU work beside the event loop, small enough that a
-/// burst of blocking calls queues instead of exhausting the process's threads.
-pub const MAX_BLOCKING_THREADS: usize = 64;
-
-/// How long teardown waits for cancelled calls to finish before closing connections anyway.
-const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// The shared state of one actor (or of a client-only process, which serves nothing).
-pub(crate) struct ActorCore {
-    pub(crate) uid: Uid,
-    pub(crate) enabled: HashSet<String, FastHash>,
-    pub(crate) config: ChannelConfig,
-    /// Items a stream receiver buffers; with flow control, the credit window.
-    pub(crate) stream_window: usize,
-    /// Cancelled when the actor is told to stop; parent of every call's token.
-    pub(crate) cancel: CancellationToken,
-    /// Every call task, so teardown can wait for them.
-    pub(crate) tasks: TaskTracker,
-    /// Calls running per namespace (keyed by the registration's static name: no allocation).
-    running: Mutex<HashMap<&'static str, u64, FastHash>>,
-    /// Who asked the whole actor to stop (the `cancel` runtime call's caller).
-    pub(crate) canceller: Mutex<Option<Uid>>,
-    connections: Mutex<Vec<Weak<Connection>>>,
-    /// The registrar table, if this actor serves one.
-    pub(crate) registrar_table: Option<SharedTable>,
-    /// Children being spawned, by uuid: their connect-back channel goes to the spawner.
-    pub(crate) pending_children: Mutex<HashMap<String, oneshot::Sender<Channel>>>,
-    /// Where this actor listens (set once it serves): its children connect back here.
-    pub(crate) addrs: OnceLock<Vec<Addr>>,
-    /// The registrar this actor uses, if any: its children get it in their init map.
-    pub(crate) registrar_addr: OnceLock<Addr>,
-    /// How this program re-launches itself as a child of this actor.
-    pub(crate) launch_args: OnceLock<Vec<String>>,
-    /// The nurseries opened in this actor, for a graceful teardown on SIGINT.
-    pub(crate) nurseries: Mutex<Vec<Weak<crate::nursery::State>>>,
-    /// Cleanups registered with [`ActorInfo::on_teardown`], run once when the actor stops.
-    teardown_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
-}
-
-impl ActorCore {
-    pub(crate) fn new(
-        uid: Uid,
-        enabled: HashSet<String, FastHash>,
-        config: ChannelConfig,
-        stream_window: usize,
-        registrar_table: Option<SharedTable>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            registrar_table,
-            pending_children: Mutex::new(HashMap::new()),
-            addrs: OnceLock::new(),
-            registrar_addr: OnceLock::new(),
-            teardown_hooks: Mutex::new(Vec::new()),
-            launch_args: OnceLock::new(),
-            nurseries: Mutex::new(Vec::new()),
-            uid,
-            enabled,
-            config,
-            stream_window,
-            cancel: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            running: Mutex::new(HashMap::default()),
-            canceller: Mutex::new(None),
-            connections: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// A core for a process that only calls others.
-    pub(crate) fn client(name: &str) -> Arc<Self> {
-        Self::new(
-            Uid::new(name),
-            HashSet::default(),
-            ChannelConfig::default(),
-            DEFAULT_STREAM_WINDOW,
-            None,
-        )
-    }
-
-    /// Counts a call in `ns` as running until the returned guard drops.
-    pub(crate) fn count_running(self: &Arc<Self>, ns: &'static str) -> RunningGuard {
-        if let Ok(mut running) = self.running.lock() {
-            *running.entry(ns).or_default() += 1;
-        }
-        RunningGuard {
-            core: self.clone(),
-            ns,
-        }
-    }
-
-    pub(crate) fn running(&self, ns: &str) -> u64 {
-        self.running
-            .lock()
-            .map(|r| r.get(ns).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
-    pub(crate) fn add_connection(&self, conn: &Arc<Connection>) {
-        if let Ok(mut conns) = self.connections.lock() {
-            conns.retain(|c| c.strong_count() > 0);
-            conns.push(Arc::downgrade(conn));
-        }
-    }
-
-    fn live_connections(&self) -> Vec<Arc<Connection>> {
-        self.connections
-            .lock()
-            .map(|c| c.iter().filter_map(Weak::upgrade).collect())
-            .unwrap_or_default()
-    }
-}
-
-/// Decrements the running count of a namespace when dropped.
-pub(crate) struct RunningGuard {
-    core: Arc<ActorCore>,
-    ns: &'static str,
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        if let Ok(mut running) = self.core.running.lock() {
-            if let Some(n) = running.get_mut(self.ns) {
-                *n = n.saturating_sub(1);
-            }
-        }
-    }
-}
-
-/// The default stream window: how many items a receiver buffers from a peer without flow
-/// control (a tractor 0.1.0a5 producer), and with flow control how many a producer may send
-/// ahead of its consumer at first. With flow control the consumer then adapts what it allows
-/// in flight to the items' size (8 MiB worth, at most 16384 items; `docs/protocol-notes.md`),
-/// so only the first window is bounded by `window × item size` (1024 one-MiB blobs: 1 GiB):
-/// actors streaming large items should lower it with [`ActorBuilder::stream_window`].
-pub const DEFAULT_STREAM_WINDOW: usize = 1024;
-
-tokio::task_local! {
-    static CURRENT: Arc<ActorCore>;
-}
-
-/// Runs `fut` with `core` as the current actor (what [`Actor::current`] sees).
-pub(crate) async fn with_current<F: std::future::Future>(
-    core: Arc<ActorCore>,
-    fut: F,
-) -> F::Output {
-    CURRENT.scope(core, fut).await
-}
-
-/// Runs `f` with `core` as the current actor, synchronously (one poll of a call served inline).
-pub(crate) fn with_current_sync<R>(core: Arc<ActorCore>, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(core, f)
-}
-
 /// Entry point for serving: `Actor::builder(name)`.
 #[derive(Debug)]
 pub struct Actor;
@@ -231,9 +79,7 @@ impl Actor {
 
     /// The actor serving the remote function this is called from, if any.
     pub fn current() -> Option<ActorInfo> {
-        CURRENT
-            .try_with(|core| ActorInfo { core: core.clone() })
-            .ok()
+        runtime::current().map(|core| ActorInfo { core })
     }
 }
 
@@ -260,10 +106,6 @@ impl ActorInfo {
         self.core.cancel.cancel();
     }
 
-    pub(crate) fn core(&self) -> Arc<ActorCore> {
-        self.core.clone()
-    }
-
     /// The addresses this actor listens on.
     pub fn addrs(&self) -> Vec<Addr> {
         self.core.addrs.get().cloned().unwrap_or_default()
@@ -278,9 +120,7 @@ impl ActorInfo {
     /// its parent, after a one-shot's error, on a signal): after its calls have ended, before
     /// its connections close. Hooks run in reverse order of registration.
     pub fn on_teardown(&self, hook: impl FnOnce() + Send + 'static) {
-        if let Ok(mut hooks) = self.core.teardown_hooks.lock() {
-            hooks.push(Box::new(hook));
-        }
+        lock(&self.core.teardown_hooks).push(Box::new(hook));
     }
 }
 
@@ -376,12 +216,13 @@ impl ActorBuilder {
         let table = self
             .serve_registrar
             .then(|| Arc::new(RegistrarTable::default()));
+        let runtime_calls = table.as_ref().map(registrar_calls).unwrap_or_default();
         let core = ActorCore::new(
             self.uid.unwrap_or_else(|| Uid::new(self.name)),
             self.enable.into_iter().collect(),
             self.config,
             self.stream_window,
-            table.clone(),
+            runtime_calls,
         );
         let addrs: Vec<Addr> = listeners.iter().map(|l| l.local_addr().clone()).collect();
         let _ = core.addrs.set(addrs.clone());
@@ -409,16 +250,13 @@ impl ActorBuilder {
                         match accepted {
                             Ok(channel) => {
                                 // A child connecting back goes to the nursery that spawns it.
-                                let spawner = core
-                                    .pending_children
-                                    .lock()
-                                    .ok()
-                                    .and_then(|mut p| p.remove(&channel.peer().uuid));
+                                let spawner =
+                                    lock(&core.pending_children).remove(&channel.peer().uuid);
                                 match spawner {
                                     Some(spawner) => {
                                         let _ = spawner.send(channel);
                                     }
-                                    None => Connection::serve(core, channel).await,
+                                    None => serving::serve(core, channel).await,
                                 }
                             }
                             Err(e) => debug!(error = %e, "connection dropped before serving"),
@@ -519,12 +357,7 @@ impl ActorHandle {
         {
             warn!(uid = %self.core.uid, "calls still running after the teardown grace period");
         }
-        let hooks = self
-            .core
-            .teardown_hooks
-            .lock()
-            .map(|mut h| std::mem::take(&mut *h))
-            .unwrap_or_default();
+        let hooks = std::mem::take(&mut *lock(&self.core.teardown_hooks));
         for hook in hooks.into_iter().rev() {
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
                 warn!(uid = %self.core.uid, "a teardown hook panicked");
@@ -545,6 +378,15 @@ impl ActorHandle {
         }
         for conn in self.core.live_connections() {
             conn.close().await;
+        }
+        // Readers, acknowledgements and closers end with their connections: wait for them
+        // (bounded), so nothing the runtime started outlives the actor unseen.
+        self.core.io_tasks.close();
+        if tokio::time::timeout(TEARDOWN_GRACE, self.core.io_tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(uid = %self.core.uid, "connection tasks still running after teardown");
         }
         info!(uid = %self.core.uid, "actor stopped");
     }

@@ -19,8 +19,13 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::{
-    error::{Error, FUNCTION_NOT_FOUND, Result, TYPE_ERROR},
+    base::error::{Error, FUNCTION_NOT_FOUND, Result, TYPE_ERROR},
     portal::{Portal, connect},
+    runtime::{
+        self,
+        core::{RuntimeCall, RuntimeCalls, RuntimeRequest},
+        router::RuntimeReply,
+    },
 };
 
 /// Where actors look for the registrar unless told otherwise (tractor's default).
@@ -38,7 +43,7 @@ pub fn default_registrar() -> Result<Addr> {
 }
 
 /// The runtime calls a registrar serves.
-pub(crate) const REGISTRAR_CALLS: [&str; 5] = [
+const REGISTRAR_CALLS: [&str; 5] = [
     "register_actor",
     "unregister_actor",
     "find_actor",
@@ -319,10 +324,33 @@ impl Registry {
 /// Shared handle on a registrar table, for an actor that serves one.
 pub(crate) type SharedTable = Arc<RegistrarTable>;
 
+/// The registrar's runtime calls, answered from `table`, for the router of the actor that
+/// serves it. `wait_for_actor` blocks: it gives up when its connection ends or the actor stops.
+pub(crate) fn registrar_calls(table: &SharedTable) -> RuntimeCalls {
+    let mut calls = RuntimeCalls::default();
+    for name in REGISTRAR_CALLS {
+        let table = table.clone();
+        let call: RuntimeCall = Arc::new(move |request: RuntimeRequest| {
+            let table = table.clone();
+            Box::pin(async move {
+                let ending = request.scope.ending();
+                tokio::select! {
+                    outcome = table.serve(name, &request.kwargs) => {
+                        RuntimeReply::answer(outcome.map(|v| Payload::from_value(&v)))
+                    }
+                    () = ending.cancelled() => RuntimeReply::Abandoned,
+                }
+            })
+        });
+        calls.register(name, call);
+    }
+    calls
+}
+
 /// A client of the registrar the current actor uses (inside an actor tree), else of this
 /// process's default registrar ([`default_registrar`]).
 pub async fn registry() -> Result<Registry> {
-    let addr = match crate::Actor::current().and_then(|me| me.registrar()) {
+    let addr = match runtime::current().and_then(|me| me.registrar_addr.get().cloned()) {
         Some(addr) => addr,
         None => default_registrar()?,
     };

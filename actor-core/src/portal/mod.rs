@@ -1,4 +1,4 @@
-//! Portals: the caller's side of another actor.
+//! Floor 6, portals: the caller's side of another actor.
 //!
 //! A [`Portal`] is a cheap, cloneable handle on a connection. Many calls may be in flight on
 //! one portal from many tasks; replies are routed by call id. Every call kind is typed through
@@ -11,16 +11,20 @@
 
 use std::{marker::PhantomData, sync::Arc, sync::OnceLock};
 
-use actor_ipc::{Addr, CallKind, Channel, Msg, Payload, Uid, Value};
+use actor_ipc::{Addr, CallKind, Channel, Payload, Uid, Value};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    actor::{Actor, ActorCore},
+    base::error::{Error, Result},
+    calls::{
+        context::Context,
+        registry::{RemoteContextFn, RemoteFn, RemoteStreamFn},
+        stream::RemoteStream,
+    },
     connection::{Connection, Inbox, Lease},
-    context::Context,
-    error::{Error, Result},
-    registry::{RemoteContextFn, RemoteFn, RemoteStreamFn},
-    stream::RemoteStream,
+    engine::sequence::Step,
+    runtime::{self, ActorCore},
+    serving,
 };
 
 /// The identity calls are made under outside any actor: one per process, named after the
@@ -41,9 +45,7 @@ fn client_core() -> Arc<ActorCore> {
 /// Connects to the actor at `addr`. Inside a remote function the call is made as the serving
 /// actor; elsewhere as this program's client identity.
 pub async fn connect(addr: &Addr) -> Result<Portal> {
-    let core = Actor::current()
-        .map(|info| info.core())
-        .unwrap_or_else(client_core);
+    let core = runtime::current().unwrap_or_else(client_core);
     connect_with(core, addr).await
 }
 
@@ -54,7 +56,7 @@ pub async fn connect_as(name: &str, addr: &Addr) -> Result<Portal> {
 
 async fn connect_with(core: Arc<ActorCore>, addr: &Addr) -> Result<Portal> {
     let channel = Channel::connect(addr, &core.uid, &core.config).await?;
-    Ok(Portal::from_connection(Connection::start(core, channel)))
+    Ok(Portal::from_connection(serving::start(core, channel)))
 }
 
 /// A handle for calling one actor. The connection closes (with the sentinel) when the last
@@ -151,17 +153,11 @@ impl Portal {
     ) -> Result<RemoteStream<T>> {
         self.conn.request_flow_control().await;
         let mut inbox = self.start(ns, func, kwargs, CallKind::AsyncGen).await?;
-        match inbox.recv().await? {
-            Msg::FuncType {
-                kind: CallKind::AsyncGen,
-                ..
-            } => Ok(RemoteStream::new(inbox)),
-            Msg::Error { error, .. } => {
-                inbox.finished = true;
-                Err(self.conn.remote_error(*error))
-            }
+        match inbox.next_step().await? {
+            Step::Opened => Ok(RemoteStream::new(inbox)),
+            Step::Failed(error) => Err(self.conn.remote_error(*error)),
             other => Err(self.conn.protocol(format!(
-                "{ns}.{func} is not a stream function (first reply {other:?})"
+                "{ns}.{func} is not a stream function (first reply: {other:?})"
             ))),
         }
     }
@@ -184,7 +180,7 @@ impl Portal {
         func: &str,
         kwargs: Payload,
     ) -> Result<(Context, S)> {
-        if Actor::current().is_some_and(|me| *me.uid() == self.conn.peer) {
+        if runtime::current().is_some_and(|me| me.uid == self.conn.peer) {
             return Err(Error::Usage(format!(
                 "{ns}.{func}: a context to one's own actor would wait on itself"
             )));
@@ -194,24 +190,17 @@ impl Portal {
         let (mut inbox, credits) = self.conn.open_call(&cid, CallKind::Context)?;
         inbox.lease = Some(self.lease.clone());
         self.conn.send_cmd(ns, func, kwargs, &cid).await?;
-        let mut saw_functype = false;
         loop {
-            match inbox.recv().await? {
-                Msg::FuncType {
-                    kind: CallKind::Context,
-                    ..
-                } if !saw_functype => saw_functype = true,
-                Msg::Started { value, .. } if saw_functype => {
+            match inbox.next_step().await? {
+                Step::Ignored => continue,
+                Step::Started(value) => {
                     let started = value.decode()?;
                     return Ok((Context::caller(inbox, credits, func), started));
                 }
-                Msg::Error { error, .. } => {
-                    inbox.finished = true;
-                    return Err(self.conn.remote_error(*error));
-                }
+                Step::Failed(error) => return Err(self.conn.remote_error(*error)),
                 other => {
                     return Err(self.conn.protocol(format!(
-                        "{ns}.{func} is not a context function (reply {other:?})"
+                        "{ns}.{func} is not a context function (reply: {other:?})"
                     )));
                 }
             }
@@ -241,7 +230,7 @@ impl Portal {
 
     /// The cid-less error the peer sent, if any (a child that could not start says why so).
     pub(crate) fn runtime_error(&self) -> Option<actor_ipc::ErrorInfo> {
-        self.conn.runtime_error.lock().ok().and_then(|e| e.clone())
+        self.conn.runtime_error()
     }
 
     /// Asks the actor to cancel everything and exit; returns once it has acknowledged.
@@ -296,24 +285,15 @@ impl<T> CallHandle<T> {
 
     async fn result_payload(mut self) -> Result<Payload> {
         loop {
-            match self.inbox.recv().await? {
-                Msg::FuncType {
-                    kind: CallKind::AsyncFunc,
-                    ..
-                } => continue,
-                Msg::Return { value, .. } => {
-                    self.inbox.finished = true;
-                    return Ok(value);
-                }
-                Msg::Error { error, .. } => {
-                    self.inbox.finished = true;
-                    return Err(self.inbox.conn.remote_error(*error));
-                }
-                other => {
+            match self.inbox.next_step().await? {
+                Step::Returned(value) => return Ok(value),
+                Step::Failed(error) => return Err(self.inbox.conn.remote_error(*error)),
+                Step::Violation(what) => {
                     return Err(self.inbox.conn.protocol(format!(
-                        "unexpected reply to a request/response call: {other:?}"
+                        "unexpected reply to a request/response call: {what}"
                     )));
                 }
+                _ => continue,
             }
         }
     }

@@ -11,7 +11,7 @@ use actor_ipc::{CallKind, Payload};
 use futures::{future::BoxFuture, stream::BoxStream};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{context::Context, error::Error};
+use crate::{base::error::Error, calls::context::Context};
 
 /// A running request/response function: resolves to its encoded result.
 pub type CallFuture = BoxFuture<'static, Result<Payload, Error>>;
@@ -54,7 +54,7 @@ pub struct Registration {
 inventory::collect!(Registration);
 
 /// Registered functions by `(ns, name)`.
-type Table = HashMap<(&'static str, &'static str), &'static Registration, crate::FastHash>;
+type Table = HashMap<(&'static str, &'static str), &'static Registration, crate::base::FastHash>;
 
 /// Every registered function, by `(ns, name)`.
 fn table() -> &'static Table {

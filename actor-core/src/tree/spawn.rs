@@ -13,12 +13,14 @@ use tokio::{process::Child, sync::oneshot};
 use tracing::debug;
 
 use crate::{
-    actor::{Actor, ActorCore, RuntimeFlavor},
-    connection::Connection,
-    error::{Error, Result},
-    platform,
+    base::error::{Error, Result},
+    base::lock,
+    base::platform,
+    calls::registry,
     portal::Portal,
-    registry,
+    runtime::ActorCore,
+    serving,
+    tree::actor::{Actor, RuntimeFlavor},
 };
 
 /// The environment a child reads its spec from.
@@ -133,13 +135,9 @@ pub(crate) async fn spawn_child(
         })?;
     let uid = Uid::new(&request.name);
     let (connected, connect_back) = oneshot::channel();
-    if let Ok(mut pending) = parent.pending_children.lock() {
-        pending.insert(uid.uuid.clone(), connected);
-    }
+    lock(&parent.pending_children).insert(uid.uuid.clone(), connected);
     let forget = || {
-        if let Ok(mut pending) = parent.pending_children.lock() {
-            pending.remove(&uid.uuid);
-        }
+        lock(&parent.pending_children).remove(&uid.uuid);
     };
     let mut command = match (&request.program.tractor_python, &request.program.path) {
         (Some(python), _) => match tractor_command(python, &uid, &parent_addr) {
@@ -243,7 +241,7 @@ pub(crate) async fn spawn_child(
         peer: uid.to_string(),
         detail: e.to_string(),
     })?;
-    let conn = Connection::start(parent.clone(), channel);
+    let conn = serving::start(parent.clone(), channel);
     let portal = Portal::from_connection(conn);
     Ok(StartedChild {
         uid,
@@ -393,9 +391,9 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
         }
     };
     // Serve the parent's connection; when it ends, this actor ends (no orphans).
-    let parent_conn = Connection::adopt(actor.core().clone(), sender, reader, spec.uid.clone());
+    let parent_conn = serving::adopt(actor.core().clone(), sender, reader, spec.uid.clone());
     let stop = actor.cancellation_token();
-    tokio::spawn(async move {
+    actor.core().io_tasks.spawn(async move {
         parent_conn.closed().await;
         debug!("parent connection ended; stopping");
         stop.cancel();

@@ -28,12 +28,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
-    actor::{Actor, ActorCore},
-    error::{Error, RemoteActorError, Result},
-    platform,
+    base::error::{Error, RemoteActorError, Result},
+    base::lock,
+    base::platform,
+    calls::registry::RemoteFn,
     portal::Portal,
-    registry::RemoteFn,
-    spawn::{ChildRequest, Program, spawn_child},
+    runtime::{self, ActorCore, core::GracefulTeardown},
+    tree::spawn::{ChildRequest, Program, spawn_child},
 };
 
 /// After a failure, how long one-shot children may go on finishing their function.
@@ -42,17 +43,18 @@ const ONE_SHOT_GRACE: Duration = Duration::from_millis(1000);
 /// How long each teardown step waits before escalating to the next.
 const TEARDOWN_STEP: Duration = Duration::from_millis(1000);
 
-/// Opens a nursery in the current actor (the root under [`crate::run_root`] or
+/// Opens a nursery in the current actor (the root under `actor::run_root` or
 /// `#[actor::main]`, or the actor serving the current call).
 pub async fn open_nursery() -> Result<Nursery> {
-    let core = Actor::current().map(|info| info.core()).ok_or_else(|| {
+    let core = runtime::current().ok_or_else(|| {
         Error::Usage("open_nursery needs a running actor (see actor::run_root)".into())
     })?;
-    let state = Arc::new(State::default());
-    if let Ok(mut nurseries) = core.nurseries.lock() {
-        nurseries.retain(|n| n.strong_count() > 0);
-        nurseries.push(Arc::downgrade(&state));
-    }
+    let state = Arc::new(State {
+        tracker: core.io_tasks.clone(),
+        ..State::default()
+    });
+    let teardown: Arc<dyn GracefulTeardown> = state.clone();
+    core.add_nursery(Arc::downgrade(&teardown));
     Ok(Nursery { core, state })
 }
 
@@ -68,6 +70,8 @@ pub(crate) struct State {
     changed: Notify,
     /// One-shot children still running their function.
     one_shots: AtomicUsize,
+    /// The actor's tracker of runtime tasks: the nursery's own tasks are awaited at teardown.
+    tracker: tokio_util::task::TaskTracker,
 }
 
 impl State {
@@ -78,19 +82,18 @@ impl State {
             debug!(%error, "ignoring an error caused by the teardown");
             return;
         }
-        if let Ok(mut errors) = self.errors.lock() {
-            errors.push(error);
-        }
+        lock(&self.errors).push(error);
         if !self.failed.is_cancelled() {
             self.failed.cancel();
             let state = self.clone();
-            tokio::spawn(async move { state.teardown_after_failure().await });
+            let tracker = self.tracker.clone();
+            tracker.spawn(async move { state.teardown_after_failure().await });
         }
         self.changed.notify_waiters();
     }
 
     fn snapshot(&self) -> Vec<Arc<ChildSlot>> {
-        self.children.lock().map(|c| c.clone()).unwrap_or_default()
+        lock(&self.children).clone()
     }
 
     /// After the first failure: daemons are cancelled at once; one-shots get a short grace to
@@ -116,7 +119,7 @@ impl State {
     }
 
     /// Cancels every child, escalating, and waits until every process is reaped.
-    pub(crate) async fn teardown(self: &Arc<Self>) {
+    pub(crate) async fn teardown(&self) {
         self.tearing_down.store(true, Ordering::Release);
         let children = self.snapshot();
         futures::future::join_all(children.iter().map(|c| c.stop())).await;
@@ -312,7 +315,7 @@ impl Nursery {
             )
             .await?;
         let state = self.state.clone();
-        let task = tokio::spawn(async move {
+        let task = self.core.io_tasks.spawn(async move {
             // However this task ends (even aborted), `close` stops waiting for it.
             let _counted = counted;
             let outcome = child.portal.run_payload(F::NS, F::NAME, kwargs).await;
@@ -354,10 +357,13 @@ impl Nursery {
             expected: AtomicBool::new(false),
             one_shot,
         });
-        if let Ok(mut children) = self.state.children.lock() {
+        {
+            let mut children = lock(&self.state.children);
             children.push(slot.clone());
         }
-        tokio::spawn(supervise(slot.clone(), started.process, self.state.clone()));
+        self.core
+            .io_tasks
+            .spawn(supervise(slot.clone(), started.process, self.state.clone()));
         let torn_down = self.state.tearing_down.load(Ordering::Acquire);
         if torn_down || (self.state.failed.is_cancelled() && !one_shot) {
             // Teardown began (or a failure cancels daemons): this child goes down too.
@@ -392,12 +398,7 @@ impl Nursery {
             changed.await;
         }
         self.state.teardown().await;
-        let mut errors = self
-            .state
-            .errors
-            .lock()
-            .map(|mut e| std::mem::take(&mut *e))
-            .unwrap_or_default();
+        let mut errors = std::mem::take(&mut *lock(&self.state.errors));
         match errors.len() {
             0 => Ok(()),
             1 => Err(errors.remove(0)),
@@ -461,4 +462,10 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
     // Only now: teardown waits for this, and must find the error recorded.
     slot.exited.cancel();
     state.changed.notify_waiters();
+}
+
+impl GracefulTeardown for State {
+    fn teardown(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(State::teardown(self))
+    }
 }

@@ -1,0 +1,48 @@
+//! Floor 0: what every other floor uses and that uses nothing of the runtime: errors, the
+//! bounded mailbox, platform calls, hashing and lock recovery.
+
+pub mod error;
+pub(crate) mod mailbox;
+pub(crate) mod platform;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Hashes the keys of the runtime's hot lookup tables (call ids, namespaces, function names):
+/// faster than the default SipHash on such short keys, and still randomly seeded (peers choose
+/// some of the keys).
+pub(crate) type FastHash = foldhash::fast::RandomState;
+
+/// Locks `mutex`, recovering the data if a thread panicked while holding it.
+///
+/// Every lock of the runtime guards plain bookkeeping (tables, slots, lists) whose every update
+/// is a single step that leaves it consistent, so a panic elsewhere cannot leave it half
+/// written: the data is still right, and skipping the update instead (as `if let Ok(..)` did)
+/// would silently lose it, e.g. a nursery's recorded error.
+pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::lock;
+
+    #[test]
+    fn a_poisoned_lock_is_recovered_with_its_data() {
+        let shared = Arc::new(Mutex::new(vec![1]));
+        let poisoner = shared.clone();
+        let joined = std::thread::spawn(move || {
+            let mut held = poisoner.lock().unwrap_or_else(|e| e.into_inner());
+            held.push(2);
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert!(shared.is_poisoned());
+        lock(&shared).push(3);
+        assert_eq!(*lock(&shared), [1, 2, 3]);
+    }
+}

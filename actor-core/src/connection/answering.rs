@@ -1,0 +1,59 @@
+//! Answering the peer's calls: a result (`functype` and `return` in one write) or an error,
+//! and frames queued from places that cannot wait.
+
+use actor_ipc::{ErrorInfo, Msg, Payload, TrySendError};
+use tracing::debug;
+
+use super::Connection;
+use crate::base::error::Error;
+
+impl Connection {
+    /// `functype asyncfunc` and `return value`, written together.
+    pub(crate) async fn reply_value(&self, cid: &str, value: Payload) {
+        let mut frames = bytes::BytesMut::new();
+        let sent = match Msg::put_answer_frames(&mut frames, cid, &value) {
+            Ok(()) => self
+                .sender
+                .send_frame(frames.freeze())
+                .await
+                .map_err(|e| self.send_error(e)),
+            Err(e) => Err(Error::Encode(e)),
+        };
+        if let Err(e) = sent {
+            debug!(peer = %self.peer, error = %e, "could not reply");
+        }
+    }
+
+    /// An `error` reply for call `cid`, naming this actor as where it happened.
+    pub(crate) async fn reply_error(&self, cid: &str, mut error: ErrorInfo) {
+        if error.extra("src_uid").is_none() {
+            error
+                .extra
+                .push(("src_uid".into(), self.core.uid.to_value()));
+        }
+        let msg = Msg::Error {
+            cid: Some(cid.to_owned()),
+            error: Box::new(error),
+        };
+        if let Err(e) = self.sender.send(&msg).await {
+            debug!(peer = %self.peer, error = %e, "could not send an error reply");
+        }
+    }
+
+    /// Queues a frame without waiting if possible, else from a tracked task (for `Drop`s and
+    /// `poll` functions, which cannot wait).
+    pub(crate) fn send_frame_soon(&self, frame: bytes::Bytes) {
+        match self.sender.try_send_frame(frame) {
+            Ok(()) | Err(TrySendError::Closed) => {}
+            Err(TrySendError::Full(frame)) => {
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    let sender = self.sender.clone();
+                    let send = async move {
+                        let _ = sender.send_frame(frame).await;
+                    };
+                    handle.spawn(self.core.io_tasks.track_future(send));
+                }
+            }
+        }
+    }
+}

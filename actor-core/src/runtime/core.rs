@@ -1,0 +1,268 @@
+//! The shared state of one actor (or of a client-only process, which serves nothing), the
+//! current actor of a task, and the runtime calls the core owns (`cancel`, `_cancel_task`).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, OnceLock, Weak},
+};
+
+use actor_ipc::{Addr, Channel, ChannelConfig, ErrorInfo, Payload, Uid};
+use futures::{FutureExt, future::BoxFuture};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::debug;
+
+use super::router::{self, ConnectionScope, RuntimeReply};
+use crate::base::{FastHash, error::TYPE_ERROR, lock};
+
+/// The `self` runtime calls of an actor, each given a [`RuntimeRequest`].
+pub(crate) type RuntimeCalls = router::RuntimeCalls<RuntimeRequest>;
+/// One handler of [`RuntimeCalls`].
+pub(crate) type RuntimeCall = router::RuntimeCall<RuntimeRequest>;
+
+/// One runtime call, as the connection hands it over.
+pub(crate) struct RuntimeRequest {
+    /// The actor serving the call.
+    pub(crate) core: Arc<ActorCore>,
+    /// Who made the call.
+    pub(crate) caller: Uid,
+    /// Its arguments.
+    pub(crate) kwargs: Payload,
+    /// The connection it arrived on.
+    pub(crate) scope: Arc<dyn ConnectionScope>,
+}
+
+/// The bound on threads for blocking work (`tokio::task::spawn_blocking`) in an actor's
+/// runtime: enough for blocking I/O and CPU work beside the event loop, small enough that a
+/// burst of blocking calls queues instead of exhausting the process's threads.
+pub const MAX_BLOCKING_THREADS: usize = 64;
+
+/// The default stream window: how many items a receiver buffers from a peer without flow
+/// control (a tractor 0.1.0a5 producer), and with flow control how many a producer may send
+/// ahead of its consumer at first. With flow control the consumer then adapts what it allows
+/// in flight to the items' size (8 MiB worth, at most 16384 items; `docs/protocol-notes.md`),
+/// so only the first window is bounded by `window × item size` (1024 one-MiB blobs: 1 GiB):
+/// actors streaming large items should lower it with
+/// `ActorBuilder::stream_window`.
+pub const DEFAULT_STREAM_WINDOW: usize = 1024;
+
+/// A connection, as the actor's teardown sees it: something to flush and close.
+pub(crate) trait LiveConnection: Send + Sync {
+    /// Flushes what is queued and closes the connection.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A nursery, as the actor's interrupt handling sees it: something to tear down gracefully.
+pub(crate) trait GracefulTeardown: Send + Sync {
+    /// Cancels the nursery's children gracefully and waits for them.
+    fn teardown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The shared state of one actor.
+pub(crate) struct ActorCore {
+    pub(crate) uid: Uid,
+    pub(crate) enabled: HashSet<String, FastHash>,
+    pub(crate) config: ChannelConfig,
+    /// Items a stream receiver buffers; with flow control, the credit window.
+    pub(crate) stream_window: usize,
+    /// Cancelled when the actor is told to stop; parent of every call's token.
+    pub(crate) cancel: CancellationToken,
+    /// Every call task, so teardown can wait for them.
+    pub(crate) tasks: TaskTracker,
+    /// Every other task the runtime starts (connection readers, runtime calls that wait,
+    /// closers): teardown waits for them after closing the connections.
+    pub(crate) io_tasks: TaskTracker,
+    /// Calls running per namespace (keyed by the registration's static name: no allocation).
+    running: Mutex<HashMap<&'static str, u64, FastHash>>,
+    /// Who asked the whole actor to stop (the `cancel` runtime call's caller).
+    pub(crate) canceller: Mutex<Option<Uid>>,
+    connections: Mutex<Vec<Weak<dyn LiveConnection>>>,
+    /// The `self` runtime calls this actor answers.
+    pub(crate) runtime_calls: RuntimeCalls,
+    /// Children being spawned, by uuid: their connect-back channel goes to the spawner.
+    pub(crate) pending_children: Mutex<HashMap<String, oneshot::Sender<Channel>>>,
+    /// Where this actor listens (set once it serves): its children connect back here.
+    pub(crate) addrs: OnceLock<Vec<Addr>>,
+    /// The registrar this actor uses, if any: its children get it in their init map.
+    pub(crate) registrar_addr: OnceLock<Addr>,
+    /// How this program re-launches itself as a child of this actor.
+    pub(crate) launch_args: OnceLock<Vec<String>>,
+    /// The nurseries opened in this actor, for a graceful teardown on SIGINT.
+    pub(crate) nurseries: Mutex<Vec<Weak<dyn GracefulTeardown>>>,
+    /// Cleanups registered with `ActorInfo::on_teardown`, run once when the actor stops.
+    pub(crate) teardown_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+impl ActorCore {
+    /// A core answering the standard runtime calls and those of `extra` (e.g. a registrar's).
+    pub(crate) fn new(
+        uid: Uid,
+        enabled: HashSet<String, FastHash>,
+        config: ChannelConfig,
+        stream_window: usize,
+        extra: RuntimeCalls,
+    ) -> Arc<Self> {
+        let mut runtime_calls = standard_runtime_calls();
+        runtime_calls.extend(extra);
+        Arc::new(Self {
+            runtime_calls,
+            pending_children: Mutex::new(HashMap::new()),
+            addrs: OnceLock::new(),
+            registrar_addr: OnceLock::new(),
+            teardown_hooks: Mutex::new(Vec::new()),
+            launch_args: OnceLock::new(),
+            nurseries: Mutex::new(Vec::new()),
+            uid,
+            enabled,
+            config,
+            stream_window,
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            io_tasks: TaskTracker::new(),
+            running: Mutex::new(HashMap::default()),
+            canceller: Mutex::new(None),
+            connections: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A core for a process that only calls others.
+    pub(crate) fn client(name: &str) -> Arc<Self> {
+        Self::new(
+            Uid::new(name),
+            HashSet::default(),
+            ChannelConfig::default(),
+            DEFAULT_STREAM_WINDOW,
+            RuntimeCalls::default(),
+        )
+    }
+
+    /// Counts a call in `ns` as running until the returned guard drops.
+    pub(crate) fn count_running(self: &Arc<Self>, ns: &'static str) -> RunningGuard {
+        *lock(&self.running).entry(ns).or_default() += 1;
+        RunningGuard {
+            core: self.clone(),
+            ns,
+        }
+    }
+
+    /// How many calls into `ns` are running now.
+    pub(crate) fn running(&self, ns: &str) -> u64 {
+        lock(&self.running).get(ns).copied().unwrap_or(0)
+    }
+
+    /// Records a connection, for teardown to close.
+    pub(crate) fn add_connection(&self, conn: Weak<dyn LiveConnection>) {
+        let mut conns = lock(&self.connections);
+        conns.retain(|c| c.strong_count() > 0);
+        conns.push(conn);
+    }
+
+    /// The connections still open.
+    pub(crate) fn live_connections(&self) -> Vec<Arc<dyn LiveConnection>> {
+        lock(&self.connections)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Records a nursery, for a graceful teardown on an interrupt.
+    pub(crate) fn add_nursery(&self, nursery: Weak<dyn GracefulTeardown>) {
+        let mut nurseries = lock(&self.nurseries);
+        nurseries.retain(|n| n.strong_count() > 0);
+        nurseries.push(nursery);
+    }
+
+    /// The nurseries still open.
+    pub(crate) fn live_nurseries(&self) -> Vec<Arc<dyn GracefulTeardown>> {
+        lock(&self.nurseries)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Records who asked the actor to stop (the first one wins).
+    pub(crate) fn set_canceller(&self, by: &Uid) {
+        lock(&self.canceller).get_or_insert_with(|| by.clone());
+    }
+}
+
+/// Decrements the running count of a namespace when dropped.
+pub(crate) struct RunningGuard {
+    core: Arc<ActorCore>,
+    ns: &'static str,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Some(n) = lock(&self.core.running).get_mut(self.ns) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// The runtime calls every actor answers: `cancel` (the whole actor) and `_cancel_task` (one
+/// task of the connection the call arrived on).
+fn standard_runtime_calls() -> RuntimeCalls {
+    let mut calls = RuntimeCalls::default();
+    let cancel: RuntimeCall = Arc::new(|request: RuntimeRequest| {
+        debug!(by = %request.caller, "actor cancel requested");
+        request.core.set_canceller(&request.caller);
+        let core = request.core.clone();
+        let reply = RuntimeReply::Answer {
+            result: Ok(Payload::encode(&true).unwrap_or_else(|_| Payload::nil())),
+            // Answered first, then the actor stops.
+            then: Some(Box::new(move || core.cancel.cancel())),
+        };
+        futures::future::ready(reply).boxed()
+    });
+    calls.register("cancel", cancel);
+    let cancel_task: RuntimeCall = Arc::new(|request: RuntimeRequest| {
+        #[derive(Deserialize)]
+        struct Args {
+            cid: String,
+        }
+        // Cancelled now, inside the reader: before the next message is read.
+        let done = match request.kwargs.decode::<Args>() {
+            Ok(args) => Ok(request.scope.cancel_task(&args.cid, &request.caller)),
+            Err(e) => Err(ErrorInfo::new(TYPE_ERROR, format!("_cancel_task(): {e}"))),
+        };
+        async move {
+            match done {
+                // Acknowledged only once the target has really ended.
+                Ok(done) => {
+                    if let Some(done) = done {
+                        done.cancelled().await;
+                    }
+                    RuntimeReply::answer(Ok(Payload::nil()))
+                }
+                Err(error) => RuntimeReply::answer(Err(error)),
+            }
+        }
+        .boxed()
+    });
+    calls.register("_cancel_task", cancel_task);
+    calls
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<ActorCore>;
+}
+
+/// Runs `fut` with `core` as the current actor (what `Actor::current` sees).
+pub(crate) async fn with_current<F: std::future::Future>(
+    core: Arc<ActorCore>,
+    fut: F,
+) -> F::Output {
+    CURRENT.scope(core, fut).await
+}
+
+/// Runs `f` with `core` as the current actor, synchronously (one poll of a call served inline).
+pub(crate) fn with_current_sync<R>(core: Arc<ActorCore>, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(core, f)
+}
+
+/// The actor the current task runs in, if any.
+pub(crate) fn current() -> Option<Arc<ActorCore>> {
+    CURRENT.try_with(Arc::clone).ok()
+}

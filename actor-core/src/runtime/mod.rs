@@ -1,0 +1,9 @@
+//! Floor 2: the actor's own state, below its connections: who it is, what it serves, its
+//! cancellation and task bookkeeping, the current actor of a task, and the router of its `self`
+//! runtime calls. Connections (floor 3) read it; nothing here knows a connection's type.
+
+pub(crate) mod core;
+pub(crate) mod router;
+
+pub(crate) use self::core::{ActorCore, current, with_current, with_current_sync};
+pub use self::core::{DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS};

@@ -1,0 +1,194 @@
+//! Which function answers a `cmd`: runtime calls go to the router, the flow-control extension
+//! to the connection, everything else to the function registered under `(ns, func)` if its
+//! namespace is enabled. A request/response call is served inline while it does not wait;
+//! any other call runs as a task tracked by the actor and entered in the connection's
+//! in-flight table (a duplicate cid is refused there, on the wire).
+
+use std::{
+    sync::{Arc, Mutex},
+    task::Poll,
+};
+
+use actor_ipc::{CallKind, Cmd, ErrorInfo, Payload};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    replies::{RunningCall, panic_error},
+    runtime_calls,
+};
+use crate::{
+    base::{
+        error::{FUNCTION_NOT_FOUND, MODULE_NOT_EXPOSED, Result},
+        mailbox::mailbox,
+    },
+    calls::registry::{self, CallFuture, Handler, Registration},
+    connection::{Connection, EXTENSION_NS, FLOW_CONTROL_CALL, INBOX_SLACK, Inbox, TaskEntry},
+    engine::{inflight::InsertError, sequence::ReplySequence},
+    runtime::{with_current, with_current_sync},
+};
+
+/// Serves one `cmd` the peer sent.
+pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
+    if cmd.ns == "self" {
+        return runtime_calls::serve(conn, cmd).await;
+    }
+    if cmd.ns == EXTENSION_NS && cmd.func == FLOW_CONTROL_CALL {
+        return conn.enable_flow_control(cmd).await;
+    }
+    if !conn.core.enabled.contains(&cmd.ns) {
+        let error = ErrorInfo::new(
+            MODULE_NOT_EXPOSED,
+            format!("{MODULE_NOT_EXPOSED}: {} is not enabled", cmd.ns),
+        );
+        return conn.reply_error(&cmd.cid, error).await;
+    }
+    let Some(registration) = registry::lookup(&cmd.ns, &cmd.func) else {
+        let error = ErrorInfo::new(
+            FUNCTION_NOT_FOUND,
+            format!("{} has no function {:?}", cmd.ns, cmd.func),
+        );
+        return conn.reply_error(&cmd.cid, error).await;
+    };
+    if conn.tasks.contains(&cmd.cid) {
+        // Refused before it runs: the call in flight under that id goes on untouched.
+        return refuse_duplicate(conn, &cmd.cid).await;
+    }
+    let begun = match registration.handler {
+        Handler::Func(start) => match serve_inline(conn, &mut cmd, registration.ns, start).await {
+            Some(fut) => Some(fut),
+            None => return,
+        },
+        _ => None,
+    };
+    let Ok(slot) = conn.task_slots.clone().acquire_owned().await else {
+        return;
+    };
+    start_task(conn, cmd, registration, slot, begun).await;
+}
+
+/// The error answering a `cmd` whose call id is already in flight.
+async fn refuse_duplicate(conn: &Connection, cid: &str) {
+    // tractor has no name for this; `RuntimeError` is what a Python peer would raise.
+    let error = ErrorInfo::new(
+        "RuntimeError",
+        format!("call id {cid:?} is already running"),
+    );
+    conn.reply_error(cid, error).await;
+}
+
+/// Serves a function call in the reader as far as it goes without waiting: a call that
+/// finishes at once (most do) costs no task, no cancellation scope and no table entry, and
+/// its `functype` and `return` go out in one write. Returns the started future of a call
+/// that must wait, to go on as a task; `None` once the call was answered.
+///
+/// Nothing can cancel the call meanwhile: cancellation arrives as a message, which this
+/// same reader reads only afterwards.
+async fn serve_inline(
+    conn: &Arc<Connection>,
+    cmd: &mut Cmd,
+    ns: &'static str,
+    start: fn(Payload) -> Result<CallFuture>,
+) -> Option<CallFuture> {
+    // Counted while it runs, like a call served as a task.
+    let running = conn.core.count_running(ns);
+    let mut kwargs = Some(std::mem::replace(&mut cmd.kwargs, Payload::nil()));
+    let polled = std::future::poll_fn(|cx| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_current_sync(conn.core.clone(), || {
+                let mut fut = start(kwargs.take().unwrap_or_else(Payload::nil))?;
+                Ok(match fut.as_mut().poll(cx) {
+                    Poll::Ready(outcome) => Err(outcome),
+                    Poll::Pending => Ok(fut),
+                })
+            })
+        }));
+        Poll::Ready(outcome)
+    })
+    .await;
+    let outcome = match polled {
+        // The task counts itself from here on.
+        Ok(Ok(Ok(pending))) => return Some(pending),
+        Ok(Ok(Err(finished))) => finished,
+        Ok(Err(not_started)) => Err(not_started),
+        Err(panic) => Err(panic_error(&cmd.func, &panic)),
+    };
+    drop(running);
+    match outcome {
+        Ok(value) => conn.reply_value(&cmd.cid, value).await,
+        Err(e) => conn.reply_error(&cmd.cid, e.to_error_info()).await,
+    }
+    None
+}
+
+/// Runs a call as a task of the actor, entered in the connection's in-flight table until it
+/// has sent its last message.
+async fn start_task(
+    conn: &Arc<Connection>,
+    cmd: Box<Cmd>,
+    registration: &'static Registration,
+    slot: OwnedSemaphorePermit,
+    begun: Option<CallFuture>,
+) {
+    let handler = registration.handler;
+    let window = conn.core.stream_window;
+    let cancel = conn.tasks_cancel.child_token();
+    let done = CancellationToken::new();
+    let canceller = Arc::new(Mutex::new(None));
+    let credits = conn
+        .flow_on()
+        .then(|| Arc::new(Semaphore::new(conn.window())));
+    let (inbox_tx, inbox) = match handler {
+        Handler::Context(_) => {
+            let (tx, rx) = mailbox(window + INBOX_SLACK);
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
+    };
+    let entry = TaskEntry {
+        cancel: cancel.clone(),
+        done: done.clone(),
+        canceller: canceller.clone(),
+        inbox: inbox_tx,
+        credits: credits.clone(),
+    };
+    match conn.tasks.insert(&cmd.cid, entry) {
+        Ok(()) => {}
+        Err(InsertError::Duplicate(cid)) => return refuse_duplicate(conn, &cid).await,
+        // The connection closed: nobody is left to answer.
+        Err(InsertError::Closed) => return,
+    }
+    let task_conn = conn.clone();
+    let core = conn.core.clone();
+    let task = async move {
+        let conn = task_conn;
+        // Dropped last: the task counts as finished only after its final message is queued,
+        // its entry removed and its running count released.
+        let _done = done.drop_guard();
+        let _slot = slot;
+        let _running = conn.core.count_running(registration.ns);
+        let run = RunningCall {
+            conn: conn.clone(),
+            cid: cmd.cid.clone(),
+            func: cmd.func.clone(),
+            cancel,
+            canceller,
+            credits,
+        };
+        match handler {
+            Handler::Func(start) => match begun {
+                Some(fut) => run.func(Ok(fut)).await,
+                None => run.func(start(cmd.kwargs)).await,
+            },
+            Handler::Stream(start) => run.stream(start(cmd.kwargs)).await,
+            Handler::Context(start) => {
+                let rx = inbox.unwrap_or_else(|| mailbox(1).1);
+                let sequence = ReplySequence::running(CallKind::Context);
+                let inbox = Inbox::new(conn.clone(), cmd.cid.clone(), rx, false, sequence);
+                run.context(start, inbox, cmd.kwargs).await
+            }
+        }
+        conn.tasks.complete(&cmd.cid);
+    };
+    conn.core.tasks.spawn(with_current(core, task));
+}

@@ -1,0 +1,15 @@
+//! Floor 5: serving the peer's calls. The reader task of every connection lives here: it reads
+//! frames, hands `cmd`s to the dispatcher and everything else to the connection's routing.
+//!
+//! - `reader.rs`: the read loop, and starting a connection with its reader;
+//! - `dispatch.rs`: which function answers a `cmd`, served inline while it does not wait,
+//!   else as a tracked task;
+//! - `replies.rs`: the reply producers of a running call (a result, a stream, a context);
+//! - `runtime_calls.rs`: `self` calls, through the actor's router.
+
+mod dispatch;
+mod reader;
+mod replies;
+mod runtime_calls;
+
+pub(crate) use reader::{adopt, serve, start};

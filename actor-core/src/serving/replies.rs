@@ -1,0 +1,324 @@
+//! The reply producers of a call the peer made, running here: a request/response result, a
+//! one-way stream (items batched into frames, paced by credit) and a context (its `started`,
+//! its stream's `stop` in order, its result or `ContextCancelled`). Each honours cancellation
+//! and turns a panic into an error reply.
+
+use std::{
+    any::Any,
+    sync::{Arc, Mutex, atomic::Ordering},
+    task::Poll,
+};
+
+use actor_ipc::{CallKind, ErrorInfo, Msg, Payload, Uid};
+use futures::{FutureExt, StreamExt};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::{
+    base::{
+        error::{CONTEXT_CANCELLED, Error, PANIC_TYPE, Result},
+        lock,
+    },
+    calls::{
+        context::{Context, StreamFlags},
+        registry::{CallFuture, ItemStream},
+    },
+    connection::{Connection, Inbox},
+};
+
+/// The buffer a stream producer cuts its frames from.
+const FRAME_BUFFER: usize = 64 * 1024;
+/// How many bytes of ready stream items a producer gathers before handing them to the writer:
+/// large enough to spare a queue hop per item, small enough that the consumer starts on the
+/// first items (and grants more credit) while the producer goes on.
+const FLUSH_BYTES: usize = 16 * 1024;
+/// Stream items this large go to the writer as they are, not copied into a frame buffer.
+const LARGE_ITEM: usize = 16 * 1024;
+/// A `yield` frame's bytes beyond its payload and cid (header, map, keys).
+const FRAME_OVERHEAD: usize = 32;
+
+/// A call the peer made, running here: sends its replies and honours cancellation.
+pub(super) struct RunningCall {
+    pub(super) conn: Arc<Connection>,
+    pub(super) cid: String,
+    pub(super) func: String,
+    pub(super) cancel: CancellationToken,
+    pub(super) canceller: Arc<Mutex<Option<Uid>>>,
+    pub(super) credits: Option<Arc<Semaphore>>,
+}
+
+/// Takes every credit available right now: `None` once the call is over (the semaphore closed).
+fn take_credits(credits: &Semaphore) -> Option<usize> {
+    let available = credits.available_permits();
+    if available == 0 {
+        return if credits.is_closed() { None } else { Some(0) };
+    }
+    let count = u32::try_from(available).unwrap_or(u32::MAX);
+    match credits.try_acquire_many(count) {
+        Ok(permit) => {
+            permit.forget();
+            Some(count as usize)
+        }
+        Err(tokio::sync::TryAcquireError::Closed) => None,
+        Err(tokio::sync::TryAcquireError::NoPermits) => Some(0),
+    }
+}
+
+/// The error reply for function `func` that panicked.
+pub(super) fn panic_error(func: &str, panic: &Box<dyn Any + Send>) -> Error {
+    Error::raise(
+        PANIC_TYPE,
+        format!("{func} panicked: {}", panic_message(panic)),
+    )
+}
+
+/// A panic's message, for the error reply.
+fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".into())
+}
+
+impl RunningCall {
+    async fn send(&self, msg: &Msg) {
+        if let Err(e) = self.conn.sender.send(msg).await {
+            debug!(cid = %self.cid, error = %e, "reply not sent: connection closed");
+        }
+    }
+
+    async fn send_error(&self, error: &Error) {
+        self.conn
+            .reply_error(&self.cid, error.to_error_info())
+            .await;
+    }
+
+    fn panic_error(&self, panic: &Box<dyn Any + Send>) -> Error {
+        panic_error(&self.func, panic)
+    }
+
+    fn functype(&self, kind: CallKind) -> Msg {
+        Msg::FuncType {
+            cid: self.cid.clone(),
+            kind,
+        }
+    }
+
+    pub(super) async fn func(self, started: Result<CallFuture>) {
+        let fut = match started {
+            Ok(fut) => fut,
+            Err(e) => return self.send_error(&e).await,
+        };
+        let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind();
+        // A function that finishes at once gets `functype` and `return` in one write.
+        let outcome = match futures::poll!(&mut fut) {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => {
+                self.send(&self.functype(CallKind::AsyncFunc)).await;
+                tokio::select! {
+                    outcome = &mut fut => outcome,
+                    // An asyncfunc sends nothing when cancelled.
+                    () = self.cancel.cancelled() => return,
+                }
+            }
+        };
+        match outcome {
+            Ok(Ok(value)) => {
+                self.conn.reply_value(&self.cid, value).await;
+            }
+            Ok(Err(e)) => self.send_error(&e).await,
+            Err(panic) => self.send_error(&self.panic_error(&panic)).await,
+        }
+    }
+
+    pub(super) async fn stream(self, started: Result<ItemStream>) {
+        let mut stream = match started {
+            Ok(stream) => stream,
+            Err(e) => return self.send_error(&e).await,
+        };
+        self.send(&self.functype(CallKind::AsyncGen)).await;
+        let stop = Msg::Stop {
+            cid: self.cid.clone(),
+        };
+        // Frames of items ready one after another are cut from one buffer and queued for the
+        // writer together: no allocation and no queue hop per item.
+        let mut frames = bytes::BytesMut::with_capacity(FRAME_BUFFER);
+        // Credits taken from the semaphore but not yet spent (taken in bulk, spent per item).
+        let mut credit = 0_usize;
+        loop {
+            // Checked once per buffer handed to the writer (reading the token takes its lock),
+            // not per item: a cancel waits at most one buffer of ready items.
+            if frames.is_empty() && self.cancel.is_cancelled() {
+                return self.finish_stream(frames, &stop).await;
+            }
+            if let Some(credits) = &self.credits
+                && credit == 0
+            {
+                credit = match take_credits(credits) {
+                    Some(0) => {
+                        // Out of credit: what is buffered must reach the consumer first, or
+                        // it never grants more.
+                        if !self.flush(&mut frames).await {
+                            return;
+                        }
+                        tokio::select! {
+                            permit = credits.acquire() => match permit {
+                                Ok(permit) => permit.forget(),
+                                Err(_) => return,
+                            },
+                            () = self.cancel.cancelled() => return self.send(&stop).await,
+                        }
+                        1 + take_credits(credits).unwrap_or(0)
+                    }
+                    Some(taken) => taken,
+                    // The call is over: the consumer went away.
+                    None => return,
+                };
+            }
+            let mut next = std::panic::AssertUnwindSafe(stream.next()).catch_unwind();
+            let next = match futures::poll!(&mut next) {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    // Nothing ready: send what is buffered while the stream works.
+                    if !self.flush(&mut frames).await {
+                        return;
+                    }
+                    tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => return self.send(&stop).await,
+                        next = next => next,
+                    }
+                }
+            };
+            match next {
+                Ok(Some(Ok(item))) if item.as_bytes().len() >= LARGE_ITEM => {
+                    credit = credit.saturating_sub(1);
+                    // Written from where it is: no copy, no fresh buffer as large as the item.
+                    if !self.flush(&mut frames).await {
+                        return;
+                    }
+                    let parts = match Msg::yield_frame_parts(&self.cid, &item) {
+                        Ok(parts) => parts,
+                        Err(e) => return self.send_error(&Error::Encode(e)).await,
+                    };
+                    if self
+                        .conn
+                        .sender
+                        .send_frame_parts(parts.into())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    // Let the writer start on it before the next one is made: otherwise a
+                    // ready stream of large items queues many (memory, cache misses, fresh
+                    // pages) while the writer waits its turn on this thread.
+                    tokio::task::yield_now().await;
+                }
+                Ok(Some(Ok(item))) => {
+                    credit = credit.saturating_sub(1);
+                    // Room for the whole frame at once: an item is copied exactly once.
+                    let needed = item.as_bytes().len() + self.cid.len() + FRAME_OVERHEAD;
+                    if frames.capacity() - frames.len() < needed {
+                        if !self.flush(&mut frames).await {
+                            return;
+                        }
+                        frames.reserve(needed.max(FRAME_BUFFER));
+                    }
+                    if let Err(e) = Msg::put_yield_frame(&mut frames, &self.cid, &item) {
+                        self.flush(&mut frames).await;
+                        return self.send_error(&Error::Encode(e)).await;
+                    }
+                    if frames.len() >= FLUSH_BYTES && !self.flush(&mut frames).await {
+                        return;
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    self.flush(&mut frames).await;
+                    return self.send_error(&e).await;
+                }
+                Ok(None) => return self.finish_stream(frames, &stop).await,
+                Err(panic) => {
+                    self.flush(&mut frames).await;
+                    return self.send_error(&self.panic_error(&panic)).await;
+                }
+            }
+        }
+    }
+
+    /// Queues the buffered item frames for the writer; false if the connection is gone.
+    async fn flush(&self, frames: &mut bytes::BytesMut) -> bool {
+        if frames.is_empty() {
+            return true;
+        }
+        self.conn
+            .sender
+            .send_frame(frames.split().freeze())
+            .await
+            .is_ok()
+    }
+
+    /// Ends a stream: the buffered items and `stop`, in one write.
+    async fn finish_stream(&self, mut frames: bytes::BytesMut, stop: &Msg) {
+        if let Err(e) = stop.write_frame(&mut frames) {
+            debug!(cid = %self.cid, error = %e, "could not encode stop");
+        }
+        self.flush(&mut frames).await;
+    }
+
+    pub(super) async fn context(
+        self,
+        start: fn(Context, Payload) -> Result<CallFuture>,
+        inbox: Inbox,
+        kwargs: Payload,
+    ) {
+        let flags = Arc::new(StreamFlags::default());
+        let ctx = Context::callee(
+            inbox,
+            self.credits.clone(),
+            flags.clone(),
+            self.cancel.clone(),
+            &self.func,
+        );
+        let fut = match start(ctx, kwargs) {
+            Ok(fut) => fut,
+            Err(e) => return self.send_error(&e).await,
+        };
+        self.send(&self.functype(CallKind::Context)).await;
+        let outcome = tokio::select! {
+            outcome = std::panic::AssertUnwindSafe(fut).catch_unwind() => Some(outcome),
+            () = self.cancel.cancelled() => None,
+        };
+        // The stream's `stop` goes out before the call's final message, in order.
+        if flags.opened.load(Ordering::Acquire) && !flags.stop_sent.swap(true, Ordering::AcqRel) {
+            self.send(&Msg::Stop {
+                cid: self.cid.clone(),
+            })
+            .await;
+        }
+        match outcome {
+            None => {
+                let canceller = lock(&self.canceller)
+                    .clone()
+                    .or_else(|| lock(&self.conn.core.canceller).clone())
+                    .unwrap_or_else(|| self.conn.core.uid.clone());
+                let mut error = ErrorInfo::new(
+                    CONTEXT_CANCELLED,
+                    format!("{} was remotely cancelled by {canceller}", self.func),
+                );
+                error.extra.push(("canceller".into(), canceller.to_value()));
+                self.conn.reply_error(&self.cid, error).await;
+            }
+            Some(Ok(Ok(value))) => match Msg::return_frame(&self.cid, &value) {
+                Ok(frame) => {
+                    let _ = self.conn.sender.send_frame(frame).await;
+                }
+                Err(e) => self.send_error(&Error::Encode(e)).await,
+            },
+            Some(Ok(Err(e))) => self.send_error(&e).await,
+            Some(Err(panic)) => self.send_error(&self.panic_error(&panic)).await,
+        }
+    }
+}
