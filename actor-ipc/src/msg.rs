@@ -14,7 +14,7 @@ use rmpv::Value;
 use crate::{
     addr::WireAddr,
     error::{DecodeError, EncodeError},
-    frame::{HEADER_LEN, checked_len},
+    frame::{FrameStart, HEADER_LEN, put_framed},
     msgpack::{
         Cursor, MAX_NESTING, check_nesting, put_array_len, put_bool, put_map_len, put_nil, put_str,
         put_uint, put_value,
@@ -512,11 +512,9 @@ impl Msg {
         let mut tail = BytesMut::with_capacity(16 + cid.len());
         put_cid(&mut tail, cid);
         let mut head = BytesMut::with_capacity(HEADER_LEN + 8);
-        head.put_u32_le(0);
+        let frame = FrameStart::begin(&mut head);
         put_payload_msg_head(&mut head, "yield");
-        let body_len = head.len() - HEADER_LEN + value.as_bytes().len() + tail.len();
-        let len = checked_len(body_len)?;
-        head[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+        frame.finish_with_trailing(&mut head, value.as_bytes().len() + tail.len())?;
         Ok([head.freeze(), value.clone().into_bytes(), tail.freeze()])
     }
 
@@ -605,27 +603,6 @@ fn payload_frame(key: &str, cid: &str, value: &Payload) -> Result<Bytes, EncodeE
     let mut buf = BytesMut::with_capacity(OVERHEAD + cid.len() + value.as_bytes().len());
     put_framed(&mut buf, |buf| put_payload_msg(buf, key, value, cid))?;
     Ok(buf.freeze())
-}
-
-/// Appends one frame whose body `write_body` writes: the length prefix is patched in after,
-/// and a body too long for a frame leaves `buf` as it was.
-fn put_framed(
-    buf: &mut BytesMut,
-    write_body: impl FnOnce(&mut BytesMut),
-) -> Result<(), EncodeError> {
-    let start = buf.len();
-    buf.put_u32_le(0);
-    write_body(buf);
-    match checked_len(buf.len() - start - HEADER_LEN) {
-        Ok(len) => {
-            buf[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
-            Ok(())
-        }
-        Err(e) => {
-            buf.truncate(start);
-            Err(e)
-        }
-    }
 }
 
 fn put_cid(buf: &mut BytesMut, cid: &str) {
