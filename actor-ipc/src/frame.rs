@@ -1,10 +1,17 @@
 //! Framing: one frame is a 4-byte little-endian length, then that many bytes holding one msgpack
 //! value. No magic, no version, no checksum (that is tractor's wire).
 //!
-//! [`FrameCodec`] is a `tokio_util` [`Decoder`]; [`put_frame`] writes one. Its one rule beyond the format:
-//! a declared length over the configured maximum is refused as soon as the header is read,
-//! before any buffer of that size is reserved, so a hostile 4-byte header cannot make the
-//! process allocate gigabytes.
+//! This module is the one place that knows the header's layout, for both directions:
+//!
+//! - reading: [`FrameCodec`] is a `tokio_util` [`Decoder`]. Its one rule beyond the format: a
+//!   declared length over the configured maximum is refused as soon as the header is read,
+//!   before any buffer of that size is reserved, so a hostile 4-byte header cannot make the
+//!   process allocate gigabytes.
+//! - writing: [`FrameStart::begin`] reserves the header in a buffer, the caller appends the
+//!   body, and [`FrameStart::finish`] patches the body's length in (or refuses a body a header
+//!   cannot describe with [`EncodeError::TooLarge`], leaving the buffer as it was).
+//!   [`put_framed`] wraps the three steps around a closure and [`put_frame`] frames a finished
+//!   body; every frame writer of the crate goes through them.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
@@ -21,7 +28,7 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// The largest body a frame header can describe.
 pub const MAX_ENCODABLE_LEN: usize = u32::MAX as usize;
 
-/// Splits a byte stream into frame bodies and writes bodies as frames.
+/// Splits a byte stream into frame bodies (the reading half; [`FrameStart`] writes frames).
 #[derive(Debug, Clone, Copy)]
 pub struct FrameCodec {
     max_frame_len: usize,
@@ -45,17 +52,20 @@ impl Default for FrameCodec {
     }
 }
 
+/// The body length a header declares.
+fn read_header(header: &[u8; HEADER_LEN]) -> usize {
+    u32::from_le_bytes(*header) as usize
+}
+
 impl Decoder for FrameCodec {
     type Item = Bytes;
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        let Some(header) = src.get(..HEADER_LEN) else {
+        let Some(header) = src.first_chunk::<HEADER_LEN>() else {
             return Ok(None);
         };
-        let mut len_bytes = [0u8; HEADER_LEN];
-        len_bytes.copy_from_slice(header);
-        let declared = u32::from_le_bytes(len_bytes) as usize;
+        let declared = read_header(header);
         // The guard: refuse before reserving anything of the declared size.
         if declared > self.max_frame_len {
             return Err(FrameError::TooLarge {
@@ -78,32 +88,95 @@ impl Decoder for FrameCodec {
         if let Some(frame) = self.decode(src)? {
             return Ok(Some(frame));
         }
-        match src.len() {
-            0 => Ok(None),
-            received if received < HEADER_LEN => Err(FrameError::TruncatedHeader { received }),
-            received => {
-                let mut len_bytes = [0u8; HEADER_LEN];
-                len_bytes.copy_from_slice(&src[..HEADER_LEN]);
-                Err(FrameError::TruncatedBody {
-                    declared: u32::from_le_bytes(len_bytes) as usize,
-                    received: received - HEADER_LEN,
-                })
-            }
+        match src.first_chunk::<HEADER_LEN>() {
+            Some(header) => Err(FrameError::TruncatedBody {
+                declared: read_header(header),
+                received: src.len() - HEADER_LEN,
+            }),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::TruncatedHeader {
+                received: src.len(),
+            }),
         }
     }
 }
 
-/// Appends `body` to `dst` as one frame.
+/// A frame being written into a buffer: its header is reserved, its body is being appended.
+///
+/// Frames are written in place (the body straight into the outgoing buffer, no second copy), so
+/// the body's length is known only once it is written: [`FrameStart::begin`] reserves the
+/// header, and [`FrameStart::finish`] writes the length into it. Between the two the caller
+/// only appends to the buffer.
+#[derive(Debug)]
+#[must_use = "the header holds no length until `finish` writes it"]
+pub struct FrameStart {
+    /// Where the header starts in the buffer.
+    at: usize,
+}
+
+impl FrameStart {
+    /// Reserves a frame header at the end of `buf`; the body is to be appended after it.
+    pub fn begin(buf: &mut BytesMut) -> Self {
+        let at = buf.len();
+        buf.put_bytes(0, HEADER_LEN);
+        Self { at }
+    }
+
+    /// Completes the frame: the body is everything appended to `buf` since [`FrameStart::begin`].
+    ///
+    /// A body too long for a header is refused and removed with its header, so `buf` holds
+    /// only the frames before it.
+    pub fn finish(self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.finish_with_trailing(buf, 0)
+    }
+
+    /// Completes a frame whose body continues past `buf`: after the bytes appended since
+    /// [`FrameStart::begin`], `trailing` more bytes that the caller sends from other buffers
+    /// right after this one (a large payload shared rather than copied, say).
+    ///
+    /// On error, as with [`FrameStart::finish`], `buf` is left as it was before `begin`.
+    pub fn finish_with_trailing(
+        self,
+        buf: &mut BytesMut,
+        trailing: usize,
+    ) -> Result<(), EncodeError> {
+        let written = buf.len().saturating_sub(self.at + HEADER_LEN);
+        // A sum past `usize::MAX` is past any header's reach anyway: saturating is exact enough.
+        let len = match checked_len(written.saturating_add(trailing)) {
+            Ok(len) => len,
+            Err(e) => {
+                buf.truncate(self.at);
+                return Err(e);
+            }
+        };
+        if let Some(header) = buf.get_mut(self.at..self.at + HEADER_LEN) {
+            header.copy_from_slice(&len.to_le_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// Appends one frame whose body `write_body` appends to `buf`: [`FrameStart::begin`], the
+/// body, [`FrameStart::finish`]. A body too long for a frame leaves `buf` as it was.
+pub fn put_framed(
+    buf: &mut BytesMut,
+    write_body: impl FnOnce(&mut BytesMut),
+) -> Result<(), EncodeError> {
+    let frame = FrameStart::begin(buf);
+    write_body(buf);
+    frame.finish(buf)
+}
+
+/// Appends `body` to `dst` as one frame (for a body already encoded elsewhere).
 pub fn put_frame(body: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
-    let len = checked_len(body.len())?;
+    // Refused before anything is copied.
+    checked_len(body.len())?;
     dst.reserve(HEADER_LEN + body.len());
-    dst.put_u32_le(len);
-    dst.put_slice(body);
-    Ok(())
+    put_framed(dst, |dst| dst.put_slice(body))
 }
 
 /// The body length as a header value, or an error if a header cannot describe it.
-pub(crate) fn checked_len(len: usize) -> Result<u32, EncodeError> {
+fn checked_len(len: usize) -> Result<u32, EncodeError> {
     u32::try_from(len).map_err(|_| EncodeError::TooLarge {
         len,
         max: MAX_ENCODABLE_LEN,
@@ -118,6 +191,48 @@ mod tests {
         let mut buf = BytesMut::new();
         put_frame(body, &mut buf).unwrap();
         buf
+    }
+
+    #[test]
+    fn a_frame_is_its_length_in_little_endian_then_its_body() {
+        assert_eq!(&frame(b"\xa2hi")[..], b"\x03\x00\x00\x00\xa2hi");
+        let mut buf = BytesMut::from(&b"before"[..]);
+        put_framed(&mut buf, |buf| buf.put_slice(&[0x90])).unwrap();
+        assert_eq!(&buf[..], b"before\x01\x00\x00\x00\x90");
+    }
+
+    #[test]
+    fn a_body_continuing_elsewhere_counts_in_the_header() {
+        let mut head = BytesMut::new();
+        let frame = FrameStart::begin(&mut head);
+        head.put_u8(0x81);
+        frame.finish_with_trailing(&mut head, 300).unwrap();
+        assert_eq!(&head[..], &[0x2d, 0x01, 0, 0, 0x81]);
+    }
+
+    #[test]
+    fn a_body_too_long_for_a_header_is_refused_and_removed() {
+        let mut buf = frame(b"\xc0");
+        let before = buf.clone();
+        let frame = FrameStart::begin(&mut buf);
+        buf.put_slice(b"\x91\xc0");
+        let err = frame
+            .finish_with_trailing(&mut buf, MAX_ENCODABLE_LEN)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            EncodeError::TooLarge {
+                len,
+                max: MAX_ENCODABLE_LEN
+            } if len == MAX_ENCODABLE_LEN + 2
+        ));
+        assert_eq!(buf, before);
+        let frame = FrameStart::begin(&mut buf);
+        assert!(matches!(
+            frame.finish_with_trailing(&mut buf, usize::MAX),
+            Err(EncodeError::TooLarge { .. })
+        ));
+        assert_eq!(buf, before);
     }
 
     #[test]

@@ -1,0 +1,423 @@
+//! Reading frame bodies into messages: [`Msg::decode`] and [`Msg::decode_handshake`].
+//!
+//! A message map is scanned once, recording where each known key's value lies; the message
+//! kind is then chosen from the keys present, so keys may come in any order and unknown keys
+//! are skipped. Payloads stay slices of the frame.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use rmpv::Value;
+
+use super::{CallKind, Cmd, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
+use crate::{
+    addr::WireAddr,
+    error::DecodeError,
+    msgpack::{Cursor, MAX_NESTING, check_nesting, kind_name},
+    payload::Payload,
+};
+
+/// Byte ranges of the known keys' values in a message map.
+#[derive(Default)]
+struct Fields {
+    cmd: Option<Range<usize>>,
+    functype: Option<Range<usize>>,
+    cid: Option<Range<usize>>,
+    ret: Option<Range<usize>>,
+    yld: Option<Range<usize>>,
+    started: Option<Range<usize>>,
+    stop: Option<Range<usize>>,
+    error: Option<Range<usize>>,
+    parent_main_data: Option<Range<usize>>,
+    enable_modules: Option<Range<usize>>,
+    arb_addr: Option<Range<usize>>,
+    bind_host: Option<Range<usize>>,
+    bind_port: Option<Range<usize>>,
+    runtime_vars: Option<Range<usize>>,
+    credit: Option<Range<usize>>,
+}
+
+const MAX_KEYS_REPORTED: usize = 8;
+
+impl Msg {
+    /// Decodes one frame body.
+    pub fn decode(body: Bytes) -> Result<Self, DecodeError> {
+        let mut cur = Cursor::new(&body);
+        let msg = match cur.peek()? {
+            0xc0 => {
+                cur.skip_value()?;
+                Self::Sentinel
+            }
+            0x90..=0x9f | 0xdc | 0xdd => Self::Handshake(read_uid(&mut cur, "handshake")?),
+            0x80..=0x8f | 0xde | 0xdf => Self::decode_map(&body, &mut cur)?,
+            0xc1 => {
+                return Err(DecodeError::InvalidMarker {
+                    marker: 0xc1,
+                    at: 0,
+                });
+            }
+            m => {
+                return Err(DecodeError::WrongType {
+                    field: "message",
+                    expected: "a map, a handshake array or nil",
+                    found: kind_name(m),
+                    at: 0,
+                });
+            }
+        };
+        match cur.remaining() {
+            0 => Ok(msg),
+            count => Err(DecodeError::TrailingBytes { count }),
+        }
+    }
+
+    /// Decodes a frame body that must be a handshake.
+    pub fn decode_handshake(body: Bytes) -> Result<Uid, DecodeError> {
+        let mut cur = Cursor::new(&body);
+        let uid = read_uid(&mut cur, "handshake")?;
+        match cur.remaining() {
+            0 => Ok(uid),
+            count => Err(DecodeError::TrailingBytes { count }),
+        }
+    }
+
+    fn decode_map(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Self, DecodeError> {
+        let entries = cur.map_len("message")?;
+        let mut f = Fields::default();
+        let mut unknown = Vec::new();
+        for _ in 0..entries {
+            let key_at = cur.pos();
+            // Keys are compared as bytes: the known ones are ASCII, so only an unknown key
+            // needs its UTF-8 checked.
+            let Some(key) = cur.key_bytes_if_any()? else {
+                // A non-string key: unknown by definition.
+                cur.skip_value()?;
+                cur.skip_value()?;
+                continue;
+            };
+            let range = cur.skip_value()?;
+            let slot = match key {
+                b"cmd" => &mut f.cmd,
+                b"functype" => &mut f.functype,
+                b"cid" => &mut f.cid,
+                b"return" => &mut f.ret,
+                b"yield" => &mut f.yld,
+                b"started" => &mut f.started,
+                b"stop" => &mut f.stop,
+                b"error" => &mut f.error,
+                b"_parent_main_data" => &mut f.parent_main_data,
+                b"enable_modules" => &mut f.enable_modules,
+                b"_arb_addr" => &mut f.arb_addr,
+                b"bind_host" => &mut f.bind_host,
+                b"bind_port" => &mut f.bind_port,
+                b"_runtime_vars" => &mut f.runtime_vars,
+                b"credit" => &mut f.credit,
+                other => {
+                    let other =
+                        std::str::from_utf8(other).map_err(|_| DecodeError::InvalidUtf8 {
+                            field: "key",
+                            at: key_at,
+                        })?;
+                    if unknown.len() < MAX_KEYS_REPORTED {
+                        unknown.push(other.to_owned());
+                    }
+                    continue;
+                }
+            };
+            *slot = Some(range);
+        }
+        let at = |range: &Range<usize>| Cursor::new(&body[..range.end]).seek(range.start);
+        let cid = |message: &'static str| -> Result<String, DecodeError> {
+            let range = f.cid.as_ref().ok_or(DecodeError::MissingKey {
+                message,
+                key: "cid",
+            })?;
+            Ok(at(range).str("cid")?.to_owned())
+        };
+        let payload = |range: &Range<usize>| Payload::from_checked(body.slice(range.clone()));
+
+        if let Some(range) = &f.cmd {
+            return Ok(Self::Cmd(Box::new(read_cmd(body, &mut at(range))?)));
+        }
+        if let Some(range) = &f.error {
+            let cid = match &f.cid {
+                Some(range) if body.get(range.start) != Some(&0xc0) => {
+                    Some(at(range).str("cid")?.to_owned())
+                }
+                _ => None,
+            };
+            let error = read_error(&mut at(range))?;
+            return Ok(Self::Error {
+                cid,
+                error: Box::new(error),
+            });
+        }
+        if let Some(range) = &f.functype {
+            let name = at(range).str("functype")?;
+            let kind = CallKind::parse(name).ok_or_else(|| DecodeError::InvalidValue {
+                field: "functype",
+                detail: format!("unknown function type {name:?}"),
+            })?;
+            let cid = cid("functype")?;
+            return Ok(Self::FuncType { cid, kind });
+        }
+        if let Some(range) = &f.ret {
+            let cid = cid("return")?;
+            return Ok(Self::Return {
+                cid,
+                value: payload(range),
+            });
+        }
+        if let Some(range) = &f.yld {
+            let cid = cid("yield")?;
+            return Ok(Self::Yield {
+                cid,
+                value: payload(range),
+            });
+        }
+        if let Some(range) = &f.started {
+            let cid = cid("started")?;
+            return Ok(Self::Started {
+                cid,
+                value: payload(range),
+            });
+        }
+        if f.stop.is_some() {
+            return Ok(Self::Stop { cid: cid("stop")? });
+        }
+        if let Some(range) = &f.credit {
+            let credit = at(range).uint("credit")?;
+            return Ok(Self::Credit {
+                cid: cid("credit")?,
+                credit,
+            });
+        }
+        if f.enable_modules.is_some() {
+            return Ok(Self::SpawnInit(Box::new(read_spawn_init(body, &f)?)));
+        }
+        Err(DecodeError::UnknownMessage { keys: unknown })
+    }
+}
+
+/// Reads a `[name, uuid]` pair.
+fn read_uid(cur: &mut Cursor<'_>, field: &'static str) -> Result<Uid, DecodeError> {
+    cur.array_of(field, 2)?;
+    Ok(Uid {
+        name: cur.str(field)?.to_owned(),
+        uuid: cur.str(field)?.to_owned(),
+    })
+}
+
+fn read_cmd(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Cmd, DecodeError> {
+    cur.array_of("cmd", 5)?;
+    let ns = cur.str("cmd.ns")?.to_owned();
+    let func = cur.str("cmd.func")?.to_owned();
+    let marker = cur.peek()?;
+    if !matches!(marker, 0x80..=0x8f | 0xde | 0xdf) {
+        return Err(DecodeError::WrongType {
+            field: "cmd.kwargs",
+            expected: "a map",
+            found: kind_name(marker),
+            at: cur.pos(),
+        });
+    }
+    let kwargs = Payload::from_checked(cur.raw_value(body)?);
+    let caller = read_uid(cur, "cmd.caller_uid")?;
+    let cid = cur.str("cmd.cid")?.to_owned();
+    Ok(Cmd {
+        ns,
+        func,
+        kwargs,
+        caller,
+        cid,
+    })
+}
+
+fn read_error(cur: &mut Cursor<'_>) -> Result<ErrorInfo, DecodeError> {
+    let entries = cur.map_len("error")?;
+    let (mut type_str, mut tb_str, mut extra) = (None, None, Vec::new());
+    for _ in 0..entries {
+        let Some(key) = cur.str_if_any()? else {
+            cur.skip_value()?;
+            cur.skip_value()?;
+            continue;
+        };
+        match key {
+            "type_str" => type_str = Some(cur.str("error.type_str")?.to_owned()),
+            "tb_str" => tb_str = Some(cur.str("error.tb_str")?.to_owned()),
+            other => extra.push((other.to_owned(), read_dynamic(cur, "error")?)),
+        }
+    }
+    Ok(ErrorInfo {
+        type_str: type_str.ok_or(DecodeError::MissingKey {
+            message: "error",
+            key: "type_str",
+        })?,
+        tb_str: tb_str.unwrap_or_default(),
+        extra,
+    })
+}
+
+/// Reads one value as a dynamic tree (bounded depth, checked by rmpv).
+fn read_dynamic(cur: &mut Cursor<'_>, field: &'static str) -> Result<Value, DecodeError> {
+    let range = cur.skip_value()?;
+    let mut slice = cur.slice(range);
+    check_nesting(slice, MAX_NESTING)?;
+    rmpv::decode::read_value(&mut slice).map_err(|e| DecodeError::InvalidValue {
+        field,
+        detail: e.to_string(),
+    })
+}
+
+fn read_spawn_init(body: &Bytes, f: &Fields) -> Result<SpawnInit, DecodeError> {
+    const MSG: &str = "spawn init";
+    let dynamic = |range: &Option<Range<usize>>, key: &'static str| match range {
+        Some(range) => read_dynamic(&mut Cursor::new(&body[..range.end]).seek(range.start), key),
+        None => Err(DecodeError::MissingKey { message: MSG, key }),
+    };
+    let invalid = |field: &'static str, detail: &str| DecodeError::InvalidValue {
+        field,
+        detail: detail.to_owned(),
+    };
+    let enable_modules = match dynamic(&f.enable_modules, "enable_modules")? {
+        Value::Map(entries) => entries
+            .into_iter()
+            .map(|(k, v)| match (k.as_str(), v.as_str()) {
+                (Some(ns), Some(path)) => Ok((ns.to_owned(), path.to_owned())),
+                _ => Err(invalid("enable_modules", "expected a map of strings")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(invalid("enable_modules", "expected a map")),
+    };
+    let registrar = WireAddr::from_value(&dynamic(&f.arb_addr, "_arb_addr")?)
+        .ok_or_else(|| invalid("_arb_addr", "expected [host, port]"))?;
+    let bind_host = dynamic(&f.bind_host, "bind_host")?
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| invalid("bind_host", "expected a string"))?;
+    let bind_port = dynamic(&f.bind_port, "bind_port")?
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| invalid("bind_port", "expected a port number"))?;
+    let parent_main_data = match &f.parent_main_data {
+        Some(_) => dynamic(&f.parent_main_data, "_parent_main_data")?,
+        None => Value::Map(Vec::new()),
+    };
+    let runtime_vars = match &f.runtime_vars {
+        Some(_) => read_runtime_vars(dynamic(&f.runtime_vars, "_runtime_vars")?)?,
+        None => RuntimeVars {
+            debug_mode: false,
+            is_root: false,
+            root_mailbox: registrar.clone(),
+            extra: Vec::new(),
+        },
+    };
+    Ok(SpawnInit {
+        parent_main_data,
+        enable_modules,
+        registrar,
+        bind_host,
+        bind_port,
+        runtime_vars,
+    })
+}
+
+fn read_runtime_vars(value: Value) -> Result<RuntimeVars, DecodeError> {
+    let Value::Map(entries) = value else {
+        return Err(DecodeError::InvalidValue {
+            field: "_runtime_vars",
+            detail: "expected a map".into(),
+        });
+    };
+    let mut vars = RuntimeVars {
+        debug_mode: false,
+        is_root: false,
+        root_mailbox: WireAddr {
+            host: String::new(),
+            port: 0,
+        },
+        extra: Vec::new(),
+    };
+    for (key, value) in entries {
+        let Some(key) = key.as_str() else { continue };
+        match (key, &value) {
+            ("_debug_mode", Value::Boolean(b)) => vars.debug_mode = *b,
+            ("_is_root", Value::Boolean(b)) => vars.is_root = *b,
+            ("_root_mailbox", v) if WireAddr::from_value(v).is_some() => {
+                if let Some(addr) = WireAddr::from_value(v) {
+                    vars.root_mailbox = addr;
+                }
+            }
+            (other, _) => vars.extra.push((other.to_owned(), value)),
+        }
+    }
+    Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_any_order_and_unknown_keys_are_fine() {
+        // {"cid": "c1", "x-extra": [1], "return": 3}
+        let body = Bytes::from_static(b"\x83\xa3cid\xa2c1\xa7x-extra\x91\x01\xa6return\x03");
+        assert_eq!(
+            Msg::decode(body).unwrap(),
+            Msg::Return {
+                cid: "c1".into(),
+                value: Payload::encode(&3).unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn deeply_nested_error_extras_are_refused_without_recursing() {
+        // {"error": {"type_str": "x", "k": [[[...nil...]]]}} nested far past the limit.
+        let mut body = b"\x81\xa5error\x82\xa8type_str\xa1x\xa1k".to_vec();
+        body.extend(std::iter::repeat_n(0x91, 50_000));
+        body.push(0xc0);
+        assert!(matches!(
+            Msg::decode(Bytes::from(body)),
+            Err(DecodeError::TooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_shapes_are_typed_errors() {
+        // cmd with 4 fields
+        let body = Bytes::from_static(b"\x81\xa3cmd\x94\xa1a\xa1b\x80\x92\xa1x\xa1y");
+        assert!(matches!(
+            Msg::decode(body),
+            Err(DecodeError::WrongArity {
+                field: "cmd",
+                expected: 5,
+                found: 4
+            })
+        ));
+        // non-string cid
+        let body = Bytes::from_static(b"\x82\xa6return\x03\xa3cid\x07");
+        assert!(matches!(
+            Msg::decode(body),
+            Err(DecodeError::WrongType { field: "cid", .. })
+        ));
+        // unknown functype
+        let body = Bytes::from_static(b"\x82\xa8functype\xa3foo\xa3cid\xa1c");
+        assert!(matches!(
+            Msg::decode(body),
+            Err(DecodeError::InvalidValue { .. })
+        ));
+        // a map that is no message
+        let body = Bytes::from_static(b"\x81\xa5hello\x01");
+        assert!(matches!(
+            Msg::decode(body),
+            Err(DecodeError::UnknownMessage { .. })
+        ));
+        // trailing bytes
+        let body = Bytes::from_static(b"\xc0\xc0");
+        assert!(matches!(
+            Msg::decode(body),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        ));
+    }
+}

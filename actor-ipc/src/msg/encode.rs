@@ -1,0 +1,292 @@
+//! Writing messages: [`Msg::write_body`], [`Msg::write_frame`] and the direct frame writers of
+//! the hot paths (`yield`, `return`, `cmd`), which write a frame from borrowed parts without
+//! building a [`Msg`]. Keys are written in the order tractor writes them, so frames match its
+//! byte for byte.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rmpv::Value;
+
+use super::{CallKind, CmdRef, Msg, SpawnInit, Uid};
+use crate::{
+    addr::WireAddr,
+    error::EncodeError,
+    frame::{FrameStart, HEADER_LEN, put_framed},
+    msgpack::{put_array_len, put_bool, put_map_len, put_nil, put_str, put_uint, put_value},
+    payload::Payload,
+};
+
+impl Msg {
+    /// Writes this message's msgpack body (no length prefix).
+    pub fn write_body(&self, buf: &mut BytesMut) {
+        match self {
+            Self::Handshake(uid) => put_uid(buf, uid),
+            Self::Sentinel => put_nil(buf),
+            Self::Cmd(cmd) => put_cmd(
+                buf,
+                CmdRef {
+                    ns: &cmd.ns,
+                    func: &cmd.func,
+                    kwargs: &cmd.kwargs,
+                    caller: &cmd.caller,
+                    cid: &cmd.cid,
+                },
+            ),
+            Self::FuncType { cid, kind } => put_functype(buf, cid, *kind),
+            Self::Return { cid, value } => put_payload_msg(buf, "return", value, cid),
+            Self::Yield { cid, value } => put_payload_msg(buf, "yield", value, cid),
+            Self::Started { cid, value } => put_payload_msg(buf, "started", value, cid),
+            Self::Stop { cid } => {
+                put_map_len(buf, 2);
+                put_str(buf, "stop");
+                put_bool(buf, true);
+                put_cid(buf, cid);
+            }
+            Self::Error { cid, error } => {
+                put_map_len(buf, if cid.is_some() { 2 } else { 1 });
+                put_str(buf, "error");
+                put_map_len(buf, 2 + error.extra.len());
+                put_str(buf, "tb_str");
+                put_str(buf, &error.tb_str);
+                put_str(buf, "type_str");
+                put_str(buf, &error.type_str);
+                put_entries(buf, &error.extra);
+                if let Some(cid) = cid {
+                    put_cid(buf, cid);
+                }
+            }
+            Self::SpawnInit(init) => write_spawn_init(buf, init),
+            Self::Credit { cid, credit } => {
+                put_map_len(buf, 2);
+                put_str(buf, "credit");
+                put_uint(buf, *credit);
+                put_cid(buf, cid);
+            }
+        }
+    }
+
+    /// Appends this message as one complete frame (length prefix and body) to `buf`.
+    pub fn write_frame(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        put_framed(buf, |buf| self.write_body(buf))
+    }
+
+    /// A `yield` frame, written straight from its parts (the stream hot path: no `Msg` built,
+    /// no cid copied).
+    pub fn yield_frame(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
+        payload_frame("yield", cid, value)
+    }
+
+    /// Appends a `yield` frame to `buf` (a stream producer reuses one buffer for many frames:
+    /// `buf.split().freeze()` then hands each frame out without a fresh allocation).
+    pub fn put_yield_frame(
+        buf: &mut BytesMut,
+        cid: &str,
+        value: &Payload,
+    ) -> Result<(), EncodeError> {
+        put_framed(buf, |buf| put_payload_msg(buf, "yield", value, cid))
+    }
+
+    /// A `yield` frame as three buffers to write back to back: its start, the payload itself
+    /// (shared, not copied: for large items), and its end.
+    pub fn yield_frame_parts(cid: &str, value: &Payload) -> Result<[Bytes; 3], EncodeError> {
+        let mut tail = BytesMut::with_capacity(16 + cid.len());
+        put_cid(&mut tail, cid);
+        let mut head = BytesMut::with_capacity(HEADER_LEN + 8);
+        let frame = FrameStart::begin(&mut head);
+        put_payload_msg_head(&mut head, "yield");
+        frame.finish_with_trailing(&mut head, value.as_bytes().len() + tail.len())?;
+        Ok([head.freeze(), value.clone().into_bytes(), tail.freeze()])
+    }
+
+    /// A `return` frame, written straight from its parts.
+    pub fn return_frame(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
+        payload_frame("return", cid, value)
+    }
+
+    /// Appends a request/response call's whole answer to `buf`: the `functype` frame, then
+    /// the `return` frame (written together, they go out in one write).
+    pub fn put_answer_frames(
+        buf: &mut BytesMut,
+        cid: &str,
+        value: &Payload,
+    ) -> Result<(), EncodeError> {
+        buf.reserve(2 * (HEADER_LEN + 16 + cid.len()) + 16 + value.as_bytes().len());
+        put_framed(buf, |buf| put_functype(buf, cid, CallKind::AsyncFunc))?;
+        put_framed(buf, |buf| put_payload_msg(buf, "return", value, cid))
+    }
+
+    /// A `cmd` frame, written straight from its parts (the calling hot path: no `Msg` built,
+    /// nothing copied but into the frame).
+    pub fn cmd_frame(cmd: CmdRef<'_>) -> Result<Bytes, EncodeError> {
+        let size = HEADER_LEN
+            + 32
+            + cmd.ns.len()
+            + cmd.func.len()
+            + cmd.kwargs.as_bytes().len()
+            + cmd.caller.name.len()
+            + cmd.caller.uuid.len()
+            + cmd.cid.len();
+        let mut buf = BytesMut::with_capacity(size);
+        put_framed(&mut buf, |buf| put_cmd(buf, cmd))?;
+        Ok(buf.freeze())
+    }
+
+    /// This message as one complete frame.
+    pub fn to_frame(&self) -> Result<Bytes, EncodeError> {
+        let mut buf = BytesMut::with_capacity(self.size_hint());
+        self.write_frame(&mut buf)?;
+        Ok(buf.freeze())
+    }
+
+    /// The message as a dynamic value, exactly as it goes on the wire (for tools and logs).
+    pub fn to_value(&self) -> Value {
+        let mut buf = BytesMut::new();
+        self.write_body(&mut buf);
+        // What we just wrote is well-formed msgpack, but a payload from the network may nest
+        // too deeply to build as a tree: show nil then rather than fail a log line.
+        Payload::from_checked(buf.freeze())
+            .to_value()
+            .unwrap_or(Value::Nil)
+    }
+
+    fn size_hint(&self) -> usize {
+        const OVERHEAD: usize = 64;
+        OVERHEAD
+            + match self {
+                Self::Cmd(cmd) => cmd.kwargs.as_bytes().len() + cmd.ns.len() + cmd.func.len() + 64,
+                Self::Return { value, .. }
+                | Self::Yield { value, .. }
+                | Self::Started { value, .. } => value.as_bytes().len(),
+                Self::Error { error, .. } => error.tb_str.len() + error.type_str.len(),
+                _ => 0,
+            }
+    }
+}
+
+fn payload_frame(key: &str, cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
+    const OVERHEAD: usize = HEADER_LEN + 16;
+    let mut buf = BytesMut::with_capacity(OVERHEAD + cid.len() + value.as_bytes().len());
+    put_framed(&mut buf, |buf| put_payload_msg(buf, key, value, cid))?;
+    Ok(buf.freeze())
+}
+
+fn put_cid(buf: &mut BytesMut, cid: &str) {
+    put_str(buf, "cid");
+    put_str(buf, cid);
+}
+
+/// Writes a uid as `[name, uuid]`.
+fn put_uid(buf: &mut BytesMut, uid: &Uid) {
+    put_array_len(buf, 2);
+    put_str(buf, &uid.name);
+    put_str(buf, &uid.uuid);
+}
+
+fn put_cmd(buf: &mut BytesMut, cmd: CmdRef<'_>) {
+    put_map_len(buf, 1);
+    put_str(buf, "cmd");
+    put_array_len(buf, 5);
+    put_str(buf, cmd.ns);
+    put_str(buf, cmd.func);
+    buf.put_slice(cmd.kwargs.as_bytes());
+    put_uid(buf, cmd.caller);
+    put_str(buf, cmd.cid);
+}
+
+fn put_functype(buf: &mut BytesMut, cid: &str, kind: CallKind) {
+    put_map_len(buf, 2);
+    put_str(buf, "functype");
+    put_str(buf, kind.as_str());
+    put_cid(buf, cid);
+}
+
+/// `{key: value, "cid": cid}`: the shape of `return`, `yield` and `started`.
+fn put_payload_msg(buf: &mut BytesMut, key: &str, value: &Payload, cid: &str) {
+    put_payload_msg_head(buf, key);
+    buf.put_slice(value.as_bytes());
+    put_cid(buf, cid);
+}
+
+/// What precedes the value in [`put_payload_msg`].
+fn put_payload_msg_head(buf: &mut BytesMut, key: &str) {
+    put_map_len(buf, 2);
+    put_str(buf, key);
+}
+
+fn put_entries(buf: &mut BytesMut, entries: &[(String, Value)]) {
+    for (key, value) in entries {
+        put_str(buf, key);
+        put_value(buf, value);
+    }
+}
+
+fn put_wire_addr(buf: &mut BytesMut, addr: &WireAddr) {
+    put_array_len(buf, 2);
+    put_str(buf, &addr.host);
+    put_uint(buf, u64::from(addr.port));
+}
+
+fn write_spawn_init(buf: &mut BytesMut, init: &SpawnInit) {
+    put_map_len(buf, 6);
+    put_str(buf, "_parent_main_data");
+    put_value(buf, &init.parent_main_data);
+    put_str(buf, "enable_modules");
+    put_map_len(buf, init.enable_modules.len());
+    for (ns, path) in &init.enable_modules {
+        put_str(buf, ns);
+        put_str(buf, path);
+    }
+    put_str(buf, "_arb_addr");
+    put_wire_addr(buf, &init.registrar);
+    put_str(buf, "bind_host");
+    put_str(buf, &init.bind_host);
+    put_str(buf, "bind_port");
+    put_uint(buf, u64::from(init.bind_port));
+    put_str(buf, "_runtime_vars");
+    let vars = &init.runtime_vars;
+    put_map_len(buf, 3 + vars.extra.len());
+    put_str(buf, "_debug_mode");
+    put_bool(buf, vars.debug_mode);
+    put_str(buf, "_is_root");
+    put_bool(buf, vars.is_root);
+    put_str(buf, "_root_mailbox");
+    put_wire_addr(buf, &vars.root_mailbox);
+    put_entries(buf, &vars.extra);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_yield_frame_in_parts_is_the_same_frame() {
+        let mut bin = vec![0xc6, 0, 1, 0x11, 0x70];
+        bin.resize(bin.len() + 70_000, 7);
+        let value = Payload::from_msgpack(Bytes::from(bin)).unwrap();
+        let whole = Msg::yield_frame("c-1", &value).unwrap();
+        let parts = Msg::yield_frame_parts("c-1", &value).unwrap();
+        assert_eq!(parts.concat(), whole.to_vec());
+        // The payload is shared, not copied.
+        assert_eq!(parts[1].as_ptr(), value.as_bytes().as_ptr());
+    }
+
+    #[test]
+    fn direct_payload_frames_match_messages() {
+        let value = Payload::encode(&[1, 2, 3]).unwrap();
+        let msg = Msg::Yield {
+            cid: "c9".into(),
+            value: value.clone(),
+        };
+        assert_eq!(
+            Msg::yield_frame("c9", &value).unwrap(),
+            msg.to_frame().unwrap()
+        );
+        let msg = Msg::Return {
+            cid: "c9".into(),
+            value: value.clone(),
+        };
+        assert_eq!(
+            Msg::return_frame("c9", &value).unwrap(),
+            msg.to_frame().unwrap()
+        );
+    }
+}
