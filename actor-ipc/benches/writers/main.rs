@@ -5,8 +5,8 @@
 //! profile: fat LTO, one codegen unit):
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/main/target cargo bench -p actor-ipc --bench writers --no-run
-//! CARGO_TARGET_DIR=/work/main/target taskset -c 0 cargo bench -p actor-ipc --bench writers
+//! cargo bench -p actor-ipc --bench writers --no-run
+//! taskset -c 0 cargo bench -p actor-ipc --bench writers
 //! ```
 //!
 //! Every case is written by one piece of composition code, generic over the writer set, so the

@@ -11,8 +11,8 @@
 //! codegen unit; one core of a 2-core Xeon VM):
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/main/target cargo bench -p actor-ipc --bench writers --no-run
-//! CARGO_TARGET_DIR=/work/main/target taskset -c 0 cargo bench -p actor-ipc --bench writers
+//! cargo bench -p actor-ipc --bench writers --no-run
+//! taskset -c 0 cargo bench -p actor-ipc --bench writers
 //! ```
 //!
 //! ns per iteration, median of 15 repetitions (ours = hand-written, rmp = `rmp::encode`
