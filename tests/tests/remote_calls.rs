@@ -526,6 +526,74 @@ async fn sentinel_and_eof_cancel_the_connections_tasks() {
     }
 }
 
+/// A `cmd` reusing the call id of a call still running is refused on the wire, and the running
+/// call is not replaced: it stays cancellable under that id.
+#[tokio::test]
+async fn a_duplicate_call_id_is_refused_and_the_running_call_goes_on() {
+    for transport in TRANSPORTS {
+        let fixture = FixtureActor::start(ENTRY, transport, &["fixture"]).await;
+        let observer = fixture.portal().await;
+        let mut channel =
+            Channel::connect(&fixture.addr, &Uid::new("raw"), &ChannelConfig::default())
+                .await
+                .unwrap();
+        let cmd = |func: &str, kwargs: Payload, cid: &str| {
+            Msg::from(Cmd {
+                ns: if func == "_cancel_task" {
+                    "self"
+                } else {
+                    "fixture"
+                }
+                .into(),
+                func: func.into(),
+                kwargs,
+                caller: Uid::new("raw"),
+                cid: cid.into(),
+            })
+        };
+        channel
+            .send(&cmd("sleep_forever", Payload::empty_map(), "dup"))
+            .await
+            .unwrap();
+        let first = within("functype", channel.recv()).await.unwrap().unwrap();
+        assert!(matches!(first, Msg::FuncType { .. }), "{first:?}");
+        let add_kwargs =
+            Payload::encode(&std::collections::HashMap::from([("a", 1), ("b", 2)])).unwrap();
+        channel.send(&cmd("add", add_kwargs, "dup")).await.unwrap();
+        let refused = within("the refusal", channel.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let Msg::Error { cid, error } = &refused else {
+            panic!("expected an error, got {refused:?}")
+        };
+        assert_eq!(cid.as_deref(), Some("dup"));
+        assert!(error.tb_str.contains("already running"), "{}", error.tb_str);
+        assert_eq!(observer.run(running {}).await.unwrap(), 1);
+        // The first call is still the one under "dup": cancelling it ends it.
+        let target = Payload::encode(&std::collections::HashMap::from([("cid", "dup")])).unwrap();
+        channel
+            .send(&cmd("_cancel_task", target, "ack"))
+            .await
+            .unwrap();
+        loop {
+            let msg = within("the cancel acknowledgement", channel.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            match msg {
+                Msg::FuncType { .. } => continue,
+                Msg::Return { cid, .. } => {
+                    assert_eq!(cid, "ack");
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        until_idle(&observer).await;
+    }
+}
+
 #[tokio::test]
 async fn sixty_four_concurrent_calls_share_one_portal() {
     for transport in TRANSPORTS {
