@@ -128,7 +128,7 @@ where
 
 /// Tears down every nursery still open in `core`'s actor, at most [`INTERRUPT_GRACE`] in all.
 async fn tear_down_nurseries(core: &std::sync::Arc<crate::runtime::ActorCore>) {
-    let nurseries = core.live_nurseries();
+    let nurseries = core.nurseries.live();
     let all = futures::future::join_all(nurseries.iter().map(|n| n.teardown()));
     if tokio::time::timeout(INTERRUPT_GRACE, all).await.is_err() {
         tracing::warn!("children still running after the interrupt grace; killing them");

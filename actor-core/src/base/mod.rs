@@ -5,7 +5,7 @@ pub mod error;
 pub(crate) mod mailbox;
 pub(crate) mod platform;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Hashes the keys of the runtime's hot lookup tables (call ids, namespaces, function names):
 /// faster than the default SipHash on such short keys, and still randomly seeded (peers choose
@@ -24,11 +24,35 @@ pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Things kept track of without keeping them alive (an actor's connections, its nurseries):
+/// each is listed while something else holds it, and dropped from the list once it is gone.
+pub(crate) struct WeakList<T: ?Sized>(Mutex<Vec<Weak<T>>>);
+
+impl<T: ?Sized> Default for WeakList<T> {
+    fn default() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T: ?Sized> WeakList<T> {
+    /// Lists `item` (and forgets the ones gone meanwhile).
+    pub(crate) fn add(&self, item: Weak<T>) {
+        let mut items = lock(&self.0);
+        items.retain(|i| i.strong_count() > 0);
+        items.push(item);
+    }
+
+    /// The listed items still alive.
+    pub(crate) fn live(&self) -> Vec<Arc<T>> {
+        lock(&self.0).iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use super::lock;
+    use super::{WeakList, lock};
 
     #[test]
     fn a_poisoned_lock_is_recovered_with_its_data() {
@@ -44,5 +68,16 @@ mod tests {
         assert!(shared.is_poisoned());
         lock(&shared).push(3);
         assert_eq!(*lock(&shared), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_weak_list_lists_only_what_is_alive() {
+        let list = WeakList::default();
+        let kept = Arc::new(1);
+        let dropped = Arc::new(2);
+        list.add(Arc::downgrade(&kept));
+        list.add(Arc::downgrade(&dropped));
+        drop(dropped);
+        assert_eq!(list.live().iter().map(|i| **i).collect::<Vec<_>>(), [1]);
     }
 }

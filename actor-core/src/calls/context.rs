@@ -381,10 +381,7 @@ impl<T: DeserializeOwned> Stream for MsgStream<'_, T> {
                 }
             };
             match step {
-                Step::Item(value) => {
-                    inbox.consumed_item(value.as_bytes().len());
-                    return Poll::Ready(Some(value.decode().map_err(Error::from)));
-                }
+                Step::Item(value) => return Poll::Ready(Some(inbox.take_item(value))),
                 Step::StreamEnded => this.ended = true,
                 Step::Returned(value) => {
                     // The callee finished: the stream is over; keep the result for `result()`.

@@ -80,10 +80,7 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
                 }
             };
             match step {
-                Step::Item(value) => {
-                    this.inbox.consumed_item(value.as_bytes().len());
-                    return Poll::Ready(Some(value.decode().map_err(Error::from)));
-                }
+                Step::Item(value) => return Poll::Ready(Some(this.inbox.take_item(value))),
                 Step::StreamEnded | Step::Returned(_) => this.ended = true,
                 Step::Failed(error) => {
                     this.ended = true;

@@ -7,7 +7,7 @@ use std::{
     task::{Context as TaskContext, Poll, ready},
 };
 
-use actor_ipc::Msg;
+use actor_ipc::{Msg, Payload};
 
 use super::Connection;
 use crate::{
@@ -127,6 +127,15 @@ impl Inbox {
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// Takes one stream item: counts it as consumed (granting credit when due) and decodes it.
+    pub(crate) fn take_item<T: serde::de::DeserializeOwned>(
+        &mut self,
+        value: Payload,
+    ) -> Result<T> {
+        self.consumed_item(value.as_bytes().len());
+        Ok(value.decode()?)
     }
 
     /// Records one stream item of `size` payload bytes consumed; with flow control on, grants

@@ -160,7 +160,7 @@ impl Connection {
             runtime_error: Mutex::new(None),
         });
         let live: Arc<dyn LiveConnection> = conn.clone();
-        conn.core.add_connection(Arc::downgrade(&live));
+        conn.core.connections.add(Arc::downgrade(&live));
         conn
     }
 

@@ -3,7 +3,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, OnceLock, Weak},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use actor_ipc::{Addr, Channel, ChannelConfig, ErrorInfo, Payload, Uid};
@@ -14,7 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::debug;
 
 use super::router::{self, ConnectionScope, RuntimeReply};
-use crate::base::{FastHash, error::TYPE_ERROR, lock};
+use crate::base::{FastHash, WeakList, error::TYPE_ERROR, lock};
 
 /// The `self` runtime calls of an actor, each given a [`RuntimeRequest`].
 pub(crate) type RuntimeCalls = router::RuntimeCalls<RuntimeRequest>;
@@ -77,7 +77,8 @@ pub(crate) struct ActorCore {
     running: Mutex<HashMap<&'static str, u64, FastHash>>,
     /// Who asked the whole actor to stop (the `cancel` runtime call's caller).
     pub(crate) canceller: Mutex<Option<Uid>>,
-    connections: Mutex<Vec<Weak<dyn LiveConnection>>>,
+    /// The connections open, for teardown to close.
+    pub(crate) connections: WeakList<dyn LiveConnection>,
     /// The `self` runtime calls this actor answers.
     pub(crate) runtime_calls: RuntimeCalls,
     /// Children being spawned, by uuid: their connect-back channel goes to the spawner.
@@ -89,7 +90,7 @@ pub(crate) struct ActorCore {
     /// How this program re-launches itself as a child of this actor.
     pub(crate) launch_args: OnceLock<Vec<String>>,
     /// The nurseries opened in this actor, for a graceful teardown on SIGINT.
-    pub(crate) nurseries: Mutex<Vec<Weak<dyn GracefulTeardown>>>,
+    pub(crate) nurseries: WeakList<dyn GracefulTeardown>,
     /// Cleanups registered with `ActorInfo::on_teardown`, run once when the actor stops.
     pub(crate) teardown_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
@@ -112,7 +113,7 @@ impl ActorCore {
             registrar_addr: OnceLock::new(),
             teardown_hooks: Mutex::new(Vec::new()),
             launch_args: OnceLock::new(),
-            nurseries: Mutex::new(Vec::new()),
+            nurseries: WeakList::default(),
             uid,
             enabled,
             config,
@@ -122,7 +123,7 @@ impl ActorCore {
             io_tasks: TaskTracker::new(),
             running: Mutex::new(HashMap::default()),
             canceller: Mutex::new(None),
-            connections: Mutex::new(Vec::new()),
+            connections: WeakList::default(),
         })
     }
 
@@ -149,36 +150,6 @@ impl ActorCore {
     /// How many calls into `ns` are running now.
     pub(crate) fn running(&self, ns: &str) -> u64 {
         lock(&self.running).get(ns).copied().unwrap_or(0)
-    }
-
-    /// Records a connection, for teardown to close.
-    pub(crate) fn add_connection(&self, conn: Weak<dyn LiveConnection>) {
-        let mut conns = lock(&self.connections);
-        conns.retain(|c| c.strong_count() > 0);
-        conns.push(conn);
-    }
-
-    /// The connections still open.
-    pub(crate) fn live_connections(&self) -> Vec<Arc<dyn LiveConnection>> {
-        lock(&self.connections)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect()
-    }
-
-    /// Records a nursery, for a graceful teardown on an interrupt.
-    pub(crate) fn add_nursery(&self, nursery: Weak<dyn GracefulTeardown>) {
-        let mut nurseries = lock(&self.nurseries);
-        nurseries.retain(|n| n.strong_count() > 0);
-        nurseries.push(nursery);
-    }
-
-    /// The nurseries still open.
-    pub(crate) fn live_nurseries(&self) -> Vec<Arc<dyn GracefulTeardown>> {
-        lock(&self.nurseries)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect()
     }
 
     /// Records who asked the actor to stop (the first one wins).

@@ -376,7 +376,7 @@ impl ActorHandle {
                 Err(_) => warn!(uid = %self.core.uid, "unregistering timed out"),
             }
         }
-        for conn in self.core.live_connections() {
+        for conn in self.core.connections.live() {
             conn.close().await;
         }
         // Readers, acknowledgements and closers end with their connections: wait for them

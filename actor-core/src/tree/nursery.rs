@@ -54,7 +54,7 @@ pub async fn open_nursery() -> Result<Nursery> {
         ..State::default()
     });
     let teardown: Arc<dyn GracefulTeardown> = state.clone();
-    core.add_nursery(Arc::downgrade(&teardown));
+    core.nurseries.add(Arc::downgrade(&teardown));
     Ok(Nursery { core, state })
 }
 
