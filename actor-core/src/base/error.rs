@@ -90,9 +90,46 @@ pub enum Error {
         /// How many items it missed.
         skipped: u64,
     },
-    /// The API was used out of order (e.g. `started` twice, a stream before `started`).
+    /// The API was misused by its caller (e.g. `started` twice, a stream before `started`, an
+    /// actor without addresses). Failures of an operation have their own variants.
     #[error("{0}")]
     Usage(String),
+    /// A child actor could not be started; `cause` says why.
+    #[error("cannot start child {actor}: {cause}")]
+    Spawn {
+        /// The child's name.
+        actor: String,
+        /// What went wrong.
+        cause: Box<Error>,
+    },
+    /// A child actor's process ended when it should not have (`how`: "crashed", "exited
+    /// unexpectedly", "exited before connecting back").
+    #[error("child {actor} {how} ({status})")]
+    ChildExited {
+        /// The child (its uid, or its name before it had connected).
+        actor: String,
+        /// How it ended.
+        how: &'static str,
+        /// Its exit status, as the operating system reported it.
+        status: String,
+    },
+    /// A registrar could not be used: it refused, was unreachable, or answered with something
+    /// that is not what the protocol says.
+    #[error("registrar at {addr}: {detail}")]
+    Registrar {
+        /// The registrar's address.
+        addr: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Something awaited did not happen in time (`what` happened not, within `after`).
+    #[error("{what} within {after:?}")]
+    Timeout {
+        /// What did not happen.
+        what: String,
+        /// How long it was given.
+        after: std::time::Duration,
+    },
     /// Several errors, each reported (a nursery whose children failed together). The first is
     /// the one that caused the others' cancellation, when there was one.
     #[error("{} errors:{}", .0.len(), list(.0))]
@@ -136,10 +173,39 @@ impl Error {
         }
     }
 
-    /// A copy of this error for a second reader (remote errors keep their type; others keep
-    /// their type name and text).
+    /// A copy of this error for a second reader, of the same kind with the same fields where
+    /// the kind can be copied; errors of the wire crate that cannot be (connect and encode
+    /// failures) keep their type name and text.
     pub fn duplicate(&self) -> Self {
         match self {
+            Self::Spawn { actor, cause } => Self::Spawn {
+                actor: actor.clone(),
+                cause: Box::new(cause.duplicate()),
+            },
+            Self::ChildExited { actor, how, status } => Self::ChildExited {
+                actor: actor.clone(),
+                how,
+                status: status.clone(),
+            },
+            Self::Registrar { addr, detail } => Self::Registrar {
+                addr: addr.clone(),
+                detail: detail.clone(),
+            },
+            Self::Timeout { what, after } => Self::Timeout {
+                what: what.clone(),
+                after: *after,
+            },
+            Self::Protocol { peer, detail } => Self::Protocol {
+                peer: peer.clone(),
+                detail: detail.clone(),
+            },
+            Self::Overrun { cid, capacity } => Self::Overrun {
+                cid: cid.clone(),
+                capacity: *capacity,
+            },
+            Self::Lagged { skipped } => Self::Lagged { skipped: *skipped },
+            Self::Decode(e) => Self::Decode(e.clone()),
+            Self::Io(e) => Self::Io(std::io::Error::new(e.kind(), e.to_string())),
             Self::Remote(e) => Self::Remote(e.clone()),
             Self::ContextCancelled { canceller, detail } => Self::ContextCancelled {
                 canceller: canceller.clone(),
@@ -187,6 +253,10 @@ impl Error {
             Self::Overrun { .. } => "StreamOverrun",
             Self::Lagged { .. } => "Lagged",
             Self::Usage(_) => "RuntimeError",
+            Self::Spawn { .. } => "SpawnError",
+            Self::ChildExited { .. } => "ChildExited",
+            Self::Registrar { .. } => "RegistrarError",
+            Self::Timeout { .. } => "TimeoutError",
             Self::Group(_) => "ErrorGroup",
             Self::Io(_) => "OSError",
         }
@@ -268,3 +338,60 @@ impl fmt::Display for RemoteActorError {
 }
 
 impl std::error::Error for RemoteActorError {}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn a_duplicate_keeps_the_kind_and_the_fields() {
+        let spawn = Error::Spawn {
+            actor: "w1".into(),
+            cause: Box::new(Error::ChildExited {
+                actor: "w1".into(),
+                how: "exited before connecting back",
+                status: "exit status: 3".into(),
+            }),
+        };
+        let copy = spawn.duplicate();
+        assert_eq!(copy.to_string(), spawn.to_string());
+        match copy {
+            Error::Spawn { actor, cause } => {
+                assert_eq!(actor, "w1");
+                assert!(matches!(*cause, Error::ChildExited { how, .. } if how.contains("before")));
+            }
+            other => panic!("not a spawn error: {other:?}"),
+        }
+        let registrar = Error::Registrar {
+            addr: "tcp://127.0.0.1:1616".into(),
+            detail: "sent 3 for an address".into(),
+        };
+        assert!(
+            matches!(registrar.duplicate(), Error::Registrar { addr, .. } if addr.ends_with(":1616"))
+        );
+        let io = Error::Io(std::io::Error::new(std::io::ErrorKind::AddrInUse, "taken"));
+        assert!(
+            matches!(io.duplicate(), Error::Io(e) if e.kind() == std::io::ErrorKind::AddrInUse)
+        );
+    }
+
+    #[test]
+    fn each_operation_has_its_type_name_on_the_wire() {
+        let timeout = Error::Timeout {
+            what: "child w1 did not connect back".into(),
+            after: std::time::Duration::from_secs(10),
+        };
+        assert_eq!(
+            timeout.to_string(),
+            "child w1 did not connect back within 10s"
+        );
+        assert_eq!(timeout.to_error_info().type_str, "TimeoutError");
+        let exited = Error::ChildExited {
+            actor: "w1".into(),
+            how: "crashed",
+            status: "exit status: 4".into(),
+        };
+        assert_eq!(exited.to_string(), "child w1 crashed (exit status: 4)");
+        assert_eq!(exited.type_str(), "ChildExited");
+    }
+}

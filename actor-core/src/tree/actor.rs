@@ -278,9 +278,10 @@ impl ActorBuilder {
                 }
                 .map_err(|e| {
                     core.cancel.cancel();
-                    Error::Usage(format!(
-                        "cannot register with the registrar at {registrar}: {e}"
-                    ))
+                    Error::Registrar {
+                        addr: registrar.to_string(),
+                        detail: format!("cannot register {}: {e}", core.uid),
+                    }
                 })?;
                 Some(registrar.clone())
             }

@@ -183,13 +183,7 @@ impl RegistrarTable {
 #[derive(Debug, Clone)]
 pub struct Registry {
     portal: Portal,
-}
-
-/// The address in a `find_actor`/`wait_for_actor` reply entry.
-fn addr_of(value: &Value) -> Result<Addr> {
-    WireAddr::from_value(value)
-        .map(|w| w.to_addr())
-        .ok_or_else(|| Error::Usage(format!("registrar sent {value} for an address")))
+    addr: Addr,
 }
 
 impl Registry {
@@ -197,6 +191,7 @@ impl Registry {
     pub async fn connect(addr: &Addr) -> Result<Self> {
         Ok(Self {
             portal: connect(addr).await?,
+            addr: addr.clone(),
         })
     }
 
@@ -208,6 +203,21 @@ impl Registry {
     /// The registrar's portal (e.g. to `cancel_actor` it).
     pub fn portal(&self) -> &Portal {
         &self.portal
+    }
+
+    /// The registrar's error: it answered `detail`.
+    fn fault(&self, detail: String) -> Error {
+        Error::Registrar {
+            addr: self.addr.to_string(),
+            detail,
+        }
+    }
+
+    /// The address in a `find_actor`/`wait_for_actor` reply entry.
+    fn addr_of(&self, value: &Value) -> Result<Addr> {
+        WireAddr::from_value(value)
+            .map(|w| w.to_addr())
+            .ok_or_else(|| self.fault(format!("sent {value} for an address")))
     }
 
     async fn call(&self, func: &str, kwargs: Vec<(&str, Value)>) -> Result<Value> {
@@ -239,7 +249,7 @@ impl Registry {
     pub async fn query_actor(&self, name: &str) -> Result<Option<Addr>> {
         match self.call("find_actor", vec![("name", name.into())]).await? {
             Value::Nil => Ok(None),
-            value => addr_of(&value).map(Some),
+            value => self.addr_of(&value).map(Some),
         }
     }
 
@@ -247,17 +257,15 @@ impl Registry {
     pub async fn get_registry(&self) -> Result<BTreeMap<String, Addr>> {
         let table = self.call("get_registry", Vec::new()).await?;
         let Value::Map(entries) = table else {
-            return Err(Error::Usage(format!(
-                "registrar sent {table} for its table"
-            )));
+            return Err(self.fault(format!("sent {table} for its table")));
         };
         entries
             .iter()
             .map(|(k, v)| {
                 let key = k
                     .as_str()
-                    .ok_or_else(|| Error::Usage(format!("registry key {k} is not a string")))?;
-                Ok((key.to_owned(), addr_of(v)?))
+                    .ok_or_else(|| self.fault(format!("sent registry key {k}, not a string")))?;
+                Ok((key.to_owned(), self.addr_of(v)?))
             })
             .collect()
     }
@@ -287,12 +295,10 @@ impl Registry {
                 .call("wait_for_actor", vec![("name", name.into())])
                 .await?;
             let Value::Array(addrs) = addrs else {
-                return Err(Error::Usage(format!(
-                    "registrar sent {addrs} for addresses"
-                )));
+                return Err(self.fault(format!("sent {addrs} for addresses")));
             };
             for value in &addrs {
-                let addr = addr_of(value)?;
+                let addr = self.addr_of(value)?;
                 match connect(&addr).await {
                     Ok(portal) => return Ok(portal),
                     Err(Error::Connect(_)) => self.drop_dead(name, &addr).await?,

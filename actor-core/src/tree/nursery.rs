@@ -342,7 +342,13 @@ impl Nursery {
         let started = match spawn_child(&self.core, request).await {
             Ok(started) => started,
             Err(e) => {
-                let error = Error::Usage(format!("cannot start child {name}: {e}"));
+                let error = match e {
+                    spawn @ Error::Spawn { .. } => spawn,
+                    cause => Error::Spawn {
+                        actor: name,
+                        cause: Box::new(cause),
+                    },
+                };
                 self.state.fail(error.duplicate());
                 return Err(error);
             }
@@ -447,16 +453,15 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
     };
     match slot.portal.runtime_error() {
         Some(info) => state.fail(Error::Remote(RemoteActorError::from_info(info, &slot.uid))),
-        None if crashed => state.fail(Error::Usage(format!(
-            "child {} {} ({})",
-            slot.uid,
-            if asked {
+        None if crashed => state.fail(Error::ChildExited {
+            actor: slot.uid.to_string(),
+            how: if asked {
                 "crashed"
             } else {
                 "exited unexpectedly"
             },
-            describe()
-        ))),
+            status: describe(),
+        }),
         None => {}
     }
     // Only now: teardown waits for this, and must find the error recorded.

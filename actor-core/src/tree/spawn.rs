@@ -184,19 +184,19 @@ pub(crate) async fn spawn_child(
             Ok(Ok(channel)) => channel,
             _ => {
                 forget();
-                return Err(Error::Usage(format!(
-                    "child {} did not connect back within {CONNECT_BACK_TIMEOUT:?}",
-                    uid.name
-                )));
+                return Err(Error::Timeout {
+                    what: format!("child {} did not connect back", uid.name),
+                    after: CONNECT_BACK_TIMEOUT,
+                });
             }
         },
         status = process.wait() => {
             forget();
-            return Err(Error::Usage(format!(
-                "child {} exited before connecting back ({})",
-                uid.name,
-                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-            )));
+            return Err(Error::ChildExited {
+                actor: uid.name.clone(),
+                how: "exited before connecting back",
+                status: status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+            });
         }
     };
     let registrar = parent
