@@ -3,21 +3,22 @@
 # minimal runtime, measured in the same rounds, every process pinned to CPU 0. Prints a
 # markdown table of medians over the rounds.
 #
-#   tools/bench-ab.sh BEFORE_BENCH AFTER_BENCH [ROUNDS] [MINIMAL_DIR]
+#   tools/bench-ab.sh MINIMAL_DIR BEFORE_BENCH AFTER_BENCH [ROUNDS]
 #
-# BEFORE_BENCH and AFTER_BENCH are `bench` binaries (cargo build --release -p examples --bin
-# bench, at each commit, copied aside). MINIMAL_DIR holds the minimal runtime's sources (a
-# Cargo project whose binary `bench-minimal` serves `bench <uds|tcp> w1 w2 w3 w4 w5`); default:
-# ../shared/bench/minimal beside the repository, when present. Without it the script says so
-# and stops: there is nothing to compare against.
+# MINIMAL_DIR holds the minimal runtime's sources, which are not part of this repository (a
+# Cargo project whose binary `bench-minimal` runs `bench <uds|tcp> w1 w2 w3 w4 w5`); without it
+# the script says so and stops: there is nothing to compare against. BEFORE_BENCH and
+# AFTER_BENCH are `bench` binaries (cargo build --release -p examples --bin bench, at each
+# commit, copied aside).
 set -euo pipefail
-before=${1:?usage: tools/bench-ab.sh BEFORE_BENCH AFTER_BENCH [ROUNDS] [MINIMAL_DIR]}
-after=${2:?usage: tools/bench-ab.sh BEFORE_BENCH AFTER_BENCH [ROUNDS] [MINIMAL_DIR]}
-rounds=${3:-10}
+usage="usage: tools/bench-ab.sh MINIMAL_DIR BEFORE_BENCH AFTER_BENCH [ROUNDS]"
+minimal_dir=${1:?$usage}
+before=${2:?$usage}
+after=${3:?$usage}
+rounds=${4:-10}
 here=$(cd "$(dirname "$0")/.." && pwd)
-minimal_dir=${4:-$here/../shared/bench/minimal}
 if [[ ! -f $minimal_dir/Cargo.toml ]]; then
-  echo "bench-ab: no minimal runtime at $minimal_dir (pass its directory as the 4th argument)" >&2
+  echo "bench-ab: no minimal runtime at $minimal_dir (no Cargo.toml there): nothing to compare against" >&2
   exit 2
 fi
 command -v taskset >/dev/null || { echo "bench-ab: needs taskset (util-linux)" >&2; exit 2; }
