@@ -11,7 +11,7 @@ use tracing::debug;
 
 use crate::{
     base::error::{Error, Result},
-    runtime::with_current,
+    runtime::{enter_runtime, with_current},
     tree::actor::{Actor, RuntimeFlavor},
     tree::discovery::default_registrar,
     tree::spawn::{ChildSpec, init_logging, run_child},
@@ -91,7 +91,9 @@ where
         ));
     }
     init_logging(None);
-    let runtime = RuntimeFlavor::default().build()?;
+    let (runtime, slot) = RuntimeFlavor::default().build_for_actor()?;
+    // This thread runs the root's tasks: they all see the root as their actor.
+    let entered = enter_runtime(slot);
     let interrupted = runtime.block_on(async move {
         let root = start_root(options).await?;
         let core = root.core().clone();
@@ -115,7 +117,9 @@ where
         root.cancel();
         root.wait().await;
         Ok::<_, Error>(out)
-    })?;
+    });
+    drop(entered);
+    let interrupted = interrupted?;
     match interrupted {
         Some(out) => Ok(out),
         None => {

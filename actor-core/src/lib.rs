@@ -64,7 +64,7 @@ pub use actor_macros::main;
 pub use actor_macros::remote;
 /// Makes an `async fn` test a root actor able to spawn children from the test binary.
 pub use actor_macros::test;
-pub use base::error::{self, Error, RemoteActorError, Result};
+pub use base::error::{self, ChildExit, Error, RemoteActorError, Result};
 pub use calls::{
     context::{self, Context, MsgStream},
     registry::{self, RemoteContextFn, RemoteFn, RemoteStreamFn},

@@ -51,7 +51,7 @@ fn call_struct(remote: &Remote) -> TokenStream {
     let how = match kind {
         Kind::Func(_) => "request/response function",
         Kind::Stream(_) => "stream function",
-        Kind::Context(_, _) => "context function",
+        Kind::Context(..) => "context function",
     };
     let doc = format!(
         "The typed call of the remote {how} `{name}`: its arguments, by name. Build it \
@@ -128,7 +128,17 @@ fn remote_impl(remote: &Remote) -> TokenStream {
     let (tr, assoc, output) = match kind {
         Kind::Func(output) => (quote!(RemoteFn), quote!(Output), output),
         Kind::Stream(item) => (quote!(RemoteStreamFn), quote!(Item), item),
-        Kind::Context(output, _) => (quote!(RemoteContextFn), quote!(Output), output),
+        Kind::Context(output, _, _) => (quote!(RemoteContextFn), quote!(Output), output),
+    };
+    // A context's `started` value: typed when declared, else any value.
+    let started = match kind {
+        Kind::Context(_, _, Some(started)) => {
+            quote_spanned!(started.span()=> type Started = #started;)
+        }
+        Kind::Context(_, _, None) => quote!(
+            type Started = ::actor::Value;
+        ),
+        _ => quote!(),
     };
     let ty = &output.ty;
     // The user's span on the type: a result the caller cannot decode errors there.
@@ -139,6 +149,7 @@ fn remote_impl(remote: &Remote) -> TokenStream {
             const NS: &'static str = #ns;
             const NAME: &'static str = #name;
             #assoc_ty
+            #started
         }
     }
 }
@@ -178,7 +189,7 @@ fn registration(remote: &Remote) -> TokenStream {
                 quote!(Func),
             )
         }
-        Kind::Context(output, ctx_span) => {
+        Kind::Context(output, ctx_span, _) => {
             // The context argument carries the parameter's span: a first parameter that is
             // not `actor::Context` (under `#[remote(context)]`) is a type mismatch there.
             let ctx_arg = Ident::new("ctx", Span::mixed_site().located_at(*ctx_span));

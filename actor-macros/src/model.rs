@@ -22,6 +22,8 @@ pub(crate) struct Args {
     pub(crate) ns: Option<LitStr>,
     /// Whether `context` was written.
     pub(crate) context: bool,
+    /// The type of a context's `started` value, given with `started = Type`.
+    pub(crate) started: Option<Type>,
 }
 
 impl Args {
@@ -53,9 +55,22 @@ impl Args {
                 }
                 args.context = true;
                 Ok(())
+            } else if meta.path.is_ident("started") {
+                if args.started.is_some() {
+                    return Err(meta.error("`started` is given twice"));
+                }
+                let ty: Type = meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "expected the type of the context's `started` value: `started = i64`",
+                    )
+                })?;
+                args.started = Some(ty);
+                Ok(())
             } else {
                 Err(meta.error(format!(
-                    "unknown argument `{}` of `#[remote]`: expected `ns = \"...\"` or `context`",
+                    "unknown argument `{}` of `#[remote]`: expected `ns = \"...\"`, `context` \
+                     or `started = Type`",
                     meta.path.to_token_stream()
                 )))
             }
@@ -108,9 +123,10 @@ pub(crate) enum Kind {
     Func(Output),
     /// `fn -> impl Stream` (`asyncgen`): its items.
     Stream(Output),
-    /// `async fn(ctx: Context, ..)` (`context`): its final result, and where the context
-    /// parameter's type is (a type mismatch there is reported at it).
-    Context(Output, Span),
+    /// `async fn(ctx: Context, ..)` (`context`): its final result, where the context
+    /// parameter's type is (a type mismatch there is reported at it), and the type of its
+    /// `started` value (`actor::Value` unless given).
+    Context(Output, Span, Option<Type>),
 }
 
 /// What a function returns or a stream yields, as the caller decodes it.
@@ -129,7 +145,19 @@ impl Remote {
         let sig = &function.sig;
         check_header(sig)?;
         let (context, params) = params(sig, args.context)?;
-        let kind = kind(sig, context)?;
+        let mut kind = kind(sig, context)?;
+        if let Some(started) = args.started {
+            match &mut kind {
+                Kind::Context(_, _, slot) => *slot = Some(started),
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        started,
+                        "`started` is the type of a context's first value: only a context \
+                         function (`async fn name(ctx: actor::Context, ..)`) has one",
+                    ));
+                }
+            }
+        }
         Ok(Self {
             ident: sig.ident.clone(),
             name: sig.ident.unraw().to_string(),
@@ -327,7 +355,7 @@ fn kind(sig: &Signature, context: Option<Span>) -> syn::Result<Kind> {
         ReturnType::Type(_, ty) => self::output(ty, ty.span(), RESULT)?,
     };
     Ok(match context {
-        Some(ctx_span) => Kind::Context(output, ctx_span),
+        Some(ctx_span) => Kind::Context(output, ctx_span, None),
         None => Kind::Func(output),
     })
 }

@@ -34,7 +34,7 @@ pub fn blob(n: u64, size: u64) -> impl Stream<Item = bytes::Bytes> {
 
 /// Sends `started(start)`, echoes every stream item back, and returns `"done"` once the
 /// caller closes its stream.
-#[actor::remote(ns = "demo")]
+#[actor::remote(ns = "demo", started = i64)]
 pub async fn echo_ctx(ctx: Context, start: i64) -> actor::Result<String> {
     ctx.started(start).await?;
     let mut stream = ctx.open_stream::<actor::Value>().await?;

@@ -3,7 +3,10 @@
 // Test code: a failed unwrap or panic is a failed test, with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::{
+    future::IntoFuture,
+    time::{Duration, Instant},
+};
 
 use actor::Error;
 use futures::TryStreamExt;
@@ -92,17 +95,37 @@ async fn a_one_shot_error_reaches_the_nursery_and_cancels_the_rest() {
 }
 
 #[actor::test]
-async fn a_child_whose_namespace_does_not_exist_fails_to_start() {
+async fn a_child_that_cannot_start_fails_its_own_start_with_its_error_and_only_that() {
     let nursery = actor::open_nursery().await.unwrap();
-    let started = nursery
-        .start_actor("broken")
-        .enable("no-such-namespace")
-        .await;
-    // The spawn itself may succeed before the child reports; either way the nursery says why.
-    drop(started);
-    let err = tokio::time::timeout(Duration::from_secs(10), nursery.close())
+    let started = tokio::time::timeout(
+        Duration::from_secs(10),
+        nursery
+            .start_actor("broken")
+            .enable("no-such-namespace")
+            .into_future(),
+    )
+    .await
+    .expect("a startup failure must not hang");
+    let err = started.expect_err("a child without its namespace must not start");
+    // The child's own error, wrapped by the operation that failed.
+    let Error::Spawn { actor, cause } = &err else {
+        panic!("not a spawn error: {err:?}");
+    };
+    assert_eq!(actor, "broken");
+    let remote = cause.as_remote().unwrap_or_else(|| panic!("{cause:?}"));
+    assert_eq!(remote.type_str, "ModuleNotFoundError");
+    assert!(remote.tb_str.contains("no-such-namespace"), "{err}");
+    // The nursery goes on: other children start and serve.
+    let worker = nursery.start_actor("fine").enable("work").await.unwrap();
+    assert_eq!(worker.run(add { a: 1, b: 2 }).await.unwrap(), 3);
+    let sum = nursery
+        .run_in_actor("adder", add { a: 2, b: 2 })
         .await
-        .expect("a startup failure must not hang")
-        .unwrap_err();
-    assert!(err.to_string().contains("no-such-namespace"), "{err}");
+        .unwrap();
+    // `close` does not report the failed start a second time.
+    nursery
+        .close()
+        .await
+        .expect("the failed start was the caller's alone");
+    assert_eq!(sum.result().await.unwrap(), 4);
 }

@@ -81,7 +81,7 @@ mod fixture {
     }
 
     /// started(10 + 1), then answers each ping with a pong, returning how many it saw.
-    #[actor::remote(ns = "fixture")]
+    #[actor::remote(ns = "fixture", started = i64)]
     pub(crate) async fn ping_pong(ctx: Context, base: i64) -> actor::Result<u64> {
         ctx.started(base + 1).await?;
         let mut stream = ctx.open_stream::<String>().await?;
@@ -94,26 +94,26 @@ mod fixture {
         Ok(seen)
     }
 
-    #[actor::remote(ns = "fixture")]
+    #[actor::remote(ns = "fixture", started = i64)]
     pub(crate) async fn started_twice(ctx: Context) -> actor::Result<()> {
         ctx.started(1).await?;
         ctx.started(2).await
     }
 
-    #[actor::remote(ns = "fixture")]
+    #[actor::remote(ns = "fixture", started = ())]
     pub(crate) async fn stream_before_started(ctx: Context) -> actor::Result<()> {
         let _stream = ctx.open_stream::<u64>().await?;
         Ok(())
     }
 
-    #[actor::remote(ns = "fixture")]
+    #[actor::remote(ns = "fixture", started = ())]
     pub(crate) async fn open_and_return(ctx: Context) -> actor::Result<String> {
         ctx.started(()).await?;
         let _stream = ctx.open_stream::<u64>().await?;
         Ok("returned".into())
     }
 
-    #[actor::remote(ns = "fixture")]
+    #[actor::remote(ns = "fixture", started = ())]
     pub(crate) async fn blocked_ctx(ctx: Context) -> actor::Result<()> {
         ctx.started(()).await?;
         let _stream = ctx.open_stream::<u64>().await?;
@@ -121,7 +121,7 @@ mod fixture {
         Ok(())
     }
 
-    #[actor::remote(ns = "fixture")]
+    #[actor::remote(ns = "fixture", started = ())]
     pub(crate) async fn ctx_panics(ctx: Context) -> actor::Result<()> {
         ctx.started(()).await?;
         panic!("context gave up")
@@ -129,7 +129,7 @@ mod fixture {
 
     /// Two tasks share one bidirectional stream: one sends a heartbeat every 10 ms, the other
     /// answers each ping with a pong. Returns how many pings it answered.
-    #[actor::remote(ns = "fixture")]
+    #[actor::remote(ns = "fixture", started = ())]
     pub(crate) async fn heartbeat(ctx: Context) -> actor::Result<u64> {
         use futures::{SinkExt, lock::Mutex};
         ctx.started(()).await?;
@@ -161,7 +161,7 @@ mod fixture {
     }
 
     /// Sends `n` items on its stream without reading, then returns `n`.
-    #[actor::remote(ns = "fixture")]
+    #[actor::remote(ns = "fixture", started = ())]
     pub(crate) async fn flood_ctx(ctx: Context, n: u64) -> actor::Result<u64> {
         ctx.started(()).await?;
         let mut stream = ctx.open_stream::<u64>().await?;
@@ -680,7 +680,7 @@ async fn context_misuse_is_reported_to_the_caller() {
 
         let err = remote(
             portal
-                .open_context::<_, ()>(stream_before_started {})
+                .open_context(stream_before_started {})
                 .await
                 .unwrap_err(),
         );

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
+    future::IntoFuture,
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -111,7 +112,7 @@ pub(crate) fn numbers(from: u64, to: u64) -> impl futures::Stream<Item = u64> {
 
 /// Starts two streamers of `0..n`, reports their pids, and streams the merge of their
 /// items, each once and in order; returns how many it sent.
-#[actor::remote(ns = "scen")]
+#[actor::remote(ns = "scen", started = (u32, u32, u32))]
 pub(crate) async fn merge(ctx: actor::Context, n: u64) -> actor::Result<u64> {
     use futures::StreamExt;
     let nursery = actor::open_nursery().await?;
@@ -342,20 +343,29 @@ async fn a_grandchild_stuck_in_blocking_code_is_torn_down_anyway() {
 }
 
 #[actor::test]
-async fn a_startup_failure_is_reported_not_hung() {
+async fn a_startup_failure_fails_start_actor_with_the_childs_error_not_a_hang() {
     let nursery = actor::open_nursery().await.unwrap();
-    let _ = nursery
-        .start_actor("broken")
-        .enable("missing-namespace")
-        .await;
-    let err = tokio::time::timeout(Duration::from_secs(5), nursery.close())
-        .await
-        .expect("no hang")
-        .unwrap_err();
+    let started = tokio::time::timeout(
+        Duration::from_secs(5),
+        nursery
+            .start_actor("broken")
+            .enable("missing-namespace")
+            .into_future(),
+    )
+    .await
+    .expect("no hang");
+    let err = started.expect_err("a child without its namespace must not start");
     assert!(
-        matches!(&err, Error::Remote(e) if e.type_str == "ModuleNotFoundError"),
+        matches!(&err, Error::Spawn { actor, cause }
+            if actor == "broken"
+                && matches!(&**cause, Error::Remote(e) if e.type_str == "ModuleNotFoundError")),
         "{err:?}"
     );
+    // Reported once, to the caller: the nursery itself has nothing to report.
+    tokio::time::timeout(Duration::from_secs(5), nursery.close())
+        .await
+        .expect("no hang")
+        .expect("the failed start is not reported again");
 }
 
 fn gone(pid: u32) -> bool {
@@ -430,7 +440,7 @@ async fn cancelling_a_tree_mid_stream_ends_cleanly_with_no_process_left() {
     }
 }
 
-#[actor::remote(ns = "scen")]
+#[actor::remote(ns = "scen", started = ())]
 async fn echo_ctx(ctx: actor::Context) -> actor::Result<()> {
     ctx.started(()).await
 }
@@ -439,7 +449,7 @@ async fn echo_ctx(ctx: actor::Context) -> actor::Result<()> {
 async fn context_to_myself() -> actor::Result<String> {
     let me = actor::Actor::current().unwrap();
     let portal = actor::connect(&me.addrs()[0]).await?;
-    match portal.open_context::<_, ()>(echo_ctx {}).await {
+    match portal.open_context(echo_ctx {}).await {
         Err(actor::Error::Usage(text)) => Ok(text),
         other => Err(actor::Error::raise("AssertionError", format!("{other:?}"))),
     }
@@ -590,7 +600,7 @@ async fn a_daemon_crash_is_reported_even_when_close_follows() {
     let daemon = nursery.start_actor("crasher").enable("scen").await.unwrap();
     assert!(daemon.run(crash { code: 3 }).await.is_err());
     let err = nursery.close().await.unwrap_err();
-    assert!(err.to_string().contains("exit status: 3"), "{err}");
+    assert!(err.to_string().contains("exit status 3"), "{err}");
 }
 
 #[actor::test]
@@ -601,21 +611,44 @@ async fn a_one_shot_crash_is_reported_with_its_exit_status() {
         .await
         .unwrap();
     let err = nursery.close().await.unwrap_err();
-    assert!(err.to_string().contains("exit status: 4"), "{err}");
+    assert!(err.to_string().contains("exit status 4"), "{err}");
     assert!(crashed.result().await.is_err());
 }
 
 #[actor::test]
-async fn a_child_that_could_not_start_says_why_to_its_first_caller() {
+async fn a_killed_child_is_reported_with_its_name_pid_and_signal() {
     let nursery = actor::open_nursery().await.unwrap();
-    if let Ok(broken) = nursery.start_actor("broken").enable("missing-ns").await {
-        let err = broken.run(add { a: 1, b: 1 }).await.unwrap_err();
-        assert!(
-            matches!(&err, Error::Remote(e) if e.type_str == "ModuleNotFoundError"),
-            "{err:?}"
-        );
-    }
-    assert!(nursery.close().await.is_err());
+    let victim = nursery.start_actor("victim").enable("scen").await.unwrap();
+    let victim_pid = victim.run(pid {}).await.unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &victim_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let err = tokio::time::timeout(Duration::from_secs(5), nursery.close())
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    let exited = err
+        .flatten()
+        .into_iter()
+        .find(|e| matches!(e, Error::ChildExited { .. }))
+        .unwrap_or_else(|| panic!("no ChildExited in the nursery's report"));
+    assert_eq!(
+        exited.to_string(),
+        format!(
+            "child actor victim (pid {victim_pid}) ended unexpectedly: killed by signal 9 (SIGKILL)"
+        )
+    );
+    assert!(matches!(
+        exited,
+        Error::ChildExited {
+            pid: Some(p),
+            exit: actor::ChildExit::Signal { number: 9, .. },
+            ..
+        } if p == victim_pid
+    ));
+    assert_eq!(exited.type_str(), "ChildExited");
 }
 
 #[actor::test]
@@ -653,5 +686,5 @@ async fn a_child_started_after_a_failure_cannot_hang_close() {
     let closed = tokio::time::timeout(Duration::from_secs(5), nursery.close())
         .await
         .expect("close must not hang");
-    assert!(closed.unwrap_err().to_string().contains("exit status: 5"));
+    assert!(closed.unwrap_err().to_string().contains("exit status 5"));
 }

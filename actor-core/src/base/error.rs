@@ -53,10 +53,10 @@ pub enum Error {
     #[error(transparent)]
     Connect(#[from] ConnectError),
     /// The connection to the peer broke, or was closed, before the call ended.
-    #[error("connection to {peer} lost: {detail}")]
+    #[error("connection to actor {peer} lost: {detail}")]
     Disconnected {
         /// The peer.
-        peer: String,
+        peer: Uid,
         /// Why.
         detail: String,
     },
@@ -102,16 +102,17 @@ pub enum Error {
         /// What went wrong.
         cause: Box<Error>,
     },
-    /// A child actor's process ended when it should not have (`how`: "crashed", "exited
-    /// unexpectedly", "exited before connecting back").
-    #[error("child {actor} {how} ({status})")]
+    /// A child actor's process ended when nobody asked it to: it crashed, was killed by a
+    /// signal this side did not send, or exited on its own (also before it had started, which
+    /// [`Error::Spawn`] wraps).
+    #[error("child actor {actor} (pid {}) ended unexpectedly: {exit}", pid_text(*.pid))]
     ChildExited {
-        /// The child (its uid, or its name before it had connected).
+        /// The child's name.
         actor: String,
+        /// Its process id, when it had one.
+        pid: Option<u32>,
         /// How it ended.
-        how: &'static str,
-        /// Its exit status, as the operating system reported it.
-        status: String,
+        exit: ChildExit,
     },
     /// A registrar could not be used: it refused, was unreachable, or answered with something
     /// that is not what the protocol says.
@@ -137,6 +138,41 @@ pub enum Error {
     /// An operating-system failure (binding a socket, spawning a process).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "unknown".to_owned(), |pid| pid.to_string())
+}
+
+/// How a child process ended, as the operating system reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChildExit {
+    /// It exited with this status code.
+    Code(i32),
+    /// A signal killed it.
+    Signal {
+        /// The signal's number.
+        number: i32,
+        /// Its name (`SIGKILL`), when known.
+        name: Option<&'static str>,
+    },
+    /// Its status could not be read (the reason).
+    Unknown(String),
+}
+
+impl fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Code(code) => write!(f, "exit status {code}"),
+            Self::Signal {
+                number,
+                name: Some(name),
+            } => write!(f, "killed by signal {number} ({name})"),
+            Self::Signal { number, name: None } => write!(f, "killed by signal {number}"),
+            Self::Unknown(why) => write!(f, "exit status unknown ({why})"),
+        }
+    }
 }
 
 fn list(errors: &[Error]) -> String {
@@ -182,10 +218,10 @@ impl Error {
                 actor: actor.clone(),
                 cause: Box::new(cause.duplicate()),
             },
-            Self::ChildExited { actor, how, status } => Self::ChildExited {
+            Self::ChildExited { actor, pid, exit } => Self::ChildExited {
                 actor: actor.clone(),
-                how,
-                status: status.clone(),
+                pid: *pid,
+                exit: exit.clone(),
             },
             Self::Registrar { addr, detail } => Self::Registrar {
                 addr: addr.clone(),
@@ -341,7 +377,7 @@ impl std::error::Error for RemoteActorError {}
 
 #[cfg(test)]
 mod tests {
-    use super::Error;
+    use super::{ChildExit, Error};
 
     #[test]
     fn a_duplicate_keeps_the_kind_and_the_fields() {
@@ -349,8 +385,8 @@ mod tests {
             actor: "w1".into(),
             cause: Box::new(Error::ChildExited {
                 actor: "w1".into(),
-                how: "exited before connecting back",
-                status: "exit status: 3".into(),
+                pid: Some(41),
+                exit: ChildExit::Code(3),
             }),
         };
         let copy = spawn.duplicate();
@@ -358,7 +394,14 @@ mod tests {
         match copy {
             Error::Spawn { actor, cause } => {
                 assert_eq!(actor, "w1");
-                assert!(matches!(*cause, Error::ChildExited { how, .. } if how.contains("before")));
+                assert!(matches!(
+                    *cause,
+                    Error::ChildExited {
+                        pid: Some(41),
+                        exit: ChildExit::Code(3),
+                        ..
+                    }
+                ));
             }
             other => panic!("not a spawn error: {other:?}"),
         }
@@ -388,10 +431,16 @@ mod tests {
         assert_eq!(timeout.to_error_info().type_str, "TimeoutError");
         let exited = Error::ChildExited {
             actor: "w1".into(),
-            how: "crashed",
-            status: "exit status: 4".into(),
+            pid: Some(4242),
+            exit: ChildExit::Signal {
+                number: 9,
+                name: Some("SIGKILL"),
+            },
         };
-        assert_eq!(exited.to_string(), "child w1 crashed (exit status: 4)");
+        assert_eq!(
+            exited.to_string(),
+            "child actor w1 (pid 4242) ended unexpectedly: killed by signal 9 (SIGKILL)"
+        );
         assert_eq!(exited.type_str(), "ChildExited");
     }
 }

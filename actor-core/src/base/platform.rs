@@ -1,6 +1,7 @@
 //! The few operating-system specifics the runtime needs, each behind a small named function
 //! (Linux is the target platform).
 
+use super::error::ChildExit;
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -20,6 +21,22 @@ pub(crate) fn die_with_parent(expected_parent: u32) -> bool {
 /// This process's parent's pid.
 pub(crate) fn parent_pid() -> u32 {
     u32::try_from(nix::unistd::getppid().as_raw()).unwrap_or(0)
+}
+
+/// How a waited-for child process ended.
+pub(crate) fn child_exit(status: &std::io::Result<std::process::ExitStatus>) -> ChildExit {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => ChildExit::Code(code),
+            (None, Some(number)) => ChildExit::Signal {
+                number,
+                name: Signal::try_from(number).ok().map(Signal::as_str),
+            },
+            (None, None) => ChildExit::Unknown(status.to_string()),
+        },
+        Err(e) => ChildExit::Unknown(e.to_string()),
+    }
 }
 
 /// Sends SIGKILL to `pid` (the last step of a forced teardown, and what a dropped nursery does).

@@ -2,9 +2,39 @@
 //!
 //! The callee receives a [`Context`] as its function's first argument: it sends one
 //! `started` value, may open a [`MsgStream`] to exchange items with the caller both ways, and
-//! its return value is the context's result. The caller gets a [`Context`] from
-//! `Portal::open_context` with the `started` value, opens the
-//! stream on its side, then reads the [`Context::result`] or [`Context::cancel`]s it.
+//! its return value is the context's result. It can see its call cancelled
+//! ([`Context::cancelled`]). The caller gets a [`Context`] from `Portal::open_context` with the
+//! `started` value, opens the stream on its side, then reads the [`Context::result`] (which
+//! ends its half of the stream) or [`Context::cancel`]s it.
+//!
+//! A stream owns what it needs: it does not borrow its context, so `ctx.result()` can be
+//! called while the stream is still in scope.
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//!
+//! #[actor::remote(ns = "demo", started = i64)]
+//! async fn echo(ctx: actor::Context, first: i64) -> actor::Result<u32> {
+//!     ctx.started(first).await?;
+//!     let mut stream = ctx.open_stream::<String>().await?;
+//!     let mut echoed = 0;
+//!     while let Some(line) = stream.next().await {
+//!         stream.send(line?).await?;
+//!         echoed += 1;
+//!     }
+//!     Ok(echoed)
+//! }
+//!
+//! # async fn caller(portal: actor::Portal) -> actor::Result<()> {
+//! let (ctx, first) = portal.open_context(echo { first: 7 }).await?;
+//! assert_eq!(first, 7);
+//! let mut stream = ctx.open_stream::<String>().await?;
+//! stream.send("hello".to_owned()).await?;
+//! assert_eq!(stream.next().await.transpose()?, Some("hello".to_owned()));
+//! let echoed: u32 = ctx.result().await?; // ends this side's stream, waits for the result
+//! assert_eq!(echoed, 1);
+//! # Ok(()) }
+//! ```
 //!
 //! Misuse is an error, not a hang: `started` twice, a stream before `started`, a second stream,
 //! `result` on the callee side.
@@ -55,32 +85,40 @@ enum Role {
 }
 
 /// One end of a bidirectional call.
+///
+/// The context and its stream share the call's state: the stream does not borrow the context.
 pub struct Context {
+    shared: Arc<Shared>,
+}
+
+/// The state of one end of a context, shared by the context and its stream.
+struct Shared {
     role: Role,
     cid: String,
     peer: Uid,
     func: String,
-    /// The call's messages; lent to the stream while one is open.
-    pub(crate) inbox: Mutex<Option<Inbox>>,
+    conn: Arc<Connection>,
+    /// The call's messages: read by the stream while one is open, then by `result`.
+    inbox: Mutex<Option<Inbox>>,
     /// Credits for the items this end sends (with flow control on).
-    pub(crate) credits: Option<Arc<Semaphore>>,
+    credits: Option<Arc<Semaphore>>,
     started: AtomicBool,
     stream: AtomicU8,
     /// Shared with the runtime: whether a stream was opened and whether its `stop` went out.
-    pub(crate) flags: Arc<StreamFlags>,
+    flags: Arc<StreamFlags>,
     /// Callee: cancelled when the call is (the runtime then sends the stream's `stop`).
-    pub(crate) cancel: Option<CancellationToken>,
+    cancel: Option<CancellationToken>,
     /// Caller: the call's end (its result or its error), if the stream saw it first.
-    pub(crate) outcome: Mutex<Option<std::result::Result<Payload, Box<ErrorInfo>>>>,
+    outcome: Mutex<Option<std::result::Result<Payload, Box<ErrorInfo>>>>,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("role", &self.role)
-            .field("func", &self.func)
-            .field("cid", &self.cid)
-            .field("peer", &self.peer)
+            .field("role", &self.shared.role)
+            .field("func", &self.shared.func)
+            .field("cid", &self.shared.cid)
+            .field("peer", &self.shared.peer)
             .finish()
     }
 }
@@ -93,14 +131,12 @@ impl Context {
         cancel: CancellationToken,
         func: &str,
     ) -> Self {
-        let mut ctx = Self::new(Role::Callee, inbox, credits, flags, func);
-        ctx.cancel = Some(cancel);
-        ctx
+        Self::new(Role::Callee, inbox, credits, flags, Some(cancel), func)
     }
 
     pub(crate) fn caller(inbox: Inbox, credits: Option<Arc<Semaphore>>, func: &str) -> Self {
-        let ctx = Self::new(Role::Caller, inbox, credits, Arc::default(), func);
-        ctx.started.store(true, Ordering::Release);
+        let ctx = Self::new(Role::Caller, inbox, credits, Arc::default(), None, func);
+        ctx.shared.started.store(true, Ordering::Release);
         ctx
     }
 
@@ -109,90 +145,96 @@ impl Context {
         inbox: Inbox,
         credits: Option<Arc<Semaphore>>,
         flags: Arc<StreamFlags>,
+        cancel: Option<CancellationToken>,
         func: &str,
     ) -> Self {
         Self {
-            role,
-            cid: inbox.cid.clone(),
-            peer: inbox.conn.peer.clone(),
-            func: func.to_owned(),
-            inbox: Mutex::new(Some(inbox)),
-            credits,
-            started: AtomicBool::new(false),
-            stream: AtomicU8::new(STREAM_NOT_OPENED),
-            flags,
-            cancel: None,
-            outcome: Mutex::new(None),
+            shared: Arc::new(Shared {
+                role,
+                cid: inbox.cid.clone(),
+                peer: inbox.conn.peer.clone(),
+                func: func.to_owned(),
+                conn: inbox.conn.clone(),
+                inbox: Mutex::new(Some(inbox)),
+                credits,
+                started: AtomicBool::new(false),
+                stream: AtomicU8::new(STREAM_NOT_OPENED),
+                flags,
+                cancel,
+                outcome: Mutex::new(None),
+            }),
         }
     }
 
     /// The call id.
     pub fn cid(&self) -> &str {
-        &self.cid
+        &self.shared.cid
     }
 
     /// The actor at the other end.
     pub fn peer(&self) -> &Uid {
-        &self.peer
+        &self.shared.peer
     }
 
-    /// Whether this is the callee's end and its call was cancelled.
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(CancellationToken::is_cancelled)
+    /// Callee: whether the call was cancelled (by the caller, or by this actor stopping).
+    /// Always false on the caller's end, which cancels by [`Context::cancel`] or by dropping.
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.is_cancelled()
+    }
+
+    /// Callee: completes once the call is cancelled, like
+    /// `tokio_util::sync::CancellationToken::cancelled`, so a function can stop its own work
+    /// and clean up (`tokio::select!` on it beside that work). The runtime then waits for the
+    /// function's future no longer: after a cancel it closes the nurseries the function opened
+    /// (gracefully: their children stop and unregister) and drops the future. Never completes
+    /// on the caller's end.
+    pub async fn cancelled(&self) {
+        match &self.shared.cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Whether this is the caller's end.
     pub fn is_caller(&self) -> bool {
-        self.role == Role::Caller
-    }
-
-    fn take_inbox(&self) -> Result<Inbox> {
-        lock(&self.inbox).take().ok_or_else(|| {
-            Error::Usage(format!("{}: the context's stream is still open", self.func))
-        })
+        self.shared.role == Role::Caller
     }
 
     /// Callee: sends the context's first value to the caller. Exactly once, before any stream.
     pub async fn started<T: Serialize>(&self, value: T) -> Result<()> {
-        if self.role != Role::Callee {
+        let shared = &self.shared;
+        if shared.role != Role::Callee {
             return Err(Error::Usage("only the callee sends `started`".into()));
         }
-        if self.started.swap(true, Ordering::AcqRel) {
+        if shared.started.swap(true, Ordering::AcqRel) {
             return Err(Error::Usage(format!(
                 "{}: `started` was already sent",
-                self.func
+                shared.func
             )));
         }
         let msg = Msg::Started {
-            cid: self.cid.clone(),
+            cid: shared.cid.clone(),
             value: Payload::encode(&value)?,
         };
-        let conn = self.connection()?;
+        let conn = &shared.conn;
         conn.sender.send(&msg).await.map_err(|e| conn.send_error(e))
     }
 
-    fn connection(&self) -> Result<Arc<Connection>> {
-        lock(&self.inbox)
-            .as_ref()
-            .map(|i| i.conn.clone())
-            .ok_or_else(|| Error::Usage(format!("{}: the context's stream is open", self.func)))
-    }
-
     /// Opens the context's bidirectional stream of `T` items (one per context). The callee
-    /// must have sent `started` first.
-    pub async fn open_stream<T>(&self) -> Result<MsgStream<'_, T>>
+    /// must have sent `started` first. The stream holds what it needs (not a borrow of the
+    /// context).
+    pub async fn open_stream<T>(&self) -> Result<MsgStream<T>>
     where
         T: Serialize + DeserializeOwned,
     {
-        if !self.started.load(Ordering::Acquire) {
+        let shared = &self.shared;
+        if !shared.started.load(Ordering::Acquire) {
             return Err(Error::Usage(format!(
                 "{}: open the stream after `started`",
-                self.func
+                shared.func
             )));
         }
-        match self.stream.compare_exchange(
+        match shared.stream.compare_exchange(
             STREAM_NOT_OPENED,
             STREAM_OPEN,
             Ordering::AcqRel,
@@ -202,48 +244,44 @@ impl Context {
             Err(STREAM_OPEN) => {
                 return Err(Error::Usage(format!(
                     "{}: the stream is already open",
-                    self.func
+                    shared.func
                 )));
             }
             Err(_) => {
                 return Err(Error::Usage(format!(
                     "{}: the context's stream was already closed",
-                    self.func
+                    shared.func
                 )));
             }
         }
-        let inbox = self.take_inbox()?;
-        self.flags.opened.store(true, Ordering::Release);
-        if self.role == Role::Caller && inbox.conn.flow_on() {
+        shared.flags.opened.store(true, Ordering::Release);
+        if shared.role == Role::Caller && shared.conn.flow_on() {
             // The caller's send credits start once the window is agreed (by now it is).
-            if let Some(credits) = &self.credits {
-                credits.add_permits(inbox.conn.window());
+            if let Some(credits) = &shared.credits {
+                credits.add_permits(shared.conn.window());
             }
         }
-        Ok(MsgStream::new(self, inbox))
+        Ok(MsgStream::new(shared.clone()))
     }
 
-    /// Called by the stream when it ends or is dropped.
-    pub(crate) fn stream_closed(&self, inbox: Inbox) {
-        self.stream.store(STREAM_CLOSED, Ordering::Release);
-        *lock(&self.inbox) = Some(inbox);
-    }
-
-    /// Caller: waits for the context's final result (late stream items are discarded).
+    /// Caller: waits for the context's final result. Ends this side's half of the stream first
+    /// if it is still open (the callee may be waiting for it); items not read are discarded.
     pub async fn result<R: DeserializeOwned>(self) -> Result<R> {
-        if self.role != Role::Caller {
+        let shared = &self.shared;
+        if shared.role != Role::Caller {
             return Err(Error::Usage(
                 "only the caller reads a context's result".into(),
             ));
         }
-        let mut inbox = self.take_inbox()?;
-        if let Some(outcome) = lock(&self.outcome).take() {
+        let mut inbox = shared.take_inbox()?;
+        if let Some(outcome) = lock(&shared.outcome).take() {
             inbox.finished = true;
             return match outcome {
                 Ok(value) => Ok(value.decode()?),
                 Err(error) => Err(inbox.conn.remote_error(*error)),
             };
         }
+        shared.send_stop_once().await?;
         loop {
             match inbox.next_step().await? {
                 Step::Returned(value) => return Ok(value.decode()?),
@@ -255,7 +293,7 @@ impl Context {
                 Step::Violation(what) => {
                     return Err(inbox.conn.protocol(format!(
                         "unexpected message in context {}: {what}",
-                        self.func
+                        shared.func
                     )));
                 }
             }
@@ -265,22 +303,54 @@ impl Context {
     /// Caller: cancels the remote context and waits until it has ended. Your own cancel is not
     /// reported as an error.
     pub async fn cancel(self) -> Result<()> {
-        if self.role != Role::Caller {
+        let shared = &self.shared;
+        if shared.role != Role::Caller {
             return Err(Error::Usage("only the caller cancels a context".into()));
         }
-        let mut inbox = self.take_inbox()?;
+        let mut inbox = shared.take_inbox()?;
         inbox.finished = true;
         let conn = inbox.conn.clone();
-        conn.cancel_and_wait(&self.cid).await
+        conn.cancel_and_wait(&shared.cid).await
+    }
+}
+
+impl Shared {
+    fn is_cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+    }
+
+    fn take_inbox(&self) -> Result<Inbox> {
+        lock(&self.inbox)
+            .take()
+            .ok_or_else(|| Error::Usage(format!("{}: the context has already ended", self.func)))
+    }
+
+    /// Caller: queues this side's `stop` if a stream is open and it was not sent yet.
+    async fn send_stop_once(&self) -> Result<()> {
+        if !self.flags.opened.load(Ordering::Acquire)
+            || self.flags.stop_sent.swap(true, Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        let stop = Msg::Stop {
+            cid: self.cid.clone(),
+        };
+        let conn = &self.conn;
+        conn.sender
+            .send(&stop)
+            .await
+            .map_err(|e| conn.send_error(e))
     }
 }
 
 /// One end of a context's bidirectional stream: a [`Stream`] of received items and a [`Sink`]
 /// (and [`MsgStream::send`]) for items to the other end. Dropping it (or [`MsgStream::close`])
-/// tells the other end the stream is over.
-pub struct MsgStream<'a, T> {
-    ctx: &'a Context,
-    inbox: Option<Inbox>,
+/// tells the other end the stream is over. It shares the call's state with its [`Context`]
+/// rather than borrowing it.
+pub struct MsgStream<T> {
+    shared: Arc<Shared>,
     ended: bool,
     stopped: bool,
     sink: FrameSink,
@@ -289,24 +359,27 @@ pub struct MsgStream<'a, T> {
     _item: PhantomData<fn(T) -> T>,
 }
 
-impl<T> std::fmt::Debug for MsgStream<'_, T> {
+impl<T> std::fmt::Debug for MsgStream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MsgStream")
-            .field("cid", &self.ctx.cid())
+            .field("cid", &self.shared.cid)
             .field("ended", &self.ended)
             .finish()
     }
 }
 
-impl<'a, T> MsgStream<'a, T> {
-    pub(crate) fn new(ctx: &'a Context, inbox: Inbox) -> Self {
-        let flow = inbox.conn.flow_on();
+impl<T> MsgStream<T> {
+    fn new(shared: Arc<Shared>) -> Self {
+        let flow = shared.conn.flow_on();
         Self {
-            sink: inbox.conn.sender.frame_sink(),
-            credits: ctx.credits.clone().filter(|_| flow).map(PollSemaphore::new),
+            sink: shared.conn.sender.frame_sink(),
+            credits: shared
+                .credits
+                .clone()
+                .filter(|_| flow)
+                .map(PollSemaphore::new),
             holding_credit: false,
-            ctx,
-            inbox: Some(inbox),
+            shared,
             ended: false,
             stopped: false,
             _item: PhantomData,
@@ -315,7 +388,7 @@ impl<'a, T> MsgStream<'a, T> {
 
     /// The actor at the other end.
     pub fn peer(&self) -> &Uid {
-        self.ctx.peer()
+        &self.shared.peer
     }
 
     /// Ends this side's half of the stream: the other end sees the stream end.
@@ -324,14 +397,13 @@ impl<'a, T> MsgStream<'a, T> {
             return Ok(());
         }
         self.stopped = true;
-        let stop = Msg::Stop {
-            cid: self.ctx.cid().to_owned(),
-        };
-        let Some(inbox) = &self.inbox else {
+        if self.shared.flags.stop_sent.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        let stop = Msg::Stop {
+            cid: self.shared.cid.clone(),
         };
-        self.ctx.flags.stop_sent.store(true, Ordering::Release);
-        let conn = inbox.conn.clone();
+        let conn = &self.shared.conn;
         conn.sender
             .send(&stop)
             .await
@@ -345,6 +417,7 @@ impl<'a, T> MsgStream<'a, T> {
         if let Some(credits) = &mut self.credits {
             match ready!(credits.poll_acquire(cx)) {
                 Some(permit) => permit.forget(),
+                // The runtime closes the semaphore when the call ends.
                 None => {
                     return Poll::Ready(Err(Error::Usage(
                         "the context has ended: nothing more can be sent".into(),
@@ -357,20 +430,24 @@ impl<'a, T> MsgStream<'a, T> {
     }
 }
 
-impl<T: Serialize> MsgStream<'_, T> {
+impl<T: Serialize> MsgStream<T> {
     /// Sends one item to the other end (waiting for flow-control credit if needed).
     pub async fn send(&mut self, item: T) -> Result<()> {
         futures::SinkExt::send(self, item).await
     }
 }
 
-impl<T: DeserializeOwned> Stream for MsgStream<'_, T> {
+impl<T: DeserializeOwned> Stream for MsgStream<T> {
     type Item = Result<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<T>>> {
         let this = self.get_mut();
+        let shared = this.shared.clone();
+        // Read through the shared slot: `result` takes the inbox once it is called, which
+        // ends this stream.
+        let mut slot = lock(&shared.inbox);
         while !this.ended {
-            let Some(inbox) = this.inbox.as_mut() else {
+            let Some(inbox) = slot.as_mut() else {
                 return Poll::Ready(None);
             };
             let step = match ready!(inbox.poll_step(cx)) {
@@ -386,12 +463,12 @@ impl<T: DeserializeOwned> Stream for MsgStream<'_, T> {
                 Step::Returned(value) => {
                     // The callee finished: the stream is over; keep the result for `result()`.
                     this.ended = true;
-                    *lock(&this.ctx.outcome) = Some(Ok(value));
+                    *lock(&shared.outcome) = Some(Ok(value));
                 }
                 Step::Failed(error) => {
                     this.ended = true;
                     let err = inbox.conn.remote_error(ErrorInfo::clone(&error));
-                    *lock(&this.ctx.outcome) = Some(Err(error));
+                    *lock(&shared.outcome) = Some(Err(error));
                     return Poll::Ready(Some(Err(err)));
                 }
                 Step::Violation(what) => {
@@ -404,7 +481,7 @@ impl<T: DeserializeOwned> Stream for MsgStream<'_, T> {
     }
 }
 
-impl<T: Serialize> Sink<T> for MsgStream<'_, T> {
+impl<T: Serialize> Sink<T> for MsgStream<T> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
@@ -422,7 +499,7 @@ impl<T: Serialize> Sink<T> for MsgStream<'_, T> {
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<()> {
         let this = self.get_mut();
         // Encode first: a value that cannot be encoded keeps its credit.
-        let frame = Msg::yield_frame(this.ctx.cid(), &Payload::encode(&item)?)?;
+        let frame = Msg::yield_frame(&this.shared.cid, &Payload::encode(&item)?)?;
         this.holding_credit = false;
         let sent = Pin::new(&mut this.sink).start_send(frame);
         sent.map_err(|e| this.send_error(e))
@@ -439,12 +516,9 @@ impl<T: Serialize> Sink<T> for MsgStream<'_, T> {
     }
 }
 
-impl<T> MsgStream<'_, T> {
+impl<T> MsgStream<T> {
     fn send_error(&self, e: actor_ipc::SendError) -> Error {
-        match &self.inbox {
-            Some(inbox) => inbox.conn.send_error(e),
-            None => Error::Usage("the stream is closed".into()),
-        }
+        self.shared.conn.send_error(e)
     }
 
     /// Ends this side's half of the stream without waiting. The caller's end queues `stop` now
@@ -456,27 +530,29 @@ impl<T> MsgStream<'_, T> {
             return;
         }
         self.stopped = true;
-        let Some(inbox) = &self.inbox else { return };
+        let shared = &self.shared;
+        if shared.flags.stop_sent.load(Ordering::Acquire) {
+            return;
+        }
         let Ok(frame) = (Msg::Stop {
-            cid: self.ctx.cid().to_owned(),
+            cid: shared.cid.clone(),
         })
         .to_frame() else {
             return;
         };
-        if self.ctx.is_caller() {
-            self.ctx.flags.stop_sent.store(true, Ordering::Release);
-            inbox.conn.send_frame_soon(frame);
-        } else if !self.ctx.is_cancelled() && inbox.conn.sender.try_send_frame(frame).is_ok() {
-            self.ctx.flags.stop_sent.store(true, Ordering::Release);
+        if shared.role == Role::Caller {
+            if !shared.flags.stop_sent.swap(true, Ordering::AcqRel) {
+                shared.conn.send_frame_soon(frame);
+            }
+        } else if !shared.is_cancelled() && shared.conn.sender.try_send_frame(frame).is_ok() {
+            shared.flags.stop_sent.store(true, Ordering::Release);
         }
     }
 }
 
-impl<T> Drop for MsgStream<'_, T> {
+impl<T> Drop for MsgStream<T> {
     fn drop(&mut self) {
         self.send_stop_soon();
-        if let Some(inbox) = self.inbox.take() {
-            self.ctx.stream_closed(inbox);
-        }
+        self.shared.stream.store(STREAM_CLOSED, Ordering::Release);
     }
 }

@@ -88,6 +88,12 @@ pub fn all() -> Vec<&'static Registration> {
 ///
 /// `#[actor::remote]` implements it for the struct it generates beside an `async fn`, named
 /// like the function, whose fields are the function's parameters: `portal.run(add { a: 1, b: 2 })`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a request/response remote function: `run`, `call` and `run_in_actor` take one",
+    label = "not a call of an `#[actor::remote] async fn`",
+    note = "a remote function is called through the struct `#[actor::remote]` generates beside it, named like it, with the arguments by name: `portal.run(add {{ a: 1, b: 2 }})`; `add(1, 2)` would run it here, in this process",
+    note = "a stream function (one returning `impl Stream`) is opened with `portal.open_stream_from(..)`, a context function (one taking `actor::Context`) with `portal.open_context(..)`"
+)]
 pub trait RemoteFn: Serialize + Send + Sync {
     /// The function's namespace.
     const NS: &'static str;
@@ -98,6 +104,12 @@ pub trait RemoteFn: Serialize + Send + Sync {
 }
 
 /// A typed call of a one-way stream function (`asyncgen`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a stream remote function: `open_stream_from` takes one",
+    label = "not a call of an `#[actor::remote] fn .. -> impl Stream`",
+    note = "a remote function is called through the struct `#[actor::remote]` generates beside it, named like it, with the arguments by name: `portal.open_stream_from(count {{ n: 3 }})`; `count(3)` would run it here, in this process",
+    note = "a request/response function (an `async fn`) is called with `portal.run(..)`, a context function (one taking `actor::Context`) is opened with `portal.open_context(..)`"
+)]
 pub trait RemoteStreamFn: Serialize + Send + Sync {
     /// The function's namespace.
     const NS: &'static str;
@@ -108,6 +120,12 @@ pub trait RemoteStreamFn: Serialize + Send + Sync {
 }
 
 /// A typed call of a context function (bidirectional).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a context remote function: `open_context` takes one",
+    label = "not a call of an `#[actor::remote] async fn (ctx: actor::Context, ..)`",
+    note = "a remote function is called through the struct `#[actor::remote]` generates beside it, named like it, with the arguments by name (the context is not one): `portal.open_context(echo {{ first: 1 }})`",
+    note = "a request/response function (an `async fn`) is called with `portal.run(..)`, a stream function (one returning `impl Stream`) is opened with `portal.open_stream_from(..)`"
+)]
 pub trait RemoteContextFn: Serialize + Send + Sync {
     /// The function's namespace.
     const NS: &'static str;
@@ -115,4 +133,8 @@ pub trait RemoteContextFn: Serialize + Send + Sync {
     const NAME: &'static str;
     /// The context's final result.
     type Output: DeserializeOwned + Send + 'static;
+    /// The callee's `started` value: the type given with `#[actor::remote(started = T)]`, else
+    /// [`crate::Value`]: any value, to match on or decode with
+    /// `actor::Payload::from_value(&value).decode::<T>()`.
+    type Started: DeserializeOwned + Send + 'static;
 }

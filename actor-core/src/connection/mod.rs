@@ -221,7 +221,7 @@ impl Connection {
             .clone()
             .unwrap_or_else(|| "connection closed".into());
         Error::Disconnected {
-            peer: self.peer.to_string(),
+            peer: self.peer.clone(),
             detail,
         }
     }

@@ -162,12 +162,10 @@ impl Portal {
         }
     }
 
-    /// Opens a context: returns this end of it and the callee's `started` value.
-    pub async fn open_context<F, S>(&self, call: F) -> Result<(Context, S)>
-    where
-        F: RemoteContextFn,
-        S: DeserializeOwned,
-    {
+    /// Opens a context: returns this end of it and the callee's `started` value, of the type
+    /// the function declares with `#[actor::remote(started = T)]` ([`crate::Value`] if it
+    /// declares none).
+    pub async fn open_context<F: RemoteContextFn>(&self, call: F) -> Result<(Context, F::Started)> {
         self.open_context_from_ns(F::NS, F::NAME, Payload::encode(&call)?)
             .await
     }

@@ -215,25 +215,3 @@ fn standard_runtime_calls() -> RuntimeCalls {
     calls.register("_cancel_task", cancel_task);
     calls
 }
-
-tokio::task_local! {
-    static CURRENT: Arc<ActorCore>;
-}
-
-/// Runs `fut` with `core` as the current actor (what `Actor::current` sees).
-pub(crate) async fn with_current<F: std::future::Future>(
-    core: Arc<ActorCore>,
-    fut: F,
-) -> F::Output {
-    CURRENT.scope(core, fut).await
-}
-
-/// Runs `f` with `core` as the current actor, synchronously (one poll of a call served inline).
-pub(crate) fn with_current_sync<R>(core: Arc<ActorCore>, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(core, f)
-}
-
-/// The actor the current task runs in, if any.
-pub(crate) fn current() -> Option<Arc<ActorCore>> {
-    CURRENT.try_with(Arc::clone).ok()
-}

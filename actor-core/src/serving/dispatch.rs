@@ -5,7 +5,7 @@
 //! in-flight table (a duplicate cid is refused there, on the wire).
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     task::Poll,
 };
 
@@ -25,7 +25,10 @@ use crate::{
     calls::registry::{self, CallFuture, Handler, Registration},
     connection::{Connection, EXTENSION_NS, FLOW_CONTROL_CALL, INBOX_SLACK, Inbox, TaskEntry},
     engine::{inflight::InsertError, sequence::ReplySequence},
-    runtime::{with_current, with_current_sync},
+    runtime::{
+        CallNurseries, collect_inline_nurseries, core::GracefulTeardown, with_call_nurseries,
+        with_current, with_current_sync,
+    },
 };
 
 /// Serves one `cmd` the peer sent.
@@ -56,7 +59,7 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
     }
     let begun = match registration.handler {
         Handler::Func(start) => match serve_inline(conn, &mut cmd, registration.ns, start).await {
-            Some(fut) => Some(fut),
+            Some(begun) => Some(begun),
             None => return,
         },
         _ => None,
@@ -80,7 +83,8 @@ async fn refuse_duplicate(conn: &Connection, cid: &str) {
 /// Serves a function call in the reader as far as it goes without waiting: a call that
 /// finishes at once (most do) costs no task, no cancellation scope and no table entry, and
 /// its `functype` and `return` go out in one write. Returns the started future of a call
-/// that must wait, to go on as a task; `None` once the call was answered.
+/// that must wait, with the nurseries it opened so far, to go on as a task; `None` once the
+/// call was answered.
 ///
 /// Nothing can cancel the call meanwhile: cancellation arrives as a message, which this
 /// same reader reads only afterwards.
@@ -89,7 +93,7 @@ async fn serve_inline(
     cmd: &mut Cmd,
     ns: &'static str,
     start: fn(Payload) -> Result<CallFuture>,
-) -> Option<CallFuture> {
+) -> Option<Begun> {
     // Counted while it runs, like a call served as a task.
     let running = conn.core.count_running(ns);
     let mut kwargs = Some(std::mem::replace(&mut cmd.kwargs, Payload::nil()));
@@ -97,9 +101,10 @@ async fn serve_inline(
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             with_current_sync(conn.core.clone(), || {
                 let mut fut = start(kwargs.take().unwrap_or_else(Payload::nil))?;
-                Ok(match fut.as_mut().poll(cx) {
+                let (polled, nurseries) = collect_inline_nurseries(|| fut.as_mut().poll(cx));
+                Ok(match polled {
                     Poll::Ready(outcome) => Err(outcome),
-                    Poll::Pending => Ok(fut),
+                    Poll::Pending => Ok(Begun { fut, nurseries }),
                 })
             })
         }));
@@ -121,6 +126,12 @@ async fn serve_inline(
     None
 }
 
+/// A call served inline that must wait: its future, and the nurseries it opened so far.
+struct Begun {
+    fut: CallFuture,
+    nurseries: Vec<Weak<dyn GracefulTeardown>>,
+}
+
 /// Runs a call as a task of the actor, entered in the connection's in-flight table until it
 /// has sent its last message.
 async fn start_task(
@@ -128,7 +139,7 @@ async fn start_task(
     cmd: Box<Cmd>,
     registration: &'static Registration,
     slot: OwnedSemaphorePermit,
-    begun: Option<CallFuture>,
+    begun: Option<Begun>,
 ) {
     let handler = registration.handler;
     let window = conn.core.stream_window;
@@ -158,6 +169,12 @@ async fn start_task(
         // The connection closed: nobody is left to answer.
         Err(InsertError::Closed) => return,
     }
+    let (begun, opened) = match begun {
+        Some(Begun { fut, nurseries }) => (Some(fut), nurseries),
+        None => (None, Vec::new()),
+    };
+    let nurseries = Arc::new(CallNurseries::with(opened));
+    let call_nurseries = nurseries.clone();
     let task_conn = conn.clone();
     let core = conn.core.clone();
     let task = async move {
@@ -174,6 +191,7 @@ async fn start_task(
             cancel,
             canceller,
             credits,
+            nurseries: call_nurseries,
         };
         match handler {
             Handler::Func(start) => match begun {
@@ -190,5 +208,7 @@ async fn start_task(
         }
         conn.tasks.complete(&cmd.cid);
     };
-    conn.core.tasks.spawn(with_current(core, task));
+    conn.core
+        .tasks
+        .spawn(with_current(core, with_call_nurseries(nurseries, task)));
 }

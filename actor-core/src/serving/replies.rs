@@ -25,6 +25,7 @@ use crate::{
         registry::{CallFuture, ItemStream},
     },
     connection::{Connection, Inbox},
+    runtime::CallNurseries,
 };
 
 /// The buffer a stream producer cuts its frames from.
@@ -46,6 +47,8 @@ pub(super) struct RunningCall {
     pub(super) cancel: CancellationToken,
     pub(super) canceller: Arc<Mutex<Option<Uid>>>,
     pub(super) credits: Option<Arc<Semaphore>>,
+    /// The nurseries the call opened: closed gracefully when it is cancelled.
+    pub(super) nurseries: Arc<CallNurseries>,
 }
 
 /// Takes every credit available right now: `None` once the call is over (the semaphore closed).
@@ -120,7 +123,7 @@ impl RunningCall {
                 tokio::select! {
                     outcome = &mut fut => outcome,
                     // An asyncfunc sends nothing when cancelled.
-                    () = self.cancel.cancelled() => return,
+                    () = self.cancel.cancelled() => return self.cancelled(fut).await,
                 }
             }
         };
@@ -131,6 +134,19 @@ impl RunningCall {
             Ok(Err(e)) => self.send_error(&e).await,
             Err(panic) => self.send_error(&self.panic_error(&panic)).await,
         }
+    }
+
+    /// The call was cancelled: its nurseries close gracefully (their children stop and clean
+    /// up), then its future (`call`, not polled meanwhile) is dropped.
+    async fn cancelled<F>(&self, call: F) {
+        self.nurseries.teardown().await;
+        drop(call);
+    }
+
+    /// Ends a cancelled stream: its nurseries close, then `stop` goes out.
+    async fn stream_cancelled(&self, stream: ItemStream, stop: &Msg) {
+        self.cancelled(stream).await;
+        self.send(stop).await;
     }
 
     pub(super) async fn stream(self, started: Result<ItemStream>) {
@@ -151,6 +167,7 @@ impl RunningCall {
             // Checked once per buffer handed to the writer (reading the token takes its lock),
             // not per item: a cancel waits at most one buffer of ready items.
             if frames.is_empty() && self.cancel.is_cancelled() {
+                self.cancelled(stream).await;
                 return self.finish_stream(frames, &stop).await;
             }
             if let Some(credits) = &self.credits
@@ -168,7 +185,9 @@ impl RunningCall {
                                 Ok(permit) => permit.forget(),
                                 Err(_) => return,
                             },
-                            () = self.cancel.cancelled() => return self.send(&stop).await,
+                            () = self.cancel.cancelled() => {
+                                return self.stream_cancelled(stream, &stop).await;
+                            }
                         }
                         1 + take_credits(credits).unwrap_or(0)
                     }
@@ -185,10 +204,14 @@ impl RunningCall {
                     if !self.flush(&mut frames).await {
                         return;
                     }
-                    tokio::select! {
+                    let next = tokio::select! {
                         biased;
-                        () = self.cancel.cancelled() => return self.send(&stop).await,
-                        next = next => next,
+                        () = self.cancel.cancelled() => None,
+                        next = next => Some(next),
+                    };
+                    match next {
+                        Some(next) => next,
+                        None => return self.stream_cancelled(stream, &stop).await,
                     }
                 }
             };
@@ -287,10 +310,16 @@ impl RunningCall {
             Err(e) => return self.send_error(&e).await,
         };
         self.send(&self.functype(CallKind::Context)).await;
+        let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind();
         let outcome = tokio::select! {
-            outcome = std::panic::AssertUnwindSafe(fut).catch_unwind() => Some(outcome),
+            outcome = &mut fut => Some(outcome),
             () = self.cancel.cancelled() => None,
         };
+        if outcome.is_none() {
+            self.cancelled(fut).await;
+        } else {
+            drop(fut);
+        }
         // The stream's `stop` goes out before the call's final message, in order.
         if flags.opened.load(Ordering::Acquire) && !flags.stop_sent.swap(true, Ordering::AcqRel) {
             self.send(&Msg::Stop {

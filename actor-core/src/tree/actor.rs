@@ -45,7 +45,20 @@ pub enum RuntimeFlavor {
 impl RuntimeFlavor {
     /// Builds a runtime of this flavour, with I/O and timers enabled and at most
     /// [`MAX_BLOCKING_THREADS`] threads for blocking work.
+    ///
+    /// Every task of the runtime, including those started with `tokio::spawn`, sees the first
+    /// actor started in it as the current actor ([`Actor::current`], [`crate::open_nursery`]).
     pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        self.build_for_actor().map(|(runtime, _)| runtime)
+    }
+
+    /// [`RuntimeFlavor::build`], with the slot of the runtime's actor, for the thread that will
+    /// run `block_on` to enter (`runtime::enter_runtime`).
+    pub(crate) fn build_for_actor(
+        self,
+    ) -> std::io::Result<(tokio::runtime::Runtime, Arc<runtime::RuntimeActor>)> {
+        let slot = Arc::new(runtime::RuntimeActor::default());
+        let for_threads = slot.clone();
         let mut builder = match self {
             Self::CurrentThread => tokio::runtime::Builder::new_current_thread(),
             Self::MultiThread => tokio::runtime::Builder::new_multi_thread(),
@@ -53,7 +66,9 @@ impl RuntimeFlavor {
         builder
             .enable_all()
             .max_blocking_threads(MAX_BLOCKING_THREADS)
+            .on_thread_start(move || runtime::join_runtime(for_threads.clone()))
             .build()
+            .map(|runtime| (runtime, slot))
     }
 }
 
@@ -77,7 +92,10 @@ impl Actor {
         }
     }
 
-    /// The actor serving the remote function this is called from, if any.
+    /// The actor this code runs in, if any: the one serving the current remote call, else the
+    /// actor of this runtime (under `#[actor::main]`, `#[actor::test]`, [`crate::run_root`], in
+    /// a child, or the first one started in the runtime), also from tasks started with
+    /// `tokio::spawn`, else the process's only actor.
     pub fn current() -> Option<ActorInfo> {
         runtime::current().map(|core| ActorInfo { core })
     }
@@ -287,6 +305,7 @@ impl ActorBuilder {
             }
             _ => None,
         };
+        runtime::announce(&core);
         info!(uid = %core.uid, "actor serving");
         Ok(ActorHandle {
             core,

@@ -8,6 +8,9 @@
 //!   cancellations it triggered;
 //! - teardown escalates: the `cancel` runtime call with a bounded wait, then SIGTERM, then
 //!   SIGKILL; every process is reaped;
+//! - a child that cannot start fails its own `start_actor`/`run_in_actor` call with its error
+//!   (e.g. a namespace it does not have), and only that call;
+//! - a nursery opened by a remote function closes gracefully when that call is cancelled;
 //! - a nursery dropped without being closed kills its children at once.
 
 use std::{
@@ -43,11 +46,20 @@ const ONE_SHOT_GRACE: Duration = Duration::from_millis(1000);
 /// How long each teardown step waits before escalating to the next.
 const TEARDOWN_STEP: Duration = Duration::from_millis(1000);
 
-/// Opens a nursery in the current actor (the root under `actor::run_root` or
-/// `#[actor::main]`, or the actor serving the current call).
+/// Opens a nursery in the current actor (see [`crate::Actor::current`]: the root under
+/// `#[actor::main]` or [`crate::run_root`], the actor serving the current call, also from tasks
+/// started with `tokio::spawn`).
+///
+/// A nursery opened by a remote function belongs to that call: when the call is cancelled,
+/// the nursery is closed gracefully (its children are cancelled, unregister and clean up)
+/// before the function's future is dropped.
 pub async fn open_nursery() -> Result<Nursery> {
     let core = runtime::current().ok_or_else(|| {
-        Error::Usage("open_nursery needs a running actor (see actor::run_root)".into())
+        Error::Usage(
+            "open_nursery: no actor runs in this process (start one with #[actor::main], \
+             actor::run_root or Actor::builder(..).start())"
+                .into(),
+        )
     })?;
     let state = Arc::new(State {
         tracker: core.io_tasks.clone(),
@@ -55,6 +67,7 @@ pub async fn open_nursery() -> Result<Nursery> {
     });
     let teardown: Arc<dyn GracefulTeardown> = state.clone();
     core.nurseries.add(Arc::downgrade(&teardown));
+    runtime::own_nursery(Arc::downgrade(&teardown));
     Ok(Nursery { core, state })
 }
 
@@ -339,20 +352,17 @@ impl Nursery {
 
     async fn start(&self, request: ChildRequest, one_shot: bool) -> Result<Arc<ChildSlot>> {
         let name = request.name.clone();
-        let started = match spawn_child(&self.core, request).await {
-            Ok(started) => started,
-            Err(e) => {
-                let error = match e {
-                    spawn @ Error::Spawn { .. } => spawn,
-                    cause => Error::Spawn {
-                        actor: name,
-                        cause: Box::new(cause),
-                    },
-                };
-                self.state.fail(error.duplicate());
-                return Err(error);
-            }
-        };
+        // A child that cannot start fails this call with its own error, and only this call:
+        // the caller decides what it means for the nursery (`?` closes it with the error).
+        let started = spawn_child(&self.core, request)
+            .await
+            .map_err(|cause| match cause {
+                spawn @ Error::Spawn { .. } => spawn,
+                cause => Error::Spawn {
+                    actor: name.clone(),
+                    cause: Box::new(cause),
+                },
+            })?;
         let slot = Arc::new(ChildSlot {
             uid: started.uid,
             portal: started.portal,
@@ -374,8 +384,12 @@ impl Nursery {
         if torn_down || (self.state.failed.is_cancelled() && !one_shot) {
             // Teardown began (or a failure cancels daemons): this child goes down too.
             slot.stop().await;
+            let cause = lock(&self.state.errors)
+                .first()
+                .map(|first| format!(" after: {first}"))
+                .unwrap_or_default();
             return Err(Error::Usage(format!(
-                "child {name}: the nursery is being torn down"
+                "child {name} was stopped at once: the nursery is being torn down{cause}"
             )));
         }
         Ok(slot)
@@ -445,22 +459,12 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
         },
         Err(_) => true,
     };
-    let describe = || {
-        status
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| e.to_string())
-    };
     match slot.portal.runtime_error() {
         Some(info) => state.fail(Error::Remote(RemoteActorError::from_info(info, &slot.uid))),
         None if crashed => state.fail(Error::ChildExited {
-            actor: slot.uid.to_string(),
-            how: if asked {
-                "crashed"
-            } else {
-                "exited unexpectedly"
-            },
-            status: describe(),
+            actor: slot.uid.name.clone(),
+            pid: slot.pid,
+            exit: platform::child_exit(&status),
         }),
         None => {}
     }

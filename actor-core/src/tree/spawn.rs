@@ -13,12 +13,12 @@ use tokio::{process::Child, sync::oneshot};
 use tracing::debug;
 
 use crate::{
-    base::error::{Error, Result},
+    base::error::{Error, RemoteActorError, Result},
     base::lock,
     base::platform,
     calls::registry,
     portal::Portal,
-    runtime::ActorCore,
+    runtime::{self, ActorCore},
     serving,
     tree::actor::{Actor, RuntimeFlavor},
 };
@@ -179,6 +179,7 @@ pub(crate) async fn spawn_child(
             return Err(Error::Io(e));
         }
     };
+    let pid = process.id();
     let channel = tokio::select! {
         channel = tokio::time::timeout(CONNECT_BACK_TIMEOUT, connect_back) => match channel {
             Ok(Ok(channel)) => channel,
@@ -194,8 +195,8 @@ pub(crate) async fn spawn_child(
             forget();
             return Err(Error::ChildExited {
                 actor: uid.name.clone(),
-                how: "exited before connecting back",
-                status: status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                pid,
+                exit: platform::child_exit(&status),
             });
         }
     };
@@ -237,17 +238,84 @@ pub(crate) async fn spawn_child(
             extra: Vec::new(),
         },
     }));
-    channel.send(&init).await.map_err(|e| Error::Disconnected {
-        peer: uid.to_string(),
-        detail: e.to_string(),
-    })?;
+    if let Err(e) = channel.send(&init).await {
+        let lost = Error::Disconnected {
+            peer: uid.clone(),
+            detail: e.to_string(),
+        };
+        return Err(abandon(&uid, &mut process, lost).await);
+    }
     let conn = serving::start(parent.clone(), channel);
     let portal = Portal::from_connection(conn);
+    if let Err(e) = until_serving(&uid, pid, &portal, &mut process).await {
+        return Err(abandon(&uid, &mut process, e).await);
+    }
     Ok(StartedChild {
         uid,
         process,
         portal,
     })
+}
+
+/// Waits until the child serves (it answers a call on its parent connection, which it serves
+/// only once it has started: listening, registered, its namespaces found). A child that cannot
+/// start says why and exits instead: its own error is returned, or how it ended.
+async fn until_serving(
+    uid: &Uid,
+    pid: Option<u32>,
+    portal: &Portal,
+    process: &mut Child,
+) -> Result<()> {
+    // Cancelling a task that does not exist is answered at once by every actor (tractor
+    // 0.1.0a5's too) and changes nothing: a ping any child understands.
+    let ping = portal.run_from_ns(
+        "self",
+        "_cancel_task",
+        Value::Map(vec![("cid".into(), format!("ready-{}", uid.uuid).into())]),
+    );
+    let outcome = tokio::select! {
+        answered = tokio::time::timeout(CONNECT_BACK_TIMEOUT, ping) => match answered {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => Error::Timeout {
+                what: format!("child {} did not start serving", uid.name),
+                after: CONNECT_BACK_TIMEOUT,
+            },
+        },
+        status = process.wait() => {
+            // What it said before exiting reaches the reader before the end of the stream.
+            let _ = tokio::time::timeout(Duration::from_millis(500), portal.closed()).await;
+            match portal.runtime_error() {
+                Some(info) => Error::Remote(RemoteActorError::from_info(info, uid)),
+                None => Error::ChildExited {
+                    actor: uid.name.clone(),
+                    pid,
+                    exit: platform::child_exit(&status),
+                },
+            }
+        }
+    };
+    // A child that said why it could not start: that is the error, not the lost connection.
+    Err(match (&outcome, portal.runtime_error()) {
+        (Error::Disconnected { .. }, Some(info)) => {
+            Error::Remote(RemoteActorError::from_info(info, uid))
+        }
+        _ => outcome,
+    })
+}
+
+/// Gives up on a child that did not start: kills it if it still runs and reaps it (bounded),
+/// so no process or zombie is left; returns `error`, why it was given up on.
+async fn abandon(uid: &Uid, process: &mut Child, error: Error) -> Error {
+    debug!(child = %uid, %error, "child did not start");
+    let _ = process.start_kill();
+    if tokio::time::timeout(CONNECT_BACK_TIMEOUT, process.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(child = %uid, "a child that did not start could not be reaped");
+    }
+    error
 }
 
 /// The command starting a Python tractor 0.1.0a5 child the way tractor starts its own.
@@ -299,14 +367,16 @@ pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
         eprintln!("[{}] parent already gone; exiting", spec.uid.name);
         std::process::exit(1);
     }
-    let runtime = match RuntimeFlavor::default().build() {
-        Ok(runtime) => runtime,
+    let (runtime, slot) = match RuntimeFlavor::default().build_for_actor() {
+        Ok(built) => built,
         Err(e) => {
             eprintln!("[{}] cannot start a runtime: {e}", spec.uid.name);
             std::process::exit(1);
         }
     };
+    let entered = runtime::enter_runtime(slot);
     let code = runtime.block_on(serve_as_child(spec, launch_args));
+    drop(entered);
     drop(runtime);
     std::process::exit(code);
 }

@@ -49,9 +49,12 @@ impl Uid {
     }
 }
 
+/// `name[uuid prefix]`, e.g. `worker-1[3f2a9c1e]`: readable in messages and logs, and enough of
+/// the uuid to tell two actors of one name apart (the full uid is in `Debug` and on the wire).
 impl fmt::Display for Uid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "('{}', '{}')", self.name, self.uuid)
+        let short = self.uuid.get(..8).unwrap_or(&self.uuid);
+        write!(f, "{}[{short}]", self.name)
     }
 }
 

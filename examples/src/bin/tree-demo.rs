@@ -67,7 +67,7 @@ async fn running() -> u64 {
 
 /// The aggregator: starts two workers, reports them in `started`, then streams the merge of
 /// their two overlapping ranges, each number once and in order; returns how many it sent.
-#[actor::remote(ns = "tree")]
+#[actor::remote(ns = "tree", started = (u32, (u32, u32)))]
 async fn aggregate(ctx: Context, n: u64) -> actor::Result<u64> {
     let nursery = actor::open_nursery().await?;
     let one = nursery.start_actor("worker-1").enable("tree").await?;

@@ -1,0 +1,13 @@
+use futures::Stream;
+
+#[actor::remote(ns = "demo")]
+fn count(n: u64) -> impl Stream<Item = u64> {
+    futures::stream::iter(0..n)
+}
+
+async fn caller(portal: actor::Portal) -> actor::Result<()> {
+    let _opened = portal.open_context(count { n: 3 }).await?;
+    Ok(())
+}
+
+fn main() {}
