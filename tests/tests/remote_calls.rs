@@ -80,6 +80,27 @@ mod fixture {
             .unwrap_or(0)
     }
 
+    /// How many cancelled calls of `notices_cancel` finished their cleanup.
+    pub(crate) static CLEANED_UP: std::sync::atomic::AtomicU64 =
+        std::sync::atomic::AtomicU64::new(0);
+
+    /// Waits for its cancellation, then cleans up (taking a while, as real cleanup does).
+    #[actor::remote(ns = "fixture", started = ())]
+    pub(crate) async fn notices_cancel(ctx: Context) -> actor::Result<()> {
+        ctx.started(()).await?;
+        assert!(!ctx.is_cancelled());
+        ctx.cancelled().await;
+        assert!(ctx.is_cancelled());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        CLEANED_UP.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn cleaned_up() -> u64 {
+        CLEANED_UP.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// started(10 + 1), then answers each ping with a pong, returning how many it saw.
     #[actor::remote(ns = "fixture", started = i64)]
     pub(crate) async fn ping_pong(ctx: Context, base: i64) -> actor::Result<u64> {
@@ -1041,5 +1062,41 @@ async fn a_connection_breaking_mid_stream_is_a_clear_error() {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Disconnected { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_context_function_sees_it_and_cleans_up_before_the_ack() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let (ctx, ()) = portal.open_context(notices_cancel {}).await.unwrap();
+        assert!(
+            !ctx.is_cancelled(),
+            "the caller's end is never cancelled this way"
+        );
+        // Acknowledged once the remote task has ended: its cleanup is done by then.
+        within("the cancel", ctx.cancel()).await.unwrap();
+        assert_eq!(portal.run(cleaned_up {}).await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn result_can_be_read_with_the_stream_still_in_scope() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        // No annotation: `ping_pong` declares its `started` type.
+        let (ctx, first) = portal.open_context(ping_pong { base: 1 }).await.unwrap();
+        assert_eq!(first, 2);
+        let mut stream = ctx.open_stream::<String>().await.unwrap();
+        stream.send("a".to_owned()).await.unwrap();
+        let pong = within("a pong", stream.next()).await.unwrap().unwrap();
+        assert_eq!(pong, "pong:a");
+        // The stream is still alive: `result` ends this side's half (the callee's loop ends on
+        // it) and waits for the result.
+        let seen: u64 = within("the result", ctx.result()).await.unwrap();
+        assert_eq!(seen, 1);
+        // The call is over: the stream ends and refuses to send.
+        assert!(within("the stream's end", stream.next()).await.is_none());
+        assert!(stream.send("late".to_owned()).await.is_err());
     }
 }

@@ -18,6 +18,7 @@ static KEEP: Mutex<Vec<actor::Nursery>> = Mutex::new(Vec::new());
 
 mod scen {
     use super::*;
+    use futures::StreamExt;
 
     #[actor::remote(ns = "scen")]
     pub(crate) async fn add(a: i64, b: i64) -> i64 {
@@ -37,6 +38,78 @@ mod scen {
     #[actor::remote(ns = "scen")]
     pub(crate) async fn pid() -> u32 {
         std::process::id()
+    }
+
+    /// From a task started with `tokio::spawn` (not the call's own task), starts a grandchild,
+    /// asks its pid, and closes the nursery; returns the pid.
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn spawn_grandchild_in_task() -> actor::Result<u32> {
+        let task = tokio::spawn(async {
+            let nursery = actor::open_nursery().await?;
+            let grandchild = nursery.start_actor("grandchild").enable("scen").await?;
+            let found = actor::find_actor("grandchild").await?;
+            let found = found.ok_or_else(|| actor::Error::Usage("grandchild not found".into()))?;
+            let pid = found.run(pid {}).await?;
+            drop((grandchild, found));
+            nursery.close().await?;
+            Ok::<_, actor::Error>(pid)
+        });
+        task.await
+            .map_err(|e| actor::Error::Usage(format!("the spawned task failed: {e}")))?
+    }
+
+    /// Writes "graceful" to `path` when this actor stops gracefully (a SIGKILL never runs it).
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn mark_teardown(path: String) -> actor::Result<()> {
+        let me = actor::Actor::current().ok_or_else(|| actor::Error::Usage("no actor".into()))?;
+        me.on_teardown(move || {
+            let _ = std::fs::write(&path, "graceful");
+        });
+        Ok(())
+    }
+
+    /// Opens a nursery with one child, `owned`, which marks its graceful teardown in `marker`;
+    /// returns its pid once armed.
+    async fn own_a_child(marker: String) -> actor::Result<(actor::Nursery, u32)> {
+        let nursery = actor::open_nursery().await?;
+        let owned = nursery.start_actor("owned").enable("scen").await?;
+        owned.run(mark_teardown { path: marker }).await?;
+        let pid = owned.run(pid {}).await?;
+        Ok((nursery, pid))
+    }
+
+    /// Owns a child until cancelled (request/response); writes its pid to `marker.pid` once armed.
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn owner_func(marker: String) -> actor::Result<()> {
+        let (_nursery, pid) = own_a_child(marker.clone()).await?;
+        std::fs::write(format!("{marker}.pid"), pid.to_string())?;
+        std::future::pending().await
+    }
+
+    /// Owns a child until cancelled (a stream): yields its pid once armed.
+    #[actor::remote(ns = "scen")]
+    pub(crate) fn owner_stream(marker: String) -> impl futures::Stream<Item = actor::Result<u32>> {
+        futures::stream::once(own_a_child(marker)).flat_map(|owned| {
+            let (nursery, pid) = match owned {
+                Ok(owned) => owned,
+                Err(e) => return futures::stream::once(async { Err(e) }).boxed(),
+            };
+            futures::stream::once(async move { Ok(pid) })
+                .chain(futures::stream::pending())
+                .map(move |item| {
+                    let _owned = &nursery;
+                    item
+                })
+                .boxed()
+        })
+    }
+
+    /// Owns a child until cancelled (a context): `started` is its pid once armed.
+    #[actor::remote(ns = "scen", started = u32)]
+    pub(crate) async fn owner_ctx(ctx: actor::Context, marker: String) -> actor::Result<()> {
+        let (_nursery, pid) = own_a_child(marker).await?;
+        ctx.started(pid).await?;
+        std::future::pending().await
     }
 
     /// Blocks its actor's only runtime thread (non-async code) for `secs`.
@@ -687,4 +760,131 @@ async fn a_child_started_after_a_failure_cannot_hang_close() {
         .await
         .expect("close must not hang");
     assert!(closed.unwrap_err().to_string().contains("exit status 5"));
+}
+
+#[actor::test]
+async fn tasks_started_with_tokio_spawn_see_their_actor_in_the_root_and_in_children() {
+    let me = actor::Actor::current()
+        .expect("the test's root")
+        .uid()
+        .clone();
+    let spawned = tokio::spawn(async move {
+        let seen = actor::Actor::current().map(|a| a.uid().clone());
+        assert_eq!(seen, Some(me), "a spawned task sees the root");
+        let nursery = actor::open_nursery().await?;
+        let child = nursery.start_actor("spawned-child").enable("scen").await?;
+        // Found through this test's own registrar, which only the root's actor knows.
+        let found = actor::find_actor("spawned-child").await?;
+        let child_pid = found.expect("registered").run(pid {}).await?;
+        let grandchild_pid = child.run(spawn_grandchild_in_task {}).await?;
+        drop(child);
+        nursery.close().await?;
+        Ok::<_, actor::Error>((child_pid, grandchild_pid))
+    });
+    let (child_pid, grandchild_pid) = tokio::time::timeout(Duration::from_secs(10), spawned)
+        .await
+        .expect("the spawned task must finish")
+        .expect("the spawned task must not panic")
+        .expect("the spawned task's tree");
+    assert!(gone(child_pid) && gone(grandchild_pid));
+}
+
+/// A fresh marker path for one owned child's graceful teardown.
+fn teardown_marker(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "actor-teardown-{test}-{}-{}",
+        std::process::id(),
+        actor::Uid::new("m").uuid
+    ))
+}
+
+/// After its owner's call was cancelled: the owned child ran its teardown (no SIGKILL) and is
+/// gone, and it unregistered.
+async fn assert_owned_child_closed_gracefully(marker: &std::path::Path, pid: u32) {
+    let text = std::fs::read_to_string(marker).unwrap_or_default();
+    assert_eq!(
+        text, "graceful",
+        "the owned child was not torn down gracefully"
+    );
+    let _ = std::fs::remove_file(marker);
+    let since = Instant::now();
+    while !gone(pid) {
+        assert!(
+            since.elapsed() < Duration::from_secs(3),
+            "owned child alive"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        actor::find_actor("owned").await.unwrap().is_none(),
+        "still registered"
+    );
+}
+
+#[actor::test]
+async fn a_cancelled_call_closes_the_nursery_it_owns_gracefully() {
+    use futures::StreamExt;
+    let nursery = actor::open_nursery().await.unwrap();
+    let owner = nursery.start_actor("owner").enable("scen").await.unwrap();
+
+    // A context: cancelled by the caller, acknowledged once the remote task has ended.
+    let marker = teardown_marker("ctx");
+    let path = marker.to_string_lossy().into_owned();
+    let (ctx, pid) = owner
+        .open_context(owner_ctx { marker: path })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), ctx.cancel())
+        .await
+        .expect("cancel acknowledged")
+        .unwrap();
+    assert_owned_child_closed_gracefully(&marker, pid).await;
+
+    // A stream.
+    let marker = teardown_marker("stream");
+    let path = marker.to_string_lossy().into_owned();
+    let mut stream = owner
+        .open_stream_from(owner_stream { marker: path })
+        .await
+        .unwrap();
+    let pid = stream.next().await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), stream.cancel())
+        .await
+        .expect("cancel acknowledged")
+        .unwrap();
+    assert_owned_child_closed_gracefully(&marker, pid).await;
+
+    // A request/response function (its nursery opened while it was served inline).
+    let marker = teardown_marker("func");
+    let path = marker.to_string_lossy().into_owned();
+    let call = owner
+        .call(owner_func {
+            marker: path.clone(),
+        })
+        .await
+        .unwrap();
+    let pid_file = format!("{path}.pid");
+    let since = Instant::now();
+    let pid: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "owner_func never armed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let _ = std::fs::remove_file(&pid_file);
+    tokio::time::timeout(Duration::from_secs(10), call.cancel())
+        .await
+        .expect("cancel acknowledged")
+        .unwrap();
+    assert_owned_child_closed_gracefully(&marker, pid).await;
+
+    drop(owner);
+    nursery.close().await.unwrap();
 }

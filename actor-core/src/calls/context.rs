@@ -64,6 +64,10 @@ use crate::{
     engine::sequence::Step,
 };
 
+/// How long a cancelled context function that waits on [`Context::cancelled`] may go on to
+/// clean up before it is dropped.
+pub const CANCEL_CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 const STREAM_NOT_OPENED: u8 = 0;
 const STREAM_OPEN: u8 = 1;
 const STREAM_CLOSED: u8 = 2;
@@ -75,6 +79,9 @@ pub(crate) struct StreamFlags {
     pub(crate) opened: AtomicBool,
     /// Its `stop` was queued.
     pub(crate) stop_sent: AtomicBool,
+    /// The callee waits for its cancellation ([`Context::cancelled`]): once cancelled, the
+    /// runtime lets it finish its cleanup (bounded) before dropping it.
+    pub(crate) observes_cancel: AtomicBool,
 }
 
 /// Which end of a context this is.
@@ -104,6 +111,8 @@ struct Shared {
     credits: Option<Arc<Semaphore>>,
     started: AtomicBool,
     stream: AtomicU8,
+    /// Caller: `result` or `cancel` ended the call; the stream sends no more.
+    ended: AtomicBool,
     /// Shared with the runtime: whether a stream was opened and whether its `stop` went out.
     flags: Arc<StreamFlags>,
     /// Callee: cancelled when the call is (the runtime then sends the stream's `stop`).
@@ -159,6 +168,7 @@ impl Context {
                 credits,
                 started: AtomicBool::new(false),
                 stream: AtomicU8::new(STREAM_NOT_OPENED),
+                ended: AtomicBool::new(false),
                 flags,
                 cancel,
                 outcome: Mutex::new(None),
@@ -183,14 +193,33 @@ impl Context {
     }
 
     /// Callee: completes once the call is cancelled, like
-    /// `tokio_util::sync::CancellationToken::cancelled`, so a function can stop its own work
-    /// and clean up (`tokio::select!` on it beside that work). The runtime then waits for the
-    /// function's future no longer: after a cancel it closes the nurseries the function opened
-    /// (gracefully: their children stop and unregister) and drops the future. Never completes
-    /// on the caller's end.
+    /// `tokio_util::sync::CancellationToken::cancelled`, so a function can stop its work and
+    /// clean up (`tokio::select!` on it beside that work). A function that waits on it is given
+    /// [`CANCEL_CLEANUP_GRACE`] after the cancel to finish; then the runtime closes the nurseries
+    /// it opened (gracefully: their children stop and unregister) and drops it. A function that
+    /// does not is dropped at once, after its nurseries are closed. Never completes on the
+    /// caller's end.
+    ///
+    /// ```no_run
+    /// #[actor::remote(ns = "demo", started = ())]
+    /// async fn watch(ctx: actor::Context) -> actor::Result<()> {
+    ///     ctx.started(()).await?;
+    ///     tokio::select! {
+    ///         () = ctx.cancelled() => { /* release what this call holds */ }
+    ///         () = std::future::pending::<()>() => {}
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub async fn cancelled(&self) {
         match &self.shared.cancel {
-            Some(token) => token.cancelled().await,
+            Some(token) => {
+                self.shared
+                    .flags
+                    .observes_cancel
+                    .store(true, Ordering::Release);
+                token.cancelled().await
+            }
             None => std::future::pending().await,
         }
     }
@@ -322,6 +351,7 @@ impl Shared {
     }
 
     fn take_inbox(&self) -> Result<Inbox> {
+        self.ended.store(true, Ordering::Release);
         lock(&self.inbox)
             .take()
             .ok_or_else(|| Error::Usage(format!("{}: the context has already ended", self.func)))
@@ -489,6 +519,11 @@ impl<T: Serialize> Sink<T> for MsgStream<T> {
         if this.stopped {
             return Poll::Ready(Err(Error::Usage(
                 "the stream was closed by this side".into(),
+            )));
+        }
+        if this.shared.ended.load(Ordering::Acquire) {
+            return Poll::Ready(Err(Error::Usage(
+                "the context has ended: nothing more can be sent".into(),
             )));
         }
         ready!(this.poll_credit(cx))?;

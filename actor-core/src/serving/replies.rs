@@ -21,7 +21,7 @@ use crate::{
         lock,
     },
     calls::{
-        context::{Context, StreamFlags},
+        context::{CANCEL_CLEANUP_GRACE, Context, StreamFlags},
         registry::{CallFuture, ItemStream},
     },
     connection::{Connection, Inbox},
@@ -316,6 +316,10 @@ impl RunningCall {
             () = self.cancel.cancelled() => None,
         };
         if outcome.is_none() {
+            // A function waiting on `Context::cancelled` gets to clean up first (bounded).
+            if flags.observes_cancel.load(Ordering::Acquire) {
+                let _ = tokio::time::timeout(CANCEL_CLEANUP_GRACE, &mut fut).await;
+            }
             self.cancelled(fut).await;
         } else {
             drop(fut);
