@@ -83,3 +83,14 @@ pub use tree::{
     nursery::{self, Nursery, OneShot, StartActor, open_nursery},
     spawn::{LOG_ENV, Program},
 };
+
+/// The README's examples, compiled (and run where they need no peer) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
+
+/// The examples of `docs/first-actor-tree.md`, compiled as doctests (the program itself is also
+/// built from its `Cargo.toml` lines and run by `examples/tests/doc_programs.rs`).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/first-actor-tree.md")]
+pub struct FirstActorTree;

@@ -126,7 +126,7 @@ pub(crate) enum Kind {
     /// `async fn(ctx: Context, ..)` (`context`): its final result, where the context
     /// parameter's type is (a type mismatch there is reported at it), and the type of its
     /// `started` value (`actor::Value` unless given).
-    Context(Output, Span, Option<Type>),
+    Context(Output, Span, Option<Box<Type>>),
 }
 
 /// What a function returns or a stream yields, as the caller decodes it.
@@ -148,7 +148,7 @@ impl Remote {
         let mut kind = kind(sig, context)?;
         if let Some(started) = args.started {
             match &mut kind {
-                Kind::Context(_, _, slot) => *slot = Some(started),
+                Kind::Context(_, _, slot) => *slot = Some(Box::new(started)),
                 _ => {
                     return Err(syn::Error::new_spanned(
                         started,
