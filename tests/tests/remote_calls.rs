@@ -1100,3 +1100,21 @@ async fn result_can_be_read_with_the_stream_still_in_scope() {
         assert!(stream.send("late".to_owned()).await.is_err());
     }
 }
+
+#[tokio::test]
+async fn a_stream_read_in_another_task_ends_when_result_is_read() {
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let (ctx, _) = portal.open_context(ping_pong { base: 0 }).await.unwrap();
+        let mut stream = ctx.open_stream::<String>().await.unwrap();
+        // Waiting for a pong that never comes (no ping is sent), in a task of its own.
+        let reader = tokio::spawn(async move { stream.next().await.is_none() });
+        tokio::task::yield_now().await;
+        let seen: u64 = within("the result", ctx.result()).await.unwrap();
+        assert_eq!(seen, 0);
+        let ended = within("the other task's stream to end", reader)
+            .await
+            .unwrap();
+        assert!(ended, "the stream yields nothing after the call's end");
+    }
+}

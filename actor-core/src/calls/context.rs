@@ -82,6 +82,10 @@ pub(crate) struct StreamFlags {
     /// The callee waits for its cancellation ([`Context::cancelled`]): once cancelled, the
     /// runtime lets it finish its cleanup (bounded) before dropping it.
     pub(crate) observes_cancel: AtomicBool,
+    /// Callee: the runtime ended the call (its function is gone; the stream's `stop` and the
+    /// final message are the runtime's to send). A stream moved out of the function (into a
+    /// spawned task) sends nothing after this.
+    pub(crate) call_over: AtomicBool,
 }
 
 /// Which end of a context this is.
@@ -113,6 +117,9 @@ struct Shared {
     stream: AtomicU8,
     /// Caller: `result` or `cancel` ended the call; the stream sends no more.
     ended: AtomicBool,
+    /// The task reading the stream, woken when `result` or `cancel` takes the call's messages
+    /// away from it (the call's mailbox wakes only its latest reader).
+    reader: futures::task::AtomicWaker,
     /// Shared with the runtime: whether a stream was opened and whether its `stop` went out.
     flags: Arc<StreamFlags>,
     /// Callee: cancelled when the call is (the runtime then sends the stream's `stop`).
@@ -169,6 +176,7 @@ impl Context {
                 started: AtomicBool::new(false),
                 stream: AtomicU8::new(STREAM_NOT_OPENED),
                 ended: AtomicBool::new(false),
+                reader: futures::task::AtomicWaker::new(),
                 flags,
                 cancel,
                 outcome: Mutex::new(None),
@@ -186,8 +194,10 @@ impl Context {
         &self.shared.peer
     }
 
-    /// Callee: whether the call was cancelled (by the caller, or by this actor stopping).
-    /// Always false on the caller's end, which cancels by [`Context::cancel`] or by dropping.
+    /// Callee: whether the call was cancelled (by the caller, or by this actor stopping). Once
+    /// it is, the function runs on only if it waits on [`Context::cancelled`] (for its cleanup):
+    /// check this between steps of work that does not wait. Always false on the caller's end,
+    /// which cancels by [`Context::cancel`] or by dropping.
     pub fn is_cancelled(&self) -> bool {
         self.shared.is_cancelled()
     }
@@ -310,7 +320,10 @@ impl Context {
                 Err(error) => Err(inbox.conn.remote_error(*error)),
             };
         }
-        shared.send_stop_once().await?;
+        // A peer that already returned may have gone too: its result is still in the inbox.
+        if let Err(e) = shared.send_stop_once().await {
+            tracing::debug!(cid = %shared.cid, error = %e, "could not end our side of the stream");
+        }
         loop {
             match inbox.next_step().await? {
                 Step::Returned(value) => return Ok(value.decode()?),
@@ -352,9 +365,16 @@ impl Shared {
 
     fn take_inbox(&self) -> Result<Inbox> {
         self.ended.store(true, Ordering::Release);
-        lock(&self.inbox)
-            .take()
-            .ok_or_else(|| Error::Usage(format!("{}: the context has already ended", self.func)))
+        let taken = lock(&self.inbox).take();
+        // A stream read in another task now ends: wake it to see so.
+        self.reader.wake();
+        taken.ok_or_else(|| Error::Usage(format!("{}: the context has already ended", self.func)))
+    }
+
+    /// Whether this end may send no more: the caller's call was ended by `result`/`cancel`,
+    /// or the callee's call is over.
+    fn sending_over(&self) -> bool {
+        self.ended.load(Ordering::Acquire) || self.flags.call_over.load(Ordering::Acquire)
     }
 
     /// Caller: queues this side's `stop` if a stream is open and it was not sent yet.
@@ -473,6 +493,7 @@ impl<T: DeserializeOwned> Stream for MsgStream<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<T>>> {
         let this = self.get_mut();
         let shared = this.shared.clone();
+        shared.reader.register(cx.waker());
         // Read through the shared slot: `result` takes the inbox once it is called, which
         // ends this stream.
         let mut slot = lock(&shared.inbox);
@@ -521,7 +542,7 @@ impl<T: Serialize> Sink<T> for MsgStream<T> {
                 "the stream was closed by this side".into(),
             )));
         }
-        if this.shared.ended.load(Ordering::Acquire) {
+        if this.shared.sending_over() {
             return Poll::Ready(Err(Error::Usage(
                 "the context has ended: nothing more can be sent".into(),
             )));
@@ -533,6 +554,11 @@ impl<T: Serialize> Sink<T> for MsgStream<T> {
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<()> {
         let this = self.get_mut();
+        if this.shared.sending_over() {
+            return Err(Error::Usage(
+                "the context has ended: nothing more can be sent".into(),
+            ));
+        }
         // Encode first: a value that cannot be encoded keeps its credit.
         let frame = Msg::yield_frame(&this.shared.cid, &Payload::encode(&item)?)?;
         this.holding_credit = false;
@@ -566,7 +592,7 @@ impl<T> MsgStream<T> {
         }
         self.stopped = true;
         let shared = &self.shared;
-        if shared.flags.stop_sent.load(Ordering::Acquire) {
+        if shared.flags.stop_sent.load(Ordering::Acquire) || shared.sending_over() {
             return;
         }
         let Ok(frame) = (Msg::Stop {
@@ -579,8 +605,16 @@ impl<T> MsgStream<T> {
             if !shared.flags.stop_sent.swap(true, Ordering::AcqRel) {
                 shared.conn.send_frame_soon(frame);
             }
-        } else if !shared.is_cancelled() && shared.conn.sender.try_send_frame(frame).is_ok() {
-            shared.flags.stop_sent.store(true, Ordering::Release);
+        } else if !shared.is_cancelled()
+            && shared
+                .flags
+                .stop_sent
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            && shared.conn.sender.try_send_frame(frame).is_err()
+        {
+            // Not queued: the runtime sends it, in order, when the call ends.
+            shared.flags.stop_sent.store(false, Ordering::Release);
         }
     }
 }

@@ -133,7 +133,9 @@ pub trait RemoteContextFn: Serialize + Send + Sync {
     const NAME: &'static str;
     /// The context's final result.
     type Output: DeserializeOwned + Send + 'static;
-    /// The callee's `started` value: the type given with `#[actor::remote(started = T)]`, else
+    /// The callee's `started` value: the type given with `#[actor::remote(started = T)]` (the
+    /// callee's `ctx.started(value)` is not checked against it: a value of another type is a
+    /// decode error at the caller), else
     /// [`crate::Value`]: any value, to match on or decode with
     /// `actor::Payload::from_value(&value).decode::<T>()`.
     type Started: DeserializeOwned + Send + 'static;

@@ -42,8 +42,10 @@ fn client_core() -> Arc<ActorCore> {
         .clone()
 }
 
-/// Connects to the actor at `addr`. Inside a remote function the call is made as the serving
-/// actor; elsewhere as this program's client identity.
+/// Connects to the actor at `addr`, as the current actor ([`crate::Actor::current`]: in a remote
+/// function, the root's `main` or any task of an actor's runtime), which then also answers
+/// the peer's calls on this connection; in a program that runs no actor, as its client
+/// identity.
 pub async fn connect(addr: &Addr) -> Result<Portal> {
     let core = runtime::current().unwrap_or_else(client_core);
     connect_with(core, addr).await
@@ -178,7 +180,7 @@ impl Portal {
         func: &str,
         kwargs: Payload,
     ) -> Result<(Context, S)> {
-        if runtime::current().is_some_and(|me| me.uid == self.conn.peer) {
+        if runtime::serving_actor().is_some_and(|me| me.uid == self.conn.peer) {
             return Err(Error::Usage(format!(
                 "{ns}.{func}: a context to one's own actor would wait on itself"
             )));

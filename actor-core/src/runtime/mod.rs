@@ -9,6 +9,7 @@ pub(crate) mod scope;
 pub(crate) use self::core::ActorCore;
 pub use self::core::{DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS};
 pub(crate) use self::scope::{
-    CallNurseries, RuntimeActor, announce, collect_inline_nurseries, current, enter_runtime,
-    join_runtime, own_nursery, with_call_nurseries, with_current, with_current_sync,
+    CallNurseries, RuntimeActor, announce, claim_runtime, collect_inline_nurseries, current,
+    enter_runtime, join_runtime, own_nursery, serving_actor, with_call_nurseries, with_current,
+    with_current_sync,
 };

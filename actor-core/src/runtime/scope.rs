@@ -54,10 +54,26 @@ pub(crate) async fn with_call_nurseries<F: std::future::Future>(
 pub(crate) fn collect_inline_nurseries<R>(
     poll: impl FnOnce() -> R,
 ) -> (R, Vec<Weak<dyn GracefulTeardown>>) {
-    let outer = INLINE_NURSERIES.with(|n| n.replace(Some(Vec::new())));
+    /// Puts the thread's previous list back, also when `poll` panics.
+    struct Restore(Option<Option<Vec<Weak<dyn GracefulTeardown>>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                INLINE_NURSERIES.with(|n| *n.borrow_mut() = outer);
+            }
+        }
+    }
+    let mut restore = Restore(Some(INLINE_NURSERIES.with(|n| n.replace(Some(Vec::new())))));
     let out = poll();
+    let outer = restore.0.take().unwrap_or_default();
     let opened = INLINE_NURSERIES.with(|n| n.replace(outer));
     (out, opened.unwrap_or_default())
+}
+
+/// The actor serving the call this task runs, if it runs one (or the root's `main`): unlike
+/// [`current`], not the runtime's actor seen from any task.
+pub(crate) fn serving_actor() -> Option<Arc<ActorCore>> {
+    CURRENT.try_with(Arc::clone).ok()
 }
 
 /// Lists `nursery` as owned by the call the current task serves, if it serves one.
@@ -79,14 +95,23 @@ pub(crate) fn own_nursery(nursery: Weak<dyn GracefulTeardown>) {
 pub(crate) struct RuntimeActor(Mutex<Option<Weak<ActorCore>>>);
 
 impl RuntimeActor {
+    /// The runtime's actor, while it runs (a stopped one is no one's actor any more, even if
+    /// something still holds it).
     fn get(&self) -> Option<Arc<ActorCore>> {
-        lock(&self.0).as_ref().and_then(Weak::upgrade)
+        lock(&self.0)
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .filter(|core| !core.cancel.is_cancelled())
     }
 
-    /// Makes `core` the runtime's actor, unless one is still running.
+    /// Makes `core` the runtime's actor, unless another one still runs.
     fn claim(&self, core: &Arc<ActorCore>) {
         let mut slot = lock(&self.0);
-        if slot.as_ref().is_none_or(|weak| weak.strong_count() == 0) {
+        let taken = slot
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .is_some_and(|running| !running.cancel.is_cancelled());
+        if !taken {
             *slot = Some(Arc::downgrade(core));
         }
     }
@@ -127,7 +152,9 @@ impl Drop for RuntimeGuard {
 }
 
 /// Records that `core` serves: it becomes the actor of the runtime it was started in (the
-/// first one there), and is listed as serving in this process.
+/// first one there), and is listed as serving in this process. A thread that belongs to no
+/// runtime of ours (a runtime built by the program itself) gets a slot of its own: all the
+/// tasks of a current-thread runtime run on it.
 pub(crate) fn announce(core: &Arc<ActorCore>) {
     THREAD_RUNTIME.with(|t| {
         let mut slot = t.borrow_mut();
@@ -136,6 +163,17 @@ pub(crate) fn announce(core: &Arc<ActorCore>) {
     SERVING
         .get_or_init(WeakList::default)
         .add(Arc::downgrade(core));
+}
+
+/// Makes `core` the actor of the runtime this thread works for, if the thread belongs to a
+/// runtime of ours (an actor started from `block_on` on a multi-thread runtime claims the
+/// worker threads' slot from a task running on one of them).
+pub(crate) fn claim_runtime(core: &Arc<ActorCore>) {
+    THREAD_RUNTIME.with(|t| {
+        if let Some(slot) = t.borrow().as_ref() {
+            slot.claim(core);
+        }
+    });
 }
 
 /// Runs `fut` with `core` as the current actor (what `Actor::current` sees).

@@ -143,18 +143,22 @@ impl RunningCall {
         drop(call);
     }
 
-    /// Ends a cancelled stream: its nurseries close, then `stop` goes out.
-    async fn stream_cancelled(&self, stream: ItemStream, stop: &Msg) {
-        self.cancelled(stream).await;
-        self.send(stop).await;
-    }
-
     pub(super) async fn stream(self, started: Result<ItemStream>) {
         let mut stream = match started {
             Ok(stream) => stream,
             Err(e) => return self.send_error(&e).await,
         };
         self.send(&self.functype(CallKind::AsyncGen)).await;
+        self.pump(&mut stream).await;
+        // However it ended, a cancelled stream (by its caller, its connection's end, or the
+        // actor stopping) closes its nurseries gracefully before it is dropped.
+        if self.cancel.is_cancelled() {
+            self.cancelled(stream).await;
+        }
+    }
+
+    /// Sends a stream's items, paced by credit, until it ends, fails or is cancelled.
+    async fn pump(&self, stream: &mut ItemStream) {
         let stop = Msg::Stop {
             cid: self.cid.clone(),
         };
@@ -167,7 +171,6 @@ impl RunningCall {
             // Checked once per buffer handed to the writer (reading the token takes its lock),
             // not per item: a cancel waits at most one buffer of ready items.
             if frames.is_empty() && self.cancel.is_cancelled() {
-                self.cancelled(stream).await;
                 return self.finish_stream(frames, &stop).await;
             }
             if let Some(credits) = &self.credits
@@ -181,13 +184,12 @@ impl RunningCall {
                             return;
                         }
                         tokio::select! {
+                            biased;
+                            () = self.cancel.cancelled() => return self.send(&stop).await,
                             permit = credits.acquire() => match permit {
                                 Ok(permit) => permit.forget(),
                                 Err(_) => return,
                             },
-                            () = self.cancel.cancelled() => {
-                                return self.stream_cancelled(stream, &stop).await;
-                            }
                         }
                         1 + take_credits(credits).unwrap_or(0)
                     }
@@ -211,7 +213,7 @@ impl RunningCall {
                     };
                     match next {
                         Some(next) => next,
-                        None => return self.stream_cancelled(stream, &stop).await,
+                        None => return self.send(&stop).await,
                     }
                 }
             };
@@ -323,6 +325,12 @@ impl RunningCall {
             self.cancelled(fut).await;
         } else {
             drop(fut);
+        }
+        // From here the runtime ends the call: a stream the function moved elsewhere sends no
+        // more (no item or `stop` after the final message).
+        flags.call_over.store(true, Ordering::Release);
+        if let Some(credits) = &self.credits {
+            credits.close();
         }
         // The stream's `stop` goes out before the call's final message, in order.
         if flags.opened.load(Ordering::Acquire) && !flags.stop_sent.swap(true, Ordering::AcqRel) {

@@ -47,7 +47,8 @@ impl RuntimeFlavor {
     /// [`MAX_BLOCKING_THREADS`] threads for blocking work.
     ///
     /// Every task of the runtime, including those started with `tokio::spawn`, sees the first
-    /// actor started in it as the current actor ([`Actor::current`], [`crate::open_nursery`]).
+    /// actor started in it (and still running) as the current actor ([`Actor::current`],
+    /// [`crate::open_nursery`]).
     pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
         self.build_for_actor().map(|(runtime, _)| runtime)
     }
@@ -306,6 +307,13 @@ impl ActorBuilder {
             _ => None,
         };
         runtime::announce(&core);
+        // On a multi-thread runtime of ours, started from `block_on`: claim the workers' slot.
+        if tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        }) {
+            let claimer = core.clone();
+            let _ = tokio::spawn(async move { runtime::claim_runtime(&claimer) }).await;
+        }
         info!(uid = %core.uid, "actor serving");
         Ok(ActorHandle {
             core,
