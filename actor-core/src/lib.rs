@@ -55,6 +55,7 @@ mod entry;
 mod portal;
 mod runtime;
 mod serving;
+pub mod team;
 mod tree;
 
 pub use actor_ipc::{self as ipc, Addr, Payload, Uid, Value};
@@ -74,6 +75,7 @@ pub use connection::MAX_STREAM_CREDIT;
 pub use entry::{INTERRUPTED_EXIT, RootOptions, TRANSPORT_ENV, run_root};
 pub use portal::{CallHandle, Portal, connect, connect_as};
 pub use runtime::{DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS};
+pub use team::{Team, TeamBuilder};
 pub use tree::{
     actor::{Actor, ActorBuilder, ActorHandle, ActorInfo, RuntimeFlavor},
     discovery::{

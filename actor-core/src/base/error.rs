@@ -20,6 +20,8 @@ pub const MODULE_NOT_EXPOSED: &str = "ModuleNotExposed";
 pub const FUNCTION_NOT_FOUND: &str = "FunctionNotFound";
 /// The `type_str` of a call whose arguments do not fit the function.
 pub const TYPE_ERROR: &str = "TypeError";
+/// The `type_str` of a failure a team retries ([`Error::recoverable`]).
+pub const RECOVERABLE_TYPE: &str = "RecoverableError";
 /// The `type_str` of a cancelled context.
 pub const CONTEXT_CANCELLED: &str = "ContextCancelled";
 
@@ -131,6 +133,16 @@ pub enum Error {
         /// How long it was given.
         after: std::time::Duration,
     },
+    /// A team's task failed: unrecoverably, or on every attempt it was given.
+    #[error("task {task} failed after {} attempt(s){}: {cause}", .members.len(), on(.members))]
+    TaskFailed {
+        /// The task's number in its team.
+        task: u64,
+        /// The members its attempts ran on, in order.
+        members: Vec<String>,
+        /// The error of its last attempt (or why it never ran).
+        cause: Box<Error>,
+    },
     /// Several errors, each reported (a nursery whose children failed together). The first is
     /// the one that caused the others' cancellation, when there was one.
     #[error("{} errors:{}", .0.len(), list(.0))]
@@ -138,6 +150,14 @@ pub enum Error {
     /// An operating-system failure (binding a socket, spawning a process).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+fn on(members: &[String]) -> String {
+    if members.is_empty() {
+        String::new()
+    } else {
+        format!(" (on {})", members.join(", "))
+    }
 }
 
 fn pid_text(pid: Option<u32>) -> String {
@@ -209,6 +229,22 @@ impl Error {
         }
     }
 
+    /// A failure a team retries on another member (type `RecoverableError`, which every
+    /// team retries; see `actor::team`): a transient condition, not a wrong input.
+    ///
+    /// ```
+    /// fn fetch(attempt: u32) -> actor::Result<u32> {
+    ///     if attempt == 0 {
+    ///         return Err(actor::Error::recoverable("the upstream was busy"));
+    ///     }
+    ///     Ok(attempt)
+    /// }
+    /// assert_eq!(fetch(0).unwrap_err().type_str(), "RecoverableError");
+    /// ```
+    pub fn recoverable(message: impl Into<String>) -> Self {
+        Self::raise(RECOVERABLE_TYPE, message)
+    }
+
     /// A copy of this error for a second reader, of the same kind with the same fields where
     /// the kind can be copied; errors of the wire crate that cannot be (connect and encode
     /// failures) keep their type name and text.
@@ -230,6 +266,15 @@ impl Error {
             Self::Timeout { what, after } => Self::Timeout {
                 what: what.clone(),
                 after: *after,
+            },
+            Self::TaskFailed {
+                task,
+                members,
+                cause,
+            } => Self::TaskFailed {
+                task: *task,
+                members: members.clone(),
+                cause: Box::new(cause.duplicate()),
             },
             Self::Protocol { peer, detail } => Self::Protocol {
                 peer: peer.clone(),
@@ -293,6 +338,7 @@ impl Error {
             Self::ChildExited { .. } => "ChildExited",
             Self::Registrar { .. } => "RegistrarError",
             Self::Timeout { .. } => "TimeoutError",
+            Self::TaskFailed { .. } => "TaskFailed",
             Self::Group(_) => "ErrorGroup",
             Self::Io(_) => "OSError",
         }

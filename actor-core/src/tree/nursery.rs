@@ -148,11 +148,34 @@ fn is_consequence(error: &Error) -> bool {
     }
 }
 
+/// Where a child's end is reported: to its nursery (an unexpected end is the nursery's
+/// failure), or to whoever supervises it instead (a team replaces a member that died).
+#[derive(Clone)]
+pub(crate) enum OnExit {
+    /// An unexpected end fails the nursery (its other children are cancelled).
+    FailNursery,
+    /// Every end is sent here, expected or not; the nursery is not failed.
+    Report(tokio::sync::mpsc::UnboundedSender<ChildEnded>),
+}
+
+/// How a supervised child ended (for [`OnExit::Report`]).
+#[derive(Debug)]
+pub(crate) struct ChildEnded {
+    /// The child.
+    pub(crate) uid: Uid,
+    /// Whether this side asked it to end (teardown, a kill, a dismissal).
+    pub(crate) asked: bool,
+    /// It exited with status 0 on its own, or was asked to: it was not a crash.
+    pub(crate) clean: bool,
+    /// What went wrong, when something did: the error it said it failed with, or its exit.
+    pub(crate) error: Option<Error>,
+}
+
 /// One child process.
-struct ChildSlot {
-    uid: Uid,
-    portal: Portal,
-    pid: Option<u32>,
+pub(crate) struct ChildSlot {
+    pub(crate) uid: Uid,
+    pub(crate) portal: Portal,
+    pub(crate) pid: Option<u32>,
     /// Cancelled once the process has exited, been reaped, and its exit judged.
     exited: CancellationToken,
     /// Set as soon as the process is reaped: its pid may be reused from then on, so no signal
@@ -164,11 +187,19 @@ struct ChildSlot {
     expected: AtomicBool,
     /// Started by `run_in_actor`.
     one_shot: bool,
+    /// Where its end is reported.
+    on_exit: OnExit,
 }
 
 impl ChildSlot {
+    /// Kills the child now (SIGKILL), as asked: for a child that no longer answers.
+    pub(crate) fn kill(&self) {
+        self.expected.store(true, Ordering::Release);
+        self.signal(platform::kill_now);
+    }
+
     /// Stops the child: the cancel call, then SIGTERM, then SIGKILL, each with a bounded wait.
-    async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.expected.store(true, Ordering::Release);
         if self.exited.is_cancelled() {
             return;
@@ -200,6 +231,72 @@ impl ChildSlot {
             self.signalled.store(true, Ordering::Release);
             send(pid);
         }
+    }
+}
+
+/// Starts children into a nursery, from wherever the nursery itself is not at hand.
+#[derive(Clone)]
+pub(crate) struct Recruiter {
+    core: Arc<ActorCore>,
+    state: Arc<State>,
+}
+
+impl Recruiter {
+    /// Whether the nursery is tearing its children down (no child started now would stay).
+    pub(crate) fn tearing_down(&self) -> bool {
+        self.state.tearing_down.load(Ordering::Acquire)
+    }
+
+    /// Starts a child (a daemon unless `one_shot`) whose end is reported to `on_exit`.
+    pub(crate) async fn start(
+        &self,
+        request: ChildRequest,
+        one_shot: bool,
+        on_exit: OnExit,
+    ) -> Result<Arc<ChildSlot>> {
+        let name = request.name.clone();
+        // A child that cannot start fails this call with its own error, and only this call:
+        // the caller decides what it means for the nursery (`?` closes it with the error).
+        let started = spawn_child(&self.core, request)
+            .await
+            .map_err(|cause| match cause {
+                spawn @ Error::Spawn { .. } => spawn,
+                cause => Error::Spawn {
+                    actor: name.clone(),
+                    cause: Box::new(cause),
+                },
+            })?;
+        let slot = Arc::new(ChildSlot {
+            uid: started.uid,
+            portal: started.portal,
+            pid: started.process.id(),
+            exited: CancellationToken::new(),
+            reaped: AtomicBool::new(false),
+            signalled: AtomicBool::new(false),
+            expected: AtomicBool::new(false),
+            one_shot,
+            on_exit,
+        });
+        {
+            let mut children = lock(&self.state.children);
+            children.push(slot.clone());
+        }
+        self.core
+            .io_tasks
+            .spawn(supervise(slot.clone(), started.process, self.state.clone()));
+        let torn_down = self.state.tearing_down.load(Ordering::Acquire);
+        if torn_down || (self.state.failed.is_cancelled() && !one_shot) {
+            // Teardown began (or a failure cancels daemons): this child goes down too.
+            slot.stop().await;
+            let cause = lock(&self.state.errors)
+                .first()
+                .map(|first| format!(" after: {first}"))
+                .unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "child {name} was stopped at once: the nursery is being torn down{cause}"
+            )));
+        }
+        Ok(slot)
     }
 }
 
@@ -350,49 +447,23 @@ impl Nursery {
         })
     }
 
+    /// The actor this nursery belongs to.
+    pub(crate) fn core(&self) -> &Arc<ActorCore> {
+        &self.core
+    }
+
+    /// What starts children for this nursery from elsewhere (a team recruiting members).
+    pub(crate) fn recruiter(&self) -> Recruiter {
+        Recruiter {
+            core: self.core.clone(),
+            state: self.state.clone(),
+        }
+    }
+
     async fn start(&self, request: ChildRequest, one_shot: bool) -> Result<Arc<ChildSlot>> {
-        let name = request.name.clone();
-        // A child that cannot start fails this call with its own error, and only this call:
-        // the caller decides what it means for the nursery (`?` closes it with the error).
-        let started = spawn_child(&self.core, request)
+        self.recruiter()
+            .start(request, one_shot, OnExit::FailNursery)
             .await
-            .map_err(|cause| match cause {
-                spawn @ Error::Spawn { .. } => spawn,
-                cause => Error::Spawn {
-                    actor: name.clone(),
-                    cause: Box::new(cause),
-                },
-            })?;
-        let slot = Arc::new(ChildSlot {
-            uid: started.uid,
-            portal: started.portal,
-            pid: started.process.id(),
-            exited: CancellationToken::new(),
-            reaped: AtomicBool::new(false),
-            signalled: AtomicBool::new(false),
-            expected: AtomicBool::new(false),
-            one_shot,
-        });
-        {
-            let mut children = lock(&self.state.children);
-            children.push(slot.clone());
-        }
-        self.core
-            .io_tasks
-            .spawn(supervise(slot.clone(), started.process, self.state.clone()));
-        let torn_down = self.state.tearing_down.load(Ordering::Acquire);
-        if torn_down || (self.state.failed.is_cancelled() && !one_shot) {
-            // Teardown began (or a failure cancels daemons): this child goes down too.
-            slot.stop().await;
-            let cause = lock(&self.state.errors)
-                .first()
-                .map(|first| format!(" after: {first}"))
-                .unwrap_or_default();
-            return Err(Error::Usage(format!(
-                "child {name} was stopped at once: the nursery is being torn down{cause}"
-            )));
-        }
-        Ok(slot)
     }
 
     /// Completes at the nursery's first failure (to stop waiting on other work).
@@ -459,14 +530,30 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
         },
         Err(_) => true,
     };
-    match slot.portal.runtime_error() {
-        Some(info) => state.fail(Error::Remote(RemoteActorError::from_info(info, &slot.uid))),
-        None if crashed => state.fail(Error::ChildExited {
+    let error = match slot.portal.runtime_error() {
+        Some(info) => Some(Error::Remote(RemoteActorError::from_info(info, &slot.uid))),
+        None if crashed => Some(Error::ChildExited {
             actor: slot.uid.name.clone(),
             pid: slot.pid,
             exit: platform::child_exit(&status),
         }),
-        None => {}
+        None => None,
+    };
+    match &slot.on_exit {
+        OnExit::FailNursery => {
+            if let Some(error) = error {
+                state.fail(error);
+            }
+        }
+        OnExit::Report(to) => {
+            let clean = matches!(&status, Ok(s) if s.code() == Some(0)) || (asked && !crashed);
+            let _ = to.send(ChildEnded {
+                uid: slot.uid.clone(),
+                asked,
+                clean,
+                error,
+            });
+        }
     }
     // Only now: teardown waits for this, and must find the error recorded.
     slot.exited.cancel();

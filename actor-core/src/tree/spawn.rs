@@ -147,8 +147,8 @@ pub(crate) async fn spawn_child(
                 return Err(e);
             }
         },
-        (None, Some(path)) => tokio::process::Command::new(path),
-        (None, None) => tokio::process::Command::new(std::env::current_exe()?),
+        (None, Some(path)) => named_command(path, &uid.name),
+        (None, None) => named_command(&std::env::current_exe()?, &uid.name),
     };
     if request.program.path.is_none() && request.program.tractor_python.is_none() {
         // How this program re-launches itself as a child (a test binary: the test's filter).
@@ -316,6 +316,15 @@ async fn abandon(uid: &Uid, process: &mut Child, error: Error) -> Error {
         tracing::warn!(child = %uid, "a child that did not start could not be reaped");
     }
     error
+}
+
+/// The command running `program` as the child called `name`: its `argv[0]` is the program's
+/// path followed by the child's name, so the process table (`ps`, `pgrep -f`) says which
+/// actor each process is. The program itself is found by path, never by `argv[0]`.
+fn named_command(program: &std::path::Path, name: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command.arg0(format!("{} {name}", program.display()));
+    command
 }
 
 /// The command starting a Python tractor 0.1.0a5 child the way tractor starts its own.
