@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::{path::PathBuf, sync::OnceLock};
+use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
 use common::{start_listening, stdout_of_success, within};
 use tokio::process::Command;
@@ -296,6 +296,79 @@ async fn rust_spawns_python() {
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "python child not reaped"
+    );
+}
+
+/// A team of Python tractor workers runs tasks by name: results, a Python exception class named
+/// in the retry list retried on the other member, any other exception reported at once.
+#[actor::test]
+async fn a_team_of_python_tractor_workers() {
+    use actor::{
+        Program, Value,
+        team::{Task, TaskId},
+    };
+    use futures::StreamExt;
+    let python = tractor_python();
+    let module = workspace().join("tests/interop/pyfuncs.py");
+    let nursery = actor::open_nursery().await.unwrap();
+    let team = nursery
+        .team("py-worker")
+        .enable("pyfuncs")
+        .program(Program::tractor(python).module_path("pyfuncs", module.display().to_string()))
+        .members(2)
+        .retry_on("ConnectionResetError")
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .recruit()
+        .await
+        .unwrap();
+    let adds = (0..20).map(|i: i64| {
+        let kwargs = Value::Map(vec![("a".into(), i.into()), ("b".into(), 1.into())]);
+        Task::from_ns("pyfuncs", "add", &kwargs).unwrap()
+    });
+    let mut sums: Vec<(TaskId, i64)> = team
+        .map_tasks(adds)
+        .map(|o| (o.task, o.result.unwrap().as_i64().unwrap()))
+        .collect()
+        .await;
+    sums.sort();
+    assert_eq!(sums, (1..=20).map(|t| (t, t as i64)).collect::<Vec<_>>());
+
+    let marker = std::env::temp_dir().join(format!("actor-py-flaky-{}", actor::Uid::new("m").uuid));
+    let kwargs = Value::Map(vec![("marker".into(), marker.display().to_string().into())]);
+    let flaky = team
+        .run(Task::from_ns("pyfuncs", "flaky", &kwargs).unwrap())
+        .await;
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(flaky.attempts.len(), 2, "{:?}", flaky.attempts);
+    assert!(
+        flaky.attempts[0]
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("ConnectionResetError")
+    );
+    assert_ne!(flaky.attempts[0].member, flaky.attempts[1].member);
+    let pid: u32 = flaky.result.unwrap().decode().unwrap();
+
+    let kwargs = Value::Map(vec![("msg".into(), "nope".into())]);
+    let failed = team
+        .run(Task::from_ns("pyfuncs", "fail", &kwargs).unwrap())
+        .await;
+    assert_eq!(failed.attempts.len(), 1, "a ValueError is not retried");
+    let err = failed.result.unwrap_err();
+    let remote = err.as_remote().unwrap();
+    assert_eq!(remote.type_str, "ValueError");
+    assert!(remote.tb_str.contains("nope"), "{}", remote.tb_str);
+
+    let status = team.dismiss(Duration::from_secs(5)).await;
+    assert_eq!(
+        (status.succeeded, status.failed, status.retries),
+        (21, 1, 1)
+    );
+    nursery.close().await.unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "python worker not reaped"
     );
 }
 

@@ -43,3 +43,14 @@ async def echo_ctx(ctx, start):
 async def getpid():
     import os
     return os.getpid()
+
+
+async def flaky(marker):
+    """Fails with ConnectionResetError the first time it runs for `marker` (a file it creates)."""
+    import os
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return os.getpid()
+    os.close(fd)
+    raise ConnectionResetError("first attempt fails")
