@@ -96,3 +96,8 @@ pub struct ReadmeExamples;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/first-actor-tree.md")]
 pub struct FirstActorTree;
+
+/// The examples of `docs/teams.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/teams.md")]
+pub struct TeamsGuide;
