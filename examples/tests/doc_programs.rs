@@ -3,7 +3,7 @@
 //! from outside (their output, their exit status, the process table afterwards).
 //!
 //! Covers `docs/first-actor-tree.md` (its three-process tree) and the README's "Actor trees"
-//! example, with the README's `Cargo.toml` lines.
+//! and "Teams" examples, with the README's `Cargo.toml` lines.
 
 // Test code: a failed unwrap or panic is a failed test, with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -192,14 +192,22 @@ fn the_docs_programs_build_from_their_cargo_toml_lines_and_run() {
     assert_eq!(shown.lines().skip(2).collect::<Vec<_>>(), lines[2..]);
     assert!(running(&program).is_empty(), "a child outlived the root");
 
-    // The README's tree example, with the README's lines.
+    // The README's tree and team examples, with the README's lines.
     let readme = "README.md";
-    let program = build_like_a_newcomer(
-        dir.path(),
-        "readme-tree",
-        &block_with(readme, "toml", "[dependencies]"),
-        &block_with(readme, "rust", "#[actor::main]"),
-    );
-    run(&program);
-    assert!(running(&program).is_empty(), "a child outlived the root");
+    for (name, marker) in [
+        ("readme-tree", "run_in_actor(\"adder\""),
+        ("readme-team", "nursery.team("),
+    ] {
+        let program = build_like_a_newcomer(
+            dir.path(),
+            name,
+            &block_with(readme, "toml", "[dependencies]"),
+            &block_with(readme, "rust", marker),
+        );
+        run(&program);
+        assert!(
+            running(&program).is_empty(),
+            "a child of {name} outlived the root"
+        );
+    }
 }
