@@ -76,6 +76,26 @@ mod work {
         n
     }
 
+    /// Sleeps `ms`, then says how many `team` calls run in this member at that moment.
+    #[actor::remote(ns = "team")]
+    pub(crate) async fn overlap(ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        actor::Actor::current().map_or(0, |me| me.running_calls("team"))
+    }
+
+    /// Answers with this member's pid, then its actor stops on its own (the member resigns).
+    #[actor::remote(ns = "team")]
+    pub(crate) async fn resign() -> u32 {
+        if let Some(me) = actor::Actor::current() {
+            tokio::spawn(async move {
+                // After the answer is on its way.
+                tokio::task::yield_now().await;
+                me.cancel();
+            });
+        }
+        std::process::id()
+    }
+
     /// This member's pid.
     #[actor::remote(ns = "team")]
     pub(crate) async fn pid() -> u32 {
@@ -531,4 +551,129 @@ async fn closing_the_nursery_under_a_team_stops_its_members_without_replacing_th
         "{:?}",
         status.members
     );
+}
+
+#[actor::test]
+async fn a_member_runs_as_many_tasks_at_once_as_it_has_slots() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let team = nursery
+        .team("slots")
+        .enable("team")
+        .members(1)
+        .slots(3)
+        .recruit()
+        .await
+        .unwrap();
+    let seen: Vec<u64> = team
+        .map((0..9).map(|_| overlap { ms: 200 }))
+        .map(|o| o.result.unwrap())
+        .collect()
+        .await;
+    assert_eq!(seen.len(), 9);
+    assert_eq!(
+        seen.iter().max(),
+        Some(&3),
+        "three at once, never more: {seen:?}"
+    );
+    team.dismiss(Duration::from_secs(5)).await;
+    nursery.close().await.unwrap();
+}
+
+#[actor::test]
+async fn dropping_an_outcome_stream_cancels_its_tasks_and_frees_the_members() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let team = nursery
+        .team("dropped")
+        .enable("team")
+        .members(2)
+        .recruit()
+        .await
+        .unwrap();
+    let mut events = Box::pin(team.events());
+    let mut outcomes = team.map((0..4).map(|n| nap { n, ms: 60_000 }));
+    // Polled once, it submits its tasks; two start (one per member); then it is dropped.
+    assert!(futures::poll!(outcomes.next()).is_pending());
+    let mut running = 0;
+    while running < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("events")
+            .unwrap();
+        if let TeamEvent::Task {
+            state: TaskState::Running { .. },
+            ..
+        } = event
+        {
+            running += 1;
+        }
+    }
+    drop(outcomes);
+    let mut cancelled = 0;
+    while cancelled < 4 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("events")
+            .unwrap();
+        if let TeamEvent::Task {
+            state: TaskState::Cancelled,
+            ..
+        } = event
+        {
+            cancelled += 1;
+        }
+    }
+    // Both members are free at once: their calls were cancelled, not left to run a minute.
+    let both = futures::future::join(team.execute(pid {}), team.execute(pid {}));
+    let (a, b) = tokio::time::timeout(Duration::from_secs(5), both)
+        .await
+        .expect("free members");
+    assert!(a.is_ok() && b.is_ok());
+    let status = team.status().await;
+    assert_eq!((status.cancelled, status.succeeded), (4, 2));
+    team.dismiss(Duration::from_secs(5)).await;
+    nursery.close().await.unwrap();
+}
+
+#[actor::test]
+async fn a_member_that_resigns_is_replaced() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let team = nursery
+        .team("quits")
+        .enable("team")
+        .members(1)
+        .recruit()
+        .await
+        .unwrap();
+    let mut events = Box::pin(team.events());
+    let resigned = team.execute(resign {}).await.unwrap();
+    all_gone([resigned]).await;
+    let (mut gone, mut ready) = (false, false);
+    while !(gone && ready) {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("member events")
+            .unwrap();
+        match event {
+            TeamEvent::Member {
+                member,
+                state: MemberState::Resigned,
+            } => {
+                assert_eq!(member, "quits-1");
+                gone = true;
+            }
+            TeamEvent::Member {
+                member,
+                state: MemberState::Ready,
+            } if member == "quits-2" => {
+                ready = true;
+            }
+            _ => {}
+        }
+    }
+    let replacement = team.execute(pid {}).await.unwrap();
+    assert_ne!(replacement, resigned);
+    let status = team.status().await;
+    assert_eq!(status.replaced, 1);
+    team.dismiss(Duration::from_secs(5)).await;
+    nursery.close().await.unwrap();
 }

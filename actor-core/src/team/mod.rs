@@ -288,7 +288,8 @@ impl Team {
     }
 
     /// Runs many calls, at most `max_in_flight` at once, and streams their outcomes in the
-    /// order they end. Dropping the stream cancels the tasks it has not reported.
+    /// order they end. Like any stream it works when polled: tasks are submitted as it is read
+    /// (up to `max_in_flight` ahead). Dropping it cancels the tasks it has not reported.
     pub fn map<F, I>(&self, calls: I) -> Outcomes<F::Output>
     where
         F: RemoteFn + 'static,
