@@ -677,3 +677,57 @@ async fn a_member_that_resigns_is_replaced() {
     team.dismiss(Duration::from_secs(5)).await;
     nursery.close().await.unwrap();
 }
+
+#[actor::test]
+async fn an_outcome_stream_outliving_its_team_ends_with_every_task_cancelled() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let team = nursery
+        .team("gone")
+        .enable("team")
+        .members(1)
+        .max_in_flight(2)
+        .recruit()
+        .await
+        .unwrap();
+    let mut outcomes = team.map((0..5).map(|n| nap { n, ms: 60_000 }));
+    // Two submitted, three not yet; then the team goes.
+    assert!(futures::poll!(outcomes.next()).is_pending());
+    drop(team);
+    let ended: Vec<_> = tokio::time::timeout(Duration::from_secs(10), outcomes.collect::<Vec<_>>())
+        .await
+        .expect("the stream must end, not hang");
+    assert!(!ended.is_empty() && ended.len() <= 5, "{}", ended.len());
+    assert!(
+        ended
+            .iter()
+            .all(|o| matches!(o.result, Err(Error::Cancelled)))
+    );
+    nursery.close().await.unwrap();
+}
+
+#[actor::test]
+async fn tasks_fail_instead_of_waiting_forever_when_the_nursery_stops_every_member() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let team = nursery
+        .team("orphaned")
+        .enable("team")
+        .members(1)
+        .recruit()
+        .await
+        .unwrap();
+    let member = team.execute(pid {}).await.unwrap();
+    nursery.cancel().await;
+    all_gone([member]).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        team.run(actor::team::Task::call(&pid {}).unwrap()),
+    )
+    .await
+    .expect("a task must not wait forever for members that will never come");
+    let err = outcome.result.unwrap_err();
+    assert!(err.to_string().contains("no member left"), "{err}");
+    // A grace too long to add to the clock is no deadline, not a panic.
+    let status = team.dismiss(Duration::MAX).await;
+    assert_eq!(status.members.len(), 1, "{:?}", status.members);
+    nursery.close().await.unwrap();
+}

@@ -137,6 +137,8 @@ pub(crate) struct Dispatcher {
     recruit_failures: u32,
     /// Set once dismissal began: until then, the deadline for the tasks left.
     dismissing: Option<(Instant, Vec<oneshot::Sender<TeamStatus>>)>,
+    /// Set once the team has no member and can recruit none (why): tasks fail from then on.
+    no_members: Option<String>,
 }
 
 impl Dispatcher {
@@ -175,6 +177,7 @@ impl Dispatcher {
             next_member,
             recruit_failures: 0,
             dismissing: None,
+            no_members: None,
         }
     }
 
@@ -194,15 +197,22 @@ impl Dispatcher {
         loop {
             self.dispatch();
             if self.dismissal_due() {
-                return self.finish_dismissal().await;
+                self.finish_dismissal().await;
+                break;
             }
             let wake_at = self.next_wake();
             tokio::select! {
                 biased;
-                () = dropped.cancelled() => return self.abort(),
+                () = dropped.cancelled() => {
+                    self.abort();
+                    break;
+                }
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
-                    None => return self.abort(),
+                    None => {
+                        self.abort();
+                        break;
+                    }
                 },
                 Some(done) = self.attempts.next(), if !self.attempts.is_empty() => {
                     self.attempt_done(done);
@@ -214,6 +224,7 @@ impl Dispatcher {
                 () = sleep_until(wake_at) => {}
             }
         }
+        self.drain(&mut commands);
     }
 
     fn emit(&self, event: TeamEvent) {
@@ -240,10 +251,14 @@ impl Dispatcher {
 
     /// When the loop must wake on its own: the earliest retry, or the dismissal's deadline.
     fn next_wake(&self) -> Option<Instant> {
+        // Only retries still waiting: a due one waiting for a member is woken by the member
+        // (an attempt's end, a recruit, an exit), not by the clock.
+        let now = Instant::now();
         let retry = self
             .queue
             .iter()
             .filter_map(|id| self.tasks.get(id).and_then(|run| run.not_before))
+            .filter(|at| *at > now)
             .min();
         let dismissal = self.dismissing.as_ref().map(|(deadline, _)| *deadline);
         match (retry, dismissal) {
@@ -255,18 +270,9 @@ impl Dispatcher {
     fn command(&mut self, command: Command) {
         match command {
             Command::Submit { id, task, sink } => {
-                if self.dismissing.is_some() {
-                    let outcome = RawOutcome {
-                        task: id,
-                        attempts: Vec::new(),
-                        result: Err(Error::Usage(format!(
-                            "task {id} ({}) submitted to a team being dismissed",
-                            task.name()
-                        ))),
-                    };
-                    deliver(Some(sink), outcome);
-                    self.status.failed += 1;
-                    return self.set_task(id, TaskState::Failed);
+                if let Some(why) = self.refusing() {
+                    debug!(task = id, name = %task.name(), "task refused");
+                    return self.refuse(id, sink, why);
                 }
                 self.tasks.insert(
                     id,
@@ -291,9 +297,48 @@ impl Dispatcher {
             }
             Command::Dismiss { grace, done } => match &mut self.dismissing {
                 Some((_, waiters)) => waiters.push(done),
-                None => self.dismissing = Some((Instant::now() + grace, vec![done])),
+                None => {
+                    // A grace too long to add is no deadline at all: a year will do.
+                    let deadline = Instant::now()
+                        .checked_add(grace)
+                        .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
+                    self.dismissing = Some((deadline, vec![done]));
+                }
             },
         }
+    }
+
+    /// Why no task is accepted now, if none is: the team is being dismissed, or it has no
+    /// member left and can recruit none.
+    fn refusing(&self) -> Option<Refusal> {
+        if self.dismissing.is_some() {
+            return Some(Refusal::Dismissing);
+        }
+        self.no_members.clone().map(Refusal::NoMembers)
+    }
+
+    /// Ends task `id` at once: cancelled by a dismissal, or failed for want of members.
+    fn refuse(&mut self, id: TaskId, sink: Sink, why: Refusal) {
+        let (result, state) = match why {
+            Refusal::Dismissing => {
+                self.status.cancelled += 1;
+                (Err(Error::Cancelled), TaskState::Cancelled)
+            }
+            Refusal::NoMembers(why) => {
+                self.status.failed += 1;
+                (
+                    Err(Error::Usage(format!("the team has no member left: {why}"))),
+                    TaskState::Failed,
+                )
+            }
+        };
+        let outcome = RawOutcome {
+            task: id,
+            attempts: Vec::new(),
+            result,
+        };
+        deliver(Some(sink), outcome);
+        self.set_task(id, state);
     }
 
     fn snapshot(&self) -> TeamStatus {
@@ -337,9 +382,18 @@ impl Dispatcher {
         status
     }
 
-    /// A member with a free slot for a task that ran on `tried` before: one it did not run on
-    /// if there is one, the least busy first.
+    /// A member with a free slot for a task that ran on `tried` before, the least busy first.
+    /// A retry goes to a member it did not run on: it waits for one while one lives (busy or
+    /// starting); only when none is left does it run again where it ran before.
     fn pick_member(&self, tried: &[Attempt]) -> Option<usize> {
+        let ran_on = |m: &Member| tried.iter().any(|a| a.member == m.name);
+        let untried_alive = self.members.iter().any(|m| {
+            !ran_on(m)
+                && matches!(
+                    m.state,
+                    MemberState::Ready | MemberState::Busy | MemberState::Starting
+                )
+        });
         self.members
             .iter()
             .enumerate()
@@ -347,16 +401,22 @@ impl Dispatcher {
                 matches!(m.state, MemberState::Ready | MemberState::Busy)
                     && m.slot.as_ref().is_some_and(|slot| !slot.portal.is_closed())
                     && m.running < self.spec.slots
+                    && !(untried_alive && ran_on(m))
             })
-            .min_by_key(|(index, m)| {
-                let tried_here = tried.iter().any(|a| a.member == m.name);
-                (tried_here, m.running, *index)
-            })
+            .min_by_key(|(index, m)| (m.running, *index))
             .map(|(index, _)| index)
     }
 
     /// Hands due tasks, in order, to free members.
     fn dispatch(&mut self) {
+        if let Some(why) = self.no_members.clone() {
+            let waiting: Vec<TaskId> = self.queue.drain(..).collect();
+            for id in waiting {
+                let error = Error::Usage(format!("the team has no member left: {why}"));
+                self.finish(id, Err(error));
+            }
+            return;
+        }
         let now = Instant::now();
         let mut waiting = VecDeque::with_capacity(self.queue.len());
         while let Some(id) = self.queue.pop_front() {
@@ -372,11 +432,13 @@ impl Dispatcher {
             }
             match self.pick_member(&run.attempts) {
                 Some(member) => self.start_attempt(id, member),
-                None => {
-                    // No member is free: none is for the tasks behind it either.
+                None if run.attempts.is_empty() => {
+                    // No member is free for a first attempt: none is for those behind it.
                     waiting.push_back(id);
                     waiting.extend(self.queue.drain(..));
                 }
+                // A retry may wait for a member it has not run on while others go ahead.
+                None => waiting.push_back(id),
             }
         }
         self.queue = waiting;
@@ -405,6 +467,9 @@ impl Dispatcher {
             failure: None,
         });
         member.running += 1;
+        if attempt > 1 {
+            self.status.retries += 1;
+        }
         let name = member.name.clone();
         let full = member.running >= self.spec.slots;
         let (ns, func, kwargs) = (
@@ -493,7 +558,7 @@ impl Dispatcher {
         let next = attempts + 1;
         let after = self.policy.backoff_before(next, random());
         if retry {
-            run.not_before = Some(Instant::now() + after);
+            run.not_before = Instant::now().checked_add(after);
         }
         match &error {
             // Hung past the deadline: it may never answer again.
@@ -508,7 +573,6 @@ impl Dispatcher {
             return self.finish(done.task, Err(error));
         }
         self.queue.push_back(done.task);
-        self.status.retries += 1;
         self.set_task(
             done.task,
             TaskState::Retrying {
@@ -590,12 +654,10 @@ impl Dispatcher {
         else {
             return;
         };
-        let state = if self.dismissing.is_some() {
-            MemberState::Dismissed
-        } else if self.members[index].killed {
+        let state = if self.members[index].killed {
             MemberState::Dead
         } else if ended.asked {
-            // Stopped by its nursery (closing under the team): not the team's to replace.
+            // Stopped by this side: a dismissal, or its nursery closing under the team.
             MemberState::Dismissed
         } else if ended.clean {
             MemberState::Resigned
@@ -604,27 +666,29 @@ impl Dispatcher {
         };
         debug!(member = %self.members[index].name, ?state, error = ?ended.error, "member ended");
         self.members[index].slot = None;
-        // Emitted even if it was already marked dead: the process is gone now.
+        // Emitted even if it was already marked dead when it was killed: it is gone now.
         self.members[index].state = MemberState::Starting;
         self.set_member(index, state.clone());
         if matches!(state, MemberState::Dead | MemberState::Resigned) {
-            self.replace(index, Duration::ZERO);
+            if self.replace(index, Duration::ZERO) {
+                self.status.replaced += 1;
+            }
         }
+        self.check_members("every member ended and none can be recruited");
     }
 
-    /// Recruits a member in place of member `index`, after `delay`.
-    fn replace(&mut self, index: usize, delay: Duration) {
+    /// Recruits a member in place of member `index`, after `delay`; false if none is (the team
+    /// is being dismissed, or its nursery is closing).
+    fn replace(&mut self, index: usize, delay: Duration) -> bool {
         if self.dismissing.is_some() {
-            return;
+            return false;
         }
         if self.recruiter.tearing_down() {
-            // The nursery is closing under the team: its members are not replaced.
-            return self.set_member(index, MemberState::Dismissed);
+            return false;
         }
         let name = format!("{}-{}", self.spec.prefix, self.next_member);
         self.next_member += 1;
         self.set_member(index, MemberState::Replaced { by: name.clone() });
-        self.status.replaced += 1;
         let new = self.members.len();
         self.members.push(Member {
             name: name.clone(),
@@ -649,14 +713,13 @@ impl Dispatcher {
             }
             .boxed(),
         );
+        true
     }
 
     fn recruited(&mut self, index: usize, started: Result<Arc<ChildSlot>>) {
         match started {
             Ok(slot) => {
-                if self.dismissing.is_some() {
-                    slot.kill();
-                }
+                // Even during a dismissal: it serves until the dismissal stops it with the rest.
                 self.recruit_failures = 0;
                 if let Some(member) = self.members.get_mut(index) {
                     member.slot = Some(slot);
@@ -672,30 +735,25 @@ impl Dispatcher {
                         .policy
                         .backoff_before(self.recruit_failures + 1, random());
                     self.replace(index, delay);
-                } else if !self.has_members() {
-                    self.fail_waiting(&error);
                 }
+                self.check_members(&format!("recruiting failed: {error}"));
             }
         }
     }
 
-    /// Whether any member runs or is starting.
-    fn has_members(&self) -> bool {
-        self.members.iter().any(|m| {
+    /// When no member runs or is on its way, and none will be: the team can run nothing more,
+    /// so every task waiting (and every task submitted from now on) fails, saying `why`.
+    fn check_members(&mut self, why: &str) {
+        let alive = self.members.iter().any(|m| {
             matches!(
                 m.state,
                 MemberState::Ready | MemberState::Busy | MemberState::Starting
             )
-        })
-    }
-
-    /// No member is left and none can be recruited: every task not running fails.
-    fn fail_waiting(&mut self, cause: &Error) {
-        let waiting: Vec<TaskId> = self.queue.drain(..).collect();
-        for id in waiting {
-            let error = Error::Usage(format!("the team has no member left: {cause}"));
-            self.finish(id, Err(error));
+        });
+        if alive || !self.recruits.is_empty() || self.no_members.is_some() {
+            return;
         }
+        self.no_members = Some(why.to_owned());
     }
 
     /// Whether dismissal may finish: every task ended, or its deadline passed.
@@ -707,30 +765,30 @@ impl Dispatcher {
     }
 
     /// Cancels what is left, stops every member gracefully, waits until each is reaped.
-    async fn finish_dismissal(mut self) {
+    async fn finish_dismissal(&mut self) {
         let left: Vec<TaskId> = self.tasks.keys().copied().collect();
         for id in left {
             self.cancel_task(id);
         }
+        // Recruits that already started are stopped with the rest; those still on their way
+        // are dropped (a process being spawned is killed with its handle).
+        while let Some(Some((index, started))) = self.recruits.next().now_or_never() {
+            self.recruited(index, started);
+        }
+        self.recruits = FuturesUnordered::new();
         let slots: Vec<(usize, Arc<ChildSlot>)> = self
             .members
             .iter()
             .enumerate()
+            .filter(|(_, m)| !m.killed)
             .filter_map(|(index, m)| m.slot.clone().map(|slot| (index, slot)))
             .collect();
         futures::future::join_all(slots.iter().map(|(_, slot)| slot.stop())).await;
         for (index, _) in &slots {
-            self.set_member(*index, MemberState::Dismissed);
             if let Some(member) = self.members.get_mut(*index) {
                 member.slot = None;
             }
-        }
-        // Members still being recruited are killed as they arrive (`recruited`).
-        while let Some((index, started)) = self.recruits.next().await {
-            if let Ok(slot) = started {
-                slot.stop().await;
-            }
-            self.set_member(index, MemberState::Dismissed);
+            self.set_member(*index, MemberState::Dismissed);
         }
         let status = self.snapshot();
         if let Some((_, waiters)) = self.dismissing.take() {
@@ -741,18 +799,58 @@ impl Dispatcher {
     }
 
     /// The team was dropped: every task is cancelled and every member killed now.
-    fn abort(mut self) {
+    fn abort(&mut self) {
         let left: Vec<TaskId> = self.tasks.keys().copied().collect();
         for id in left {
             self.cancel_task(id);
         }
-        for member in &self.members {
-            if let Some(slot) = &member.slot {
+        self.kill_all();
+        // Recruits on their way are dropped: a process being spawned dies with its handle.
+        self.recruits = FuturesUnordered::new();
+    }
+
+    /// Kills every member still running.
+    fn kill_all(&mut self) {
+        for member in &mut self.members {
+            if let Some(slot) = member.slot.take() {
                 slot.kill();
             }
         }
-        // Members still being recruited: dropping their futures kills their processes.
     }
+
+    /// After the loop: what is still in the command channel gets its answer (a task submitted
+    /// meanwhile is cancelled), and nothing more can be sent.
+    fn drain(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        commands.close();
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Submit { id, sink, .. } => self.refuse(id, sink, Refusal::Dismissing),
+                Command::Cancel(_) => {}
+                Command::Status(reply) => {
+                    let _ = reply.send(self.snapshot());
+                }
+                Command::Dismiss { done, .. } => {
+                    let _ = done.send(self.snapshot());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        // However the dispatcher ends (a panic included), no member outlives it.
+        self.kill_all();
+    }
+}
+
+/// Why the team takes no task now.
+#[derive(Debug)]
+enum Refusal {
+    /// It is being dismissed (or gone): the task is cancelled.
+    Dismissing,
+    /// It has no member left (why): the task fails.
+    NoMembers(String),
 }
 
 impl TaskRun {

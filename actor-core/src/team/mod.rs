@@ -69,9 +69,10 @@ pub use self::{
 };
 use crate::{
     base::error::{Error, Result},
+    base::lock,
     calls::registry::RemoteFn,
     tree::{
-        nursery::{Nursery, OnExit},
+        nursery::{ChildSlot, Nursery, OnExit},
         spawn::Program,
     },
 };
@@ -188,9 +189,17 @@ impl TeamBuilder<'_> {
             program: self.program,
             slots: self.slots,
         };
+        // Members started so far are killed if this future is dropped before the team exists.
+        let guard = KillUnlessKept::default();
         let starts = (1..=self.members).map(|n| {
             let request = spec.request(&format!("{}-{n}", spec.prefix));
-            recruiter.start(request, false, OnExit::Report(exits_tx.clone()))
+            let started = recruiter.start(request, false, OnExit::Report(exits_tx.clone()));
+            let guard = &guard;
+            async move {
+                let slot = started.await?;
+                lock(&guard.0).push(slot.clone());
+                Ok::<_, Error>(slot)
+            }
         });
         let started = futures::future::join_all(starts).await;
         let mut members = Vec::with_capacity(started.len());
@@ -205,6 +214,7 @@ impl TeamBuilder<'_> {
             futures::future::join_all(members.iter().map(|slot| slot.stop())).await;
             return Err(error);
         }
+        lock(&guard.0).clear();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let dropped = CancellationToken::new();
@@ -227,6 +237,18 @@ impl TeamBuilder<'_> {
             max_in_flight: self.max_in_flight,
             _dropped: dropped.drop_guard(),
         })
+    }
+}
+
+/// Members started by a `recruit` not yet finished: killed if it is dropped midway.
+#[derive(Default)]
+struct KillUnlessKept(std::sync::Mutex<Vec<Arc<ChildSlot>>>);
+
+impl Drop for KillUnlessKept {
+    fn drop(&mut self) {
+        for slot in lock(&self.0).drain(..) {
+            slot.kill();
+        }
     }
 }
 
@@ -255,8 +277,9 @@ impl Team {
         id
     }
 
-    /// Runs one task and returns its result; its error is an [`Error::TaskFailed`] naming the
-    /// task and the members its attempts ran on.
+    /// Runs one task and returns its result. If the task fails, the error is an
+    /// [`Error::TaskFailed`] naming the task and the members its attempts ran on; arguments
+    /// that cannot be encoded fail with their encoding error before any task is made.
     pub async fn execute<F: RemoteFn>(&self, call: F) -> Result<F::Output> {
         let outcome = self.run(Task::call(&call)?).await;
         decode(outcome).into_result()
@@ -316,7 +339,7 @@ impl Team {
             tasks: Some(tasks),
             in_flight: HashSet::new(),
             max_in_flight: self.max_in_flight,
-            to,
+            to: Some(to),
             from,
             _output: PhantomData,
         }
@@ -374,6 +397,15 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// The outcome of task `id` that never ran.
+fn unstarted(id: TaskId, error: Error) -> Outcome<Payload> {
+    Outcome {
+        task: id,
+        attempts: Vec::new(),
+        result: Err(error),
+    }
+}
+
 /// Decodes an outcome's result into `T`.
 fn decode<T: DeserializeOwned>(outcome: Outcome<Payload>) -> Outcome<T> {
     Outcome {
@@ -393,7 +425,9 @@ pub struct Outcomes<T> {
     tasks: Option<Box<dyn Iterator<Item = Result<Task>> + Send>>,
     in_flight: HashSet<TaskId>,
     max_in_flight: usize,
-    to: mpsc::UnboundedSender<RawOutcome>,
+    /// Held while tasks remain to submit; then only the tasks' sinks (in the dispatcher) hold
+    /// the channel, so it ends once every one of them has answered or is gone.
+    to: Option<mpsc::UnboundedSender<RawOutcome>>,
     from: mpsc::UnboundedReceiver<RawOutcome>,
     _output: PhantomData<fn() -> T>,
 }
@@ -411,28 +445,31 @@ impl<T> Outcomes<T> {
     /// cannot even be encoded ends at once with its error.
     fn top_up(&mut self) -> Option<Outcome<Payload>> {
         while self.in_flight.len() < self.max_in_flight {
-            let Some(tasks) = &mut self.tasks else {
+            let (Some(tasks), Some(to)) = (&mut self.tasks, &self.to) else {
                 return None;
             };
             let Some(next) = tasks.next() else {
                 self.tasks = None;
+                self.to = None;
                 return None;
             };
             let id = self.next_task.fetch_add(1, Ordering::Relaxed);
-            match next {
-                Ok(task) => {
-                    self.in_flight.insert(id);
-                    let sink = Sink::Many(self.to.clone());
-                    let _ = self.commands.send(Command::Submit { id, task, sink });
-                }
-                Err(error) => {
-                    return Some(Outcome {
-                        task: id,
-                        attempts: Vec::new(),
-                        result: Err(error),
-                    });
-                }
+            let task = match next {
+                Ok(task) => task,
+                Err(error) => return Some(unstarted(id, error)),
+            };
+            let sink = Sink::Many(to.clone());
+            if self
+                .commands
+                .send(Command::Submit { id, task, sink })
+                .is_err()
+            {
+                // The team is gone: nothing more is submitted.
+                self.tasks = None;
+                self.to = None;
+                return Some(unstarted(id, Error::Cancelled));
             }
+            self.in_flight.insert(id);
         }
         None
     }
@@ -459,8 +496,14 @@ impl<T: DeserializeOwned> Stream for Outcomes<T> {
                 };
                 Poll::Ready(Some(decode(outcome)))
             }
-            // Unreachable while `to` is held here; ends the stream rather than hang.
-            Poll::Ready(None) => Poll::Ready(None),
+            // Every sink is gone without an answer (the team ended): the rest are cancelled.
+            Poll::Ready(None) => match this.in_flight.iter().next().copied() {
+                Some(id) => {
+                    this.in_flight.remove(&id);
+                    Poll::Ready(Some(decode(unstarted(id, Error::Cancelled))))
+                }
+                None => Poll::Ready(None),
+            },
             Poll::Pending => Poll::Pending,
         }
     }

@@ -242,9 +242,10 @@ pub(crate) struct Recruiter {
 }
 
 impl Recruiter {
-    /// Whether the nursery is tearing its children down (no child started now would stay).
+    /// Whether the nursery is tearing its children down or failed (no daemon started now
+    /// would stay).
     pub(crate) fn tearing_down(&self) -> bool {
-        self.state.tearing_down.load(Ordering::Acquire)
+        self.state.tearing_down.load(Ordering::Acquire) || self.state.failed.is_cancelled()
     }
 
     /// Starts a child (a daemon unless `one_shot`) whose end is reported to `on_exit`.
@@ -557,6 +558,8 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
     }
     // Only now: teardown waits for this, and must find the error recorded.
     slot.exited.cancel();
+    // Gone: no teardown needs it any more (a team's churn of members does not pile up).
+    lock(&state.children).retain(|child| !Arc::ptr_eq(child, &slot));
     state.changed.notify_waiters();
 }
 

@@ -136,6 +136,11 @@ pub(crate) async fn spawn_child(
     let uid = Uid::new(&request.name);
     let (connected, connect_back) = oneshot::channel();
     lock(&parent.pending_children).insert(uid.uuid.clone(), connected);
+    // However this ends (also if the caller drops it midway), the entry goes.
+    let _pending = PendingChild {
+        parent: parent.clone(),
+        uuid: uid.uuid.clone(),
+    };
     let forget = || {
         lock(&parent.pending_children).remove(&uid.uuid);
     };
@@ -255,6 +260,18 @@ pub(crate) async fn spawn_child(
         process,
         portal,
     })
+}
+
+/// A child's entry in its parent's table of children connecting back, removed when dropped.
+struct PendingChild {
+    parent: Arc<ActorCore>,
+    uuid: String,
+}
+
+impl Drop for PendingChild {
+    fn drop(&mut self) {
+        lock(&self.parent.pending_children).remove(&self.uuid);
+    }
 }
 
 /// Waits until the child serves (it answers a call on its parent connection, which it serves
