@@ -669,10 +669,10 @@ impl Dispatcher {
         // Emitted even if it was already marked dead when it was killed: it is gone now.
         self.members[index].state = MemberState::Starting;
         self.set_member(index, state.clone());
-        if matches!(state, MemberState::Dead | MemberState::Resigned) {
-            if self.replace(index, Duration::ZERO) {
-                self.status.replaced += 1;
-            }
+        if matches!(state, MemberState::Dead | MemberState::Resigned)
+            && self.replace(index, Duration::ZERO)
+        {
+            self.status.replaced += 1;
         }
         self.check_members("every member ended and none can be recruited");
     }
