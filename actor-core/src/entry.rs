@@ -106,6 +106,8 @@ where
             let out = tokio::select! {
                 out = &mut program => Some(out),
                 _ = interrupt => None,
+                // A service's end stops the root: its program too.
+                () = core.fatal_token.cancelled() => None,
             };
             if out.is_none() {
                 // Graceful first: every nursery cancels its children (which unregister and run
@@ -116,6 +118,11 @@ where
         };
         root.cancel();
         root.wait().await;
+        if let Some(fatal) = crate::base::lock(&core.fatal).take() {
+            return Err(Error::ServiceFailed {
+                detail: fatal.tb_str,
+            });
+        }
         Ok::<_, Error>(out)
     });
     drop(entered);

@@ -63,6 +63,9 @@ pub use actor_ipc::{self as ipc, Addr, Payload, Uid, Value};
 pub use actor_macros::main;
 /// Registers a function as remotely callable. See the crate documentation.
 pub use actor_macros::remote;
+/// Declares a service: background work started by every actor that enables its namespace,
+/// whose end is fatal while the actor runs (see `docs/services.md`).
+pub use actor_macros::service;
 /// Makes an `async fn` test a root actor able to spawn children from the test binary.
 pub use actor_macros::test;
 pub use base::error::{self, ChildExit, Error, RemoteActorError, Result};
@@ -74,10 +77,13 @@ pub use calls::{
 pub use connection::MAX_STREAM_CREDIT;
 pub use entry::{INTERRUPTED_EXIT, RootOptions, TRANSPORT_ENV, run_root};
 pub use portal::{CallHandle, Portal, connect, connect_as};
-pub use runtime::{DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS};
+pub use runtime::{
+    DEFAULT_STREAM_WINDOW, INTROSPECTION_NS, InvocationInfo, InvocationStatus,
+    MAX_BLOCKING_THREADS, Service, ServiceFlavour, ServiceInfo, ServiceState, ThreadRunnerStatus,
+};
 pub use team::{Team, TeamBuilder};
 pub use tree::{
-    actor::{Actor, ActorBuilder, ActorHandle, ActorInfo, RuntimeFlavor},
+    actor::{Actor, ActorBuilder, ActorHandle, ActorInfo, RuntimeFlavor, THREAD_SLOTS_ENV},
     discovery::{
         self, DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry,
         wait_for_actor,

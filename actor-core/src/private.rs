@@ -7,8 +7,11 @@ use actor_ipc::Payload;
 use futures::{Stream, StreamExt};
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use crate::calls::registry::{CallFuture, Handler, ItemStream, Registration};
+pub use crate::calls::registry::{
+    CallFuture, Handler, ItemStream, Registration, ServiceRegistration, ServiceStart,
+};
 pub use crate::entry::{run_main, run_test};
+pub use crate::runtime::services::ServiceEnd;
 pub use actor_ipc::Payload as RawPayload;
 pub use futures;
 pub use inventory;
@@ -64,6 +67,54 @@ fn short_type_name<T>() -> String {
     let full = type_name::<T>();
     let base = full.split('<').next().unwrap_or(full);
     base.rsplit("::").next().unwrap_or(base).to_owned()
+}
+
+/// Runs a `blocking` remote function's body on the serving actor's thread runner (a thread of
+/// its own, within the actor's slots), never on the async executor.
+pub async fn run_blocking<R, W>(func: &'static str, work: W) -> Result<R, Error>
+where
+    R: Send + 'static,
+    W: FnOnce() -> R + Send + 'static,
+{
+    let core = crate::runtime::current()
+        .ok_or_else(|| Error::Usage(format!("{func}: a blocking function runs in an actor")))?;
+    let runner = core.thread_runner.clone();
+    drop(core);
+    runner.submit(func, work).await
+}
+
+/// What a service's return value means: every return ends it (fatal while its actor runs);
+/// an `Err` says why.
+pub trait ServiceOutcome {
+    /// `Ok` for a plain return, `Err(trace)` for a failure.
+    fn into_end(self) -> ServiceEnd;
+}
+
+impl ServiceOutcome for () {
+    fn into_end(self) -> ServiceEnd {
+        Ok(())
+    }
+}
+
+impl<T, E> ServiceOutcome for Result<T, E>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    fn into_end(self) -> ServiceEnd {
+        match self {
+            Ok(_) => Ok(()),
+            Err(e) => Err(error_from(e).to_error_info().tb_str),
+        }
+    }
+}
+
+/// Boxes an async service's run, its outcome turned into a [`ServiceEnd`].
+pub fn async_service<F>(fut: F) -> futures::future::BoxFuture<'static, ServiceEnd>
+where
+    F: Future + Send + 'static,
+    F::Output: ServiceOutcome,
+{
+    Box::pin(async move { fut.await.into_end() })
 }
 
 /// Boxes a running function.

@@ -179,6 +179,19 @@ fn registration(remote: &Remote) -> TokenStream {
         let #args: #ident = ::actor::__private::decode_args(&#kwargs, #name)?;
     };
     let (signature, body, variant) = match kind {
+        Kind::Func(output) if remote.blocking => {
+            // On the actor's thread runner; its value (or `Result`) is encoded as usual.
+            let call = quote!(
+                ::actor::__private::run_blocking(#name, move || #ident(#(#fields),*)).await?
+            );
+            let run = call_future(ident.span(), encode(output, call));
+            (
+                quote!((#kwargs: ::actor::__private::RawPayload)
+                    -> ::core::result::Result<::actor::__private::CallFuture, ::actor::Error>),
+                run,
+                quote!(Func),
+            )
+        }
         Kind::Func(output) => {
             let call = quote!(#ident(#(#fields),*).await);
             let run = call_future(ident.span(), encode(output, call));

@@ -22,6 +22,7 @@
 mod emit;
 mod entry;
 mod model;
+mod service;
 mod types;
 
 use proc_macro::TokenStream;
@@ -72,6 +73,24 @@ fn expand(
     let function = model::parse_fn(item)?;
     let remote = model::Remote::new(args, &function)?;
     Ok(emit::remote(&function, &remote))
+}
+
+/// Declares a service: background work started by every actor that enables its namespace
+/// (`ns = "..."`, default: the module path). `async fn name([svc: actor::Service]) -> R` runs
+/// as a task of the actor; `#[service(blocking)] fn name([svc: actor::Service]) -> R` on a
+/// thread of its own. Any end of a service while its actor runs (a return, an `Err`, a panic)
+/// stops the actor with an error naming the service.
+#[proc_macro_attribute]
+pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    match service::expand(attr.into(), item.clone()) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => {
+            let mut tokens = item;
+            tokens.extend(error.to_compile_error());
+            tokens.into()
+        }
+    }
 }
 
 /// Makes `async fn main` the root actor of the program, and makes the same binary able to run

@@ -24,6 +24,8 @@ pub(crate) struct Args {
     pub(crate) context: bool,
     /// The type of a context's `started` value, given with `started = Type`.
     pub(crate) started: Option<Type>,
+    /// Whether `blocking` was written: a plain `fn` run on the actor's thread runner.
+    pub(crate) blocking: bool,
 }
 
 impl Args {
@@ -55,6 +57,17 @@ impl Args {
                 }
                 args.context = true;
                 Ok(())
+            } else if meta.path.is_ident("blocking") {
+                if args.blocking {
+                    return Err(meta.error("`blocking` is given twice"));
+                }
+                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                    return Err(
+                        meta.error("`blocking` takes no value: write `#[remote(blocking)]`")
+                    );
+                }
+                args.blocking = true;
+                Ok(())
             } else if meta.path.is_ident("started") {
                 if args.started.is_some() {
                     return Err(meta.error("`started` is given twice"));
@@ -69,8 +82,8 @@ impl Args {
                 Ok(())
             } else {
                 Err(meta.error(format!(
-                    "unknown argument `{}` of `#[remote]`: expected `ns = \"...\"`, `context` \
-                     or `started = Type`",
+                    "unknown argument `{}` of `#[remote]`: expected `ns = \"...\"`, `context`, \
+                     `blocking` or `started = Type`",
                     meta.path.to_token_stream()
                 )))
             }
@@ -107,6 +120,8 @@ pub(crate) struct Remote {
     pub(crate) params: Vec<Param>,
     /// What kind of remote function it is.
     pub(crate) kind: Kind,
+    /// A plain `fn` run on the actor's thread runner (`blocking`).
+    pub(crate) blocking: bool,
 }
 
 /// A parameter decoded from the call's kwargs.
@@ -145,7 +160,11 @@ impl Remote {
         let sig = &function.sig;
         check_header(sig)?;
         let (context, params) = params(sig, args.context)?;
-        let mut kind = kind(sig, context)?;
+        let mut kind = if args.blocking {
+            blocking_kind(sig, context)?
+        } else {
+            kind(sig, context)?
+        };
         if let Some(started) = args.started {
             match &mut kind {
                 Kind::Context(_, _, slot) => *slot = Some(Box::new(started)),
@@ -171,6 +190,7 @@ impl Remote {
                 .collect(),
             params,
             kind,
+            blocking: args.blocking,
         })
     }
 }
@@ -358,6 +378,39 @@ fn kind(sig: &Signature, context: Option<Span>) -> syn::Result<Kind> {
         Some(ctx_span) => Kind::Context(output, ctx_span, None),
         None => Kind::Func(output),
     })
+}
+
+/// The kind of a `blocking` function: a plain `fn` answering once, like an `async fn`.
+fn blocking_kind(sig: &Signature, context: Option<Span>) -> syn::Result<Kind> {
+    let name = &sig.ident;
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new_spanned(
+            asyncness,
+            "a `blocking` function is a plain `fn`: it runs on a thread of its own; remove \
+             `async`",
+        ));
+    }
+    if context.is_some() {
+        return Err(syn::Error::new_spanned(
+            name,
+            "a context function cannot be `blocking`: it talks to its caller asynchronously",
+        ));
+    }
+    if types::stream_item(&sig.output).is_some() {
+        return Err(syn::Error::new_spanned(
+            &sig.output,
+            "a `blocking` function returns one value, not a stream",
+        ));
+    }
+    let output = match &sig.output {
+        ReturnType::Default => Output {
+            ty: syn::parse_quote_spanned!(name.span()=> ()),
+            fallible: false,
+            span: name.span(),
+        },
+        ReturnType::Type(_, ty) => self::output(ty, ty.span(), RESULT)?,
+    };
+    Ok(Kind::Func(output))
 }
 
 /// The error for a result type that borrows.

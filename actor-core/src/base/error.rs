@@ -22,6 +22,10 @@ pub const FUNCTION_NOT_FOUND: &str = "FunctionNotFound";
 pub const TYPE_ERROR: &str = "TypeError";
 /// The `type_str` of a failure a team retries ([`Error::recoverable`]).
 pub const RECOVERABLE_TYPE: &str = "RecoverableError";
+/// The `type_str` of a service (or adopted task) whose end stopped its actor.
+pub const SERVICE_FAILED_TYPE: &str = "ServiceFailed";
+/// The `type_str` of a blocking invocation its stopping actor gave up ([`Error::Rerouted`]).
+pub const REROUTED_TYPE: &str = "Rerouted";
 /// The `type_str` of a cancelled context.
 pub const CONTEXT_CANCELLED: &str = "ContextCancelled";
 
@@ -132,6 +136,20 @@ pub enum Error {
         what: String,
         /// How long it was given.
         after: std::time::Duration,
+    },
+    /// A service or adopted task of this actor ended while the actor ran (it returned, failed
+    /// or panicked), which stopped the actor. `detail` names the service, with its error.
+    #[error("{detail}")]
+    ServiceFailed {
+        /// The service's name and what happened to it.
+        detail: String,
+    },
+    /// A blocking invocation did not finish because its actor stopped (gracefully): run it
+    /// elsewhere. Teams retry it on another member.
+    #[error("{func} was rerouted: its actor stopped before it finished")]
+    Rerouted {
+        /// The function.
+        func: String,
     },
     /// A team's task failed: unrecoverably, or on every attempt it was given.
     #[error("task {task} failed after {} attempt(s){}: {cause}", .members.len(), on(.members))]
@@ -267,6 +285,10 @@ impl Error {
                 what: what.clone(),
                 after: *after,
             },
+            Self::Rerouted { func } => Self::Rerouted { func: func.clone() },
+            Self::ServiceFailed { detail } => Self::ServiceFailed {
+                detail: detail.clone(),
+            },
             Self::TaskFailed {
                 task,
                 members,
@@ -339,6 +361,8 @@ impl Error {
             Self::Registrar { .. } => "RegistrarError",
             Self::Timeout { .. } => "TimeoutError",
             Self::TaskFailed { .. } => "TaskFailed",
+            Self::Rerouted { .. } => REROUTED_TYPE,
+            Self::ServiceFailed { .. } => SERVICE_FAILED_TYPE,
             Self::Group(_) => "ErrorGroup",
             Self::Io(_) => "OSError",
         }

@@ -11,7 +11,11 @@ use actor_ipc::{CallKind, Payload};
 use futures::{future::BoxFuture, stream::BoxStream};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{base::error::Error, calls::context::Context};
+use crate::{
+    base::error::Error,
+    calls::context::Context,
+    runtime::services::{Service, ServiceEnd},
+};
 
 /// A running request/response function: resolves to its encoded result.
 pub type CallFuture = BoxFuture<'static, Result<Payload, Error>>;
@@ -72,9 +76,38 @@ pub fn lookup(ns: &str, name: &str) -> Option<&'static Registration> {
     table().get(&(ns, name)).copied()
 }
 
-/// Whether any function is registered in `ns`.
+/// Whether any function or service is registered in `ns`.
 pub fn has_namespace(ns: &str) -> bool {
-    table().keys().any(|(n, _)| *n == ns)
+    table().keys().any(|(n, _)| *n == ns) || services(ns).next().is_some()
+}
+
+/// How a declared service starts.
+#[derive(Clone, Copy)]
+pub enum ServiceStart {
+    /// An async service: a tokio task of the actor.
+    Async(fn(Service) -> BoxFuture<'static, ServiceEnd>),
+    /// A blocking service: a thread of its own.
+    Blocking(fn(Service) -> ServiceEnd),
+}
+
+/// One service, as `#[actor::service]` registers it: started by every actor that enables its
+/// namespace.
+pub struct ServiceRegistration {
+    /// Its namespace.
+    pub ns: &'static str,
+    /// Its name.
+    pub name: &'static str,
+    /// How to start it.
+    pub start: ServiceStart,
+}
+
+inventory::collect!(ServiceRegistration);
+
+/// The services declared in `ns`.
+pub fn services(ns: &str) -> impl Iterator<Item = &'static ServiceRegistration> + '_ {
+    inventory::iter::<ServiceRegistration>
+        .into_iter()
+        .filter(move |s| s.ns == ns)
 }
 
 /// Every registered function, sorted by namespace and name (for tools and `--help` texts).

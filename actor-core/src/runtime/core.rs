@@ -13,7 +13,11 @@ use tokio::sync::oneshot;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::debug;
 
-use super::router::{self, ConnectionScope, RuntimeReply};
+use super::{
+    router::{self, ConnectionScope, RuntimeReply},
+    services::Services,
+    thread_runner::ThreadRunner,
+};
 use crate::base::{FastHash, WeakList, error::TYPE_ERROR, lock};
 
 /// The `self` runtime calls of an actor, each given a [`RuntimeRequest`].
@@ -81,6 +85,8 @@ pub(crate) struct ActorCore {
     pub(crate) connections: WeakList<dyn LiveConnection>,
     /// The `self` runtime calls this actor answers.
     pub(crate) runtime_calls: RuntimeCalls,
+    /// The introspection calls it answers, in namespace [`INTROSPECTION_NS`].
+    pub(crate) introspection: RuntimeCalls,
     /// Children being spawned, by uuid: their connect-back channel goes to the spawner.
     pub(crate) pending_children: Mutex<HashMap<String, oneshot::Sender<Channel>>>,
     /// Where this actor listens (set once it serves): its children connect back here.
@@ -93,7 +99,22 @@ pub(crate) struct ActorCore {
     pub(crate) nurseries: WeakList<dyn GracefulTeardown>,
     /// Cleanups registered with `ActorInfo::on_teardown`, run once when the actor stops.
     pub(crate) teardown_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    /// Where blocking invocations run (`#[actor::remote(blocking)]`).
+    pub(crate) thread_runner: Arc<ThreadRunner>,
+    /// The actor's services and adopted tasks.
+    pub(crate) services: Services,
+    /// The error that stopped the actor, if a service's end did.
+    pub(crate) fatal: Mutex<Option<ErrorInfo>>,
+    /// Cancelled when a fatal error stopped the actor (a root then stops its `main`).
+    pub(crate) fatal_token: CancellationToken,
+    /// How this actor tells its parent about a fatal error before it exits (a child's).
+    pub(crate) fatal_report: Mutex<Option<FatalReport>>,
+    /// The runtime it serves on (for work handed in from other threads).
+    pub(crate) runtime: OnceLock<tokio::runtime::Handle>,
 }
+
+/// Sends a fatal error to whoever must hear it (a child's parent), once.
+pub(crate) type FatalReport = Box<dyn FnOnce(ErrorInfo) -> BoxFuture<'static, ()> + Send>;
 
 impl ActorCore {
     /// A core answering the standard runtime calls and those of `extra` (e.g. a registrar's).
@@ -103,10 +124,19 @@ impl ActorCore {
         config: ChannelConfig,
         stream_window: usize,
         extra: RuntimeCalls,
+        thread_slots: usize,
     ) -> Arc<Self> {
         let mut runtime_calls = standard_runtime_calls();
         runtime_calls.extend(extra);
+        let cancel = CancellationToken::new();
         Arc::new(Self {
+            introspection: introspection_calls(),
+            thread_runner: ThreadRunner::new(thread_slots, cancel.clone()),
+            services: Services::default(),
+            fatal: Mutex::new(None),
+            fatal_token: CancellationToken::new(),
+            fatal_report: Mutex::new(None),
+            runtime: OnceLock::new(),
             runtime_calls,
             pending_children: Mutex::new(HashMap::new()),
             addrs: OnceLock::new(),
@@ -118,7 +148,7 @@ impl ActorCore {
             enabled,
             config,
             stream_window,
-            cancel: CancellationToken::new(),
+            cancel,
             tasks: TaskTracker::new(),
             io_tasks: TaskTracker::new(),
             running: Mutex::new(HashMap::default()),
@@ -135,6 +165,7 @@ impl ActorCore {
             ChannelConfig::default(),
             DEFAULT_STREAM_WINDOW,
             RuntimeCalls::default(),
+            1,
         )
     }
 
@@ -170,6 +201,32 @@ impl Drop for RunningGuard {
             *n = n.saturating_sub(1);
         }
     }
+}
+
+/// The namespace of the runtime's introspection calls (a tractor 0.1.0a5 peer never calls it):
+/// `services` (each service's name, flavour, state and error) and `thread_runner` (slots and
+/// each blocking invocation's status).
+pub const INTROSPECTION_NS: &str = "actor.runtime";
+
+/// The introspection calls every actor answers.
+fn introspection_calls() -> RuntimeCalls {
+    let mut calls = RuntimeCalls::default();
+    let services: RuntimeCall = Arc::new(|request: RuntimeRequest| {
+        let list = request.core.services.list();
+        futures::future::ready(RuntimeReply::answer(encode(&list))).boxed()
+    });
+    calls.register("services", services);
+    let threads: RuntimeCall = Arc::new(|request: RuntimeRequest| {
+        let status = request.core.thread_runner.status();
+        futures::future::ready(RuntimeReply::answer(encode(&status))).boxed()
+    });
+    calls.register("thread_runner", threads);
+    calls
+}
+
+/// A runtime call's value, encoded (an encoding failure is the call's error).
+fn encode<T: serde::Serialize>(value: &T) -> Result<Payload, ErrorInfo> {
+    Payload::encode(value).map_err(|e| ErrorInfo::new("EncodeError", e.to_string()))
 }
 
 /// The runtime calls every actor answers: `cancel` (the whole actor) and `_cancel_task` (one

@@ -33,7 +33,7 @@ use crate::{
 
 /// Serves one `cmd` the peer sent.
 pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
-    if cmd.ns == "self" {
+    if runtime_calls::is_runtime_ns(&cmd.ns) {
         return runtime_calls::serve(conn, cmd).await;
     }
     if cmd.ns == EXTENSION_NS && cmd.func == FLOW_CONTROL_CALL {

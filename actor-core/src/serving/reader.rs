@@ -126,7 +126,9 @@ async fn drain_until_closed(conn: &Arc<Connection>, reader: &mut ChannelReader) 
         tokio::select! {
             msg = reader.recv() => match msg {
                 // Runtime calls (cancel acknowledgements, registrar calls) still work.
-                Ok(Some(Msg::Cmd(cmd))) if cmd.ns == "self" => runtime_calls::serve(conn, cmd).await,
+                Ok(Some(Msg::Cmd(cmd))) if runtime_calls::is_runtime_ns(&cmd.ns) => {
+                    runtime_calls::serve(conn, cmd).await
+                }
                 Ok(Some(Msg::Cmd(cmd))) => {
                     let error = actor_ipc::ErrorInfo::new("ActorCancelled", format!("{} is stopping", conn.core.uid));
                     conn.reply_error(&cmd.cid, error).await;

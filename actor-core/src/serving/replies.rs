@@ -121,6 +121,9 @@ impl RunningCall {
             Poll::Pending => {
                 self.send(&self.functype(CallKind::AsyncFunc)).await;
                 tokio::select! {
+                    // The function first: one that answers as its actor stops (a blocking
+                    // invocation answering `Rerouted`) is answered.
+                    biased;
                     outcome = &mut fut => outcome,
                     // An asyncfunc sends nothing when cancelled.
                     () = self.cancel.cancelled() => return self.cancelled(fut).await,

@@ -9,17 +9,31 @@ use crate::{
     base::error::FUNCTION_NOT_FOUND,
     connection::Connection,
     runtime::{
+        INTROSPECTION_NS,
         core::RuntimeRequest,
         router::{ConnectionScope, RuntimeReply},
     },
 };
 
-/// Answers the runtime call `cmd` (namespace `self`).
+/// Whether `ns` is a namespace of runtime calls (`self`, or the introspection calls').
+pub(super) fn is_runtime_ns(ns: &str) -> bool {
+    ns == "self" || ns == INTROSPECTION_NS
+}
+
+/// Answers the runtime call `cmd` (namespace `self` or [`INTROSPECTION_NS`]).
 pub(super) async fn serve(conn: &Arc<Connection>, cmd: Box<Cmd>) {
-    let Some(handler) = conn.core.runtime_calls.get(&cmd.func) else {
+    let table = if cmd.ns == INTROSPECTION_NS {
+        &conn.core.introspection
+    } else {
+        &conn.core.runtime_calls
+    };
+    let Some(handler) = table.get(&cmd.func) else {
         let error = actor_ipc::ErrorInfo::new(
             FUNCTION_NOT_FOUND,
-            format!("self.{} is not a runtime call this actor allows", cmd.func),
+            format!(
+                "{}.{} is not a runtime call this actor allows",
+                cmd.ns, cmd.func
+            ),
         );
         return conn.reply_error(&cmd.cid, error).await;
     };

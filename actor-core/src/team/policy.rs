@@ -58,6 +58,7 @@ impl RetryPolicy {
             | Error::Timeout { .. } => Failure::Recoverable,
             Error::Remote(remote)
                 if remote.type_str == RECOVERABLE
+                    || remote.type_str == crate::base::error::REROUTED_TYPE
                     || self.retry_on.contains(&remote.type_str)
                     // The member was stopped under the task (its actor cancelled).
                     || remote.type_str == "ActorCancelled" =>

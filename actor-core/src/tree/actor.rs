@@ -19,10 +19,17 @@ use crate::{
         lock,
     },
     calls::registry,
-    runtime::{self, ActorCore, DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS},
+    runtime::{
+        self, ActorCore, DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS, ServiceInfo,
+        ThreadRunnerStatus, services,
+    },
     serving,
     tree::discovery::{RegistrarTable, Registry, registrar_calls},
 };
+
+/// The environment variable giving an actor's thread slots when its builder does not (how a
+/// parent sets a child's: `StartActor::thread_slots`).
+pub const THREAD_SLOTS_ENV: &str = "ACTOR_THREAD_SLOTS";
 
 /// How long teardown waits for cancelled calls to finish before closing connections anyway.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -90,6 +97,7 @@ impl Actor {
             serve_registrar: false,
             uid: None,
             launch_args: Vec::new(),
+            thread_slots: None,
         }
     }
 
@@ -135,6 +143,69 @@ impl ActorInfo {
         self.core.registrar_addr.get().cloned()
     }
 
+    /// Runs `work` in the background as a service of this actor, named `name`: fire and
+    /// forget. As with a declared service, its end while the actor runs (a return, an `Err`, a
+    /// panic) is fatal: the actor stops and reports the error, naming it. `work` gets the
+    /// [`crate::Service`] handle whose `cancelled()` says when the actor stops.
+    pub fn adopt<F, Fut, R>(&self, name: &str, work: F)
+    where
+        F: FnOnce(crate::Service) -> Fut,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: crate::__private::ServiceOutcome,
+    {
+        services::start_async(&self.core, name, |svc| {
+            crate::__private::async_service(work(svc))
+        });
+    }
+
+    /// [`ActorInfo::adopt`] for blocking work: it runs on a thread of its own.
+    pub fn adopt_blocking<F, R>(&self, name: &str, work: F)
+    where
+        F: FnOnce(crate::Service) -> R + Send + 'static,
+        R: crate::__private::ServiceOutcome,
+    {
+        services::start_blocking(&self.core, name, move |svc| {
+            crate::__private::ServiceOutcome::into_end(work(svc))
+        });
+    }
+
+    /// Runs `work` on this actor's runtime to completion and returns its value or its error,
+    /// waiting for it: from blocking code (a blocking service or function, another thread),
+    /// the way into the actor's async world. Refused from inside the runtime, where waiting
+    /// would block the tasks `work` may need (there, `.await` it).
+    pub fn execute<Fut, T>(&self, work: Fut) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::Usage(
+                "execute waits for its work: call it from blocking code; in async code, .await \
+                 the work instead"
+                    .into(),
+            ));
+        }
+        let Some(runtime) = self.core.runtime.get() else {
+            return Err(Error::Usage("execute: the actor does not serve yet".into()));
+        };
+        let (to, from) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(runtime::with_current(self.core.clone(), async move {
+            let _ = to.send(work.await);
+        }));
+        from.recv()
+            .unwrap_or_else(|_| Err(Error::Usage("execute: the actor stopped first".into())))
+    }
+
+    /// This actor's services and adopted tasks, with their states.
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        self.core.services.list()
+    }
+
+    /// This actor's thread runner: its slots and its blocking invocations' statuses.
+    pub fn thread_runner(&self) -> ThreadRunnerStatus {
+        self.core.thread_runner.status()
+    }
+
     /// Registers a cleanup to run when this actor stops, whatever the reason (cancelled by
     /// its parent, after a one-shot's error, on a signal): after its calls have ended, before
     /// its connections close. Hooks run in reverse order of registration.
@@ -163,6 +234,7 @@ pub struct ActorBuilder {
     serve_registrar: bool,
     uid: Option<Uid>,
     launch_args: Vec<String>,
+    thread_slots: Option<usize>,
 }
 
 impl ActorBuilder {
@@ -209,6 +281,14 @@ impl ActorBuilder {
         self
     }
 
+    /// How many blocking invocations (`#[actor::remote(blocking)]`) run at once, each on its
+    /// own thread (default: `ACTOR_THREAD_SLOTS`, else the number of CPUs). More wait in
+    /// arrival order.
+    pub fn thread_slots(mut self, slots: usize) -> Self {
+        self.thread_slots = Some(slots.max(1));
+        self
+    }
+
     /// Sets the stream window (default [`DEFAULT_STREAM_WINDOW`]).
     pub fn stream_window(mut self, items: usize) -> Self {
         self.stream_window = items.max(2);
@@ -242,6 +322,13 @@ impl ActorBuilder {
             self.config,
             self.stream_window,
             runtime_calls,
+            self.thread_slots
+                .or_else(|| {
+                    std::env::var(THREAD_SLOTS_ENV)
+                        .ok()
+                        .and_then(|n| n.parse().ok())
+                })
+                .unwrap_or_else(runtime::thread_runner::ThreadRunner::default_slots),
         );
         let addrs: Vec<Addr> = listeners.iter().map(|l| l.local_addr().clone()).collect();
         let _ = core.addrs.set(addrs.clone());
@@ -307,6 +394,22 @@ impl ActorBuilder {
             _ => None,
         };
         runtime::announce(&core);
+        let _ = core.runtime.set(tokio::runtime::Handle::current());
+        // The services of every namespace this actor enables start with it.
+        let mut namespaces: Vec<&String> = core.enabled.iter().collect();
+        namespaces.sort();
+        for ns in namespaces {
+            for service in registry::services(ns) {
+                match service.start {
+                    registry::ServiceStart::Async(start) => {
+                        services::start_async(&core, service.name, start);
+                    }
+                    registry::ServiceStart::Blocking(start) => {
+                        services::start_blocking(&core, service.name, start);
+                    }
+                }
+            }
+        }
         // On a multi-thread runtime of ours, started from `block_on`: claim the workers' slot.
         if tokio::runtime::Handle::try_current().is_ok_and(|handle| {
             handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
@@ -385,11 +488,24 @@ impl ActorHandle {
         {
             warn!(uid = %self.core.uid, "calls still running after the teardown grace period");
         }
+        // Services were told (their stop is the actor's); they get the same grace.
+        self.core.services.stop(TEARDOWN_GRACE).await;
         let hooks = std::mem::take(&mut *lock(&self.core.teardown_hooks));
         for hook in hooks.into_iter().rev() {
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
                 warn!(uid = %self.core.uid, "a teardown hook panicked");
             }
+        }
+        // A service's end stopped this actor: whoever must hear it does, before the
+        // connections close.
+        let fatal = lock(&self.core.fatal).clone();
+        let report = lock(&self.core.fatal_report).take();
+        if let (Some(error), Some(report)) = (fatal, report)
+            && tokio::time::timeout(TEARDOWN_GRACE, report(error))
+                .await
+                .is_err()
+        {
+            warn!(uid = %self.core.uid, "could not report the fatal error in time");
         }
         if let Some(registrar) = &self.registered {
             let unregister = async {

@@ -345,6 +345,16 @@ impl StartActor<'_> {
         self
     }
 
+    /// How many blocking invocations the child runs at once (default: its CPUs).
+    pub fn thread_slots(mut self, slots: usize) -> Self {
+        let program = std::mem::take(&mut self.request.program);
+        self.request.program = program.env(
+            crate::tree::actor::THREAD_SLOTS_ENV,
+            slots.max(1).to_string(),
+        );
+        self
+    }
+
     /// The child's log filter (default: this process's).
     pub fn log(mut self, filter: impl Into<String>) -> Self {
         self.request.log = Some(filter.into());

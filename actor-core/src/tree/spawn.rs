@@ -486,6 +486,19 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    // A service's end stops this actor: the parent hears why (its nursery reports it), as it
+    // hears of a child that could not start.
+    let to_parent = sender.clone();
+    *lock(&actor.core().fatal_report) = Some(Box::new(move |error: ErrorInfo| {
+        Box::pin(async move {
+            let _ = to_parent
+                .send(&Msg::Error {
+                    cid: None,
+                    error: Box::new(error),
+                })
+                .await;
+        })
+    }));
     // Serve the parent's connection; when it ends, this actor ends (no orphans).
     let parent_conn = serving::adopt(actor.core().clone(), sender, reader, spec.uid.clone());
     let stop = actor.cancellation_token();
@@ -494,8 +507,10 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
         debug!("parent connection ended; stopping");
         stop.cancel();
     });
+    let core = actor.core().clone();
     actor.wait().await;
-    0
+    // Stopped by a service's end: a failure, in the exit status too.
+    if lock(&core.fatal).is_some() { 1 } else { 0 }
 }
 
 /// Sends this process's `tracing` output to stderr, filtered by [`LOG_ENV`] or `RUST_LOG`

@@ -1,0 +1,323 @@
+//! The actor's thread runner: blocking invocations (`#[actor::remote(blocking)]`) run on
+//! threads of their own, at most `slots` at once, never on the async executor. Invocations
+//! beyond the slots wait in arrival order; a finished thread gives its slot back at once.
+//!
+//! Each invocation has a status. Cancelling a pending one removes it; cancelling a running one
+//! marks it killed and discards its result (a thread cannot be interrupted: its slot returns
+//! when it finishes). When the actor stops gracefully, every invocation not finished is
+//! *rerouted*: its caller gets the `Rerouted` error at once (teams retry it elsewhere), and what
+//! its thread produces later is discarded.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::base::{
+    error::{Error, Result},
+    lock,
+};
+
+/// How many ended invocations the status keeps.
+const HISTORY: usize = 256;
+
+/// Where an invocation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvocationStatus {
+    /// Waiting for a free slot.
+    Pending,
+    /// Running on a thread.
+    Running,
+    /// Finished with a value.
+    Succeeded,
+    /// Finished with an error (or a panic).
+    Failed,
+    /// Its call was cancelled while it ran: its result was discarded.
+    Killed,
+    /// The actor stopped before it finished: its caller was told to run it elsewhere.
+    Rerouted,
+}
+
+/// One invocation, as the status reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvocationInfo {
+    /// Its number in this actor, in order of arrival.
+    pub id: u64,
+    /// The function.
+    pub func: &'static str,
+    /// Where it is.
+    pub status: InvocationStatus,
+    /// Seconds since it arrived.
+    pub age_secs: f64,
+}
+
+/// The thread runner as the status reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadRunnerStatus {
+    /// Parallel slots.
+    pub slots: usize,
+    /// Invocations running now.
+    pub running: usize,
+    /// Invocations waiting for a slot.
+    pub pending: usize,
+    /// Invocations not ended, then the last ended ones (newest last).
+    pub invocations: Vec<InvocationInfo>,
+}
+
+struct Entry {
+    func: &'static str,
+    status: InvocationStatus,
+    since: Instant,
+}
+
+/// A job waiting for a slot.
+struct Job {
+    id: u64,
+    func: &'static str,
+    run: Box<dyn FnOnce() + Send>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    running: usize,
+    queue: VecDeque<Job>,
+    live: HashMap<u64, Entry>,
+    ended: VecDeque<(u64, Entry)>,
+}
+
+impl State {
+    /// Moves invocation `id` to `status`; an ended one leaves the live table for the history.
+    /// Only a live invocation changes: the first end wins.
+    fn set(&mut self, id: u64, status: InvocationStatus) -> bool {
+        let Some(entry) = self.live.get_mut(&id) else {
+            return false;
+        };
+        entry.status = status;
+        if !matches!(
+            status,
+            InvocationStatus::Pending | InvocationStatus::Running
+        ) && let Some(entry) = self.live.remove(&id)
+        {
+            self.ended.push_back((id, entry));
+            if self.ended.len() > HISTORY {
+                self.ended.pop_front();
+            }
+        }
+        true
+    }
+}
+
+/// An actor's bounded runner of blocking invocations.
+pub(crate) struct ThreadRunner {
+    slots: usize,
+    state: Mutex<State>,
+    /// Cancelled when the actor stops: every unfinished invocation is rerouted.
+    stopping: CancellationToken,
+}
+
+impl ThreadRunner {
+    /// A runner of `slots` parallel threads (at least one), rerouting when `stopping` fires.
+    pub(crate) fn new(slots: usize, stopping: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            slots: slots.max(1),
+            state: Mutex::new(State::default()),
+            stopping,
+        })
+    }
+
+    /// The default number of slots: the machine's CPUs.
+    pub(crate) fn default_slots() -> usize {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
+
+    /// Runs `work` (function `func`) on a thread when a slot is free; the future completes
+    /// with its result, or `Rerouted` if the actor stops first. Dropping the future cancels the
+    /// invocation (removed if pending, marked killed if running).
+    pub(crate) fn submit<R, W>(self: &Arc<Self>, func: &'static str, work: W) -> Invocation<R>
+    where
+        R: Send + 'static,
+        W: FnOnce() -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let runner = self.clone();
+        let mut state = lock(&self.state);
+        let id = state.next_id;
+        state.next_id += 1;
+        state.live.insert(
+            id,
+            Entry {
+                func,
+                status: InvocationStatus::Pending,
+                since: Instant::now(),
+            },
+        );
+        let run = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let status = match &outcome {
+                Ok(_) => InvocationStatus::Succeeded,
+                Err(_) => InvocationStatus::Failed,
+            };
+            // Only a running invocation ends this way: a killed or rerouted one keeps its
+            // status, and its result goes nowhere.
+            if lock(&runner.state).set(id, status) {
+                let _ = tx.send(outcome.map_err(|panic| panic_text(func, &panic)));
+            }
+        });
+        state.queue.push_back(Job { id, func, run });
+        drop(state);
+        self.start_ready();
+        Invocation {
+            id,
+            func,
+            runner: self.clone(),
+            result: rx,
+            stopping: Box::pin(self.stopping.clone().cancelled_owned()),
+            done: false,
+        }
+    }
+
+    /// Starts queued jobs while slots are free.
+    fn start_ready(self: &Arc<Self>) {
+        loop {
+            let job = {
+                let mut state = lock(&self.state);
+                if state.running >= self.slots {
+                    return;
+                }
+                let Some(job) = state.queue.pop_front() else {
+                    return;
+                };
+                state.running += 1;
+                state.set(job.id, InvocationStatus::Running);
+                job
+            };
+            let runner = self.clone();
+            let id = job.id;
+            let spawned = std::thread::Builder::new()
+                .name(format!("actor-blocking-{}", job.func))
+                .spawn(move || {
+                    (job.run)();
+                    // The slot goes back at once, and the next job takes it.
+                    lock(&runner.state).running -= 1;
+                    runner.start_ready();
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a thread for a blocking invocation");
+                let mut state = lock(&self.state);
+                state.running -= 1;
+                state.set(id, InvocationStatus::Failed);
+                return;
+            }
+        }
+    }
+
+    /// Cancels invocation `id`: a pending one leaves the queue, a running one is killed.
+    fn cancel(&self, id: u64) {
+        let mut state = lock(&self.state);
+        let pending = state.queue.iter().position(|job| job.id == id);
+        match pending {
+            Some(index) => {
+                state.queue.remove(index);
+                state.live.remove(&id);
+            }
+            None => {
+                state.set(id, InvocationStatus::Killed);
+            }
+        }
+    }
+
+    /// Marks invocation `id` rerouted; a pending one leaves the queue.
+    fn reroute(&self, id: u64) {
+        let mut state = lock(&self.state);
+        if let Some(index) = state.queue.iter().position(|job| job.id == id) {
+            state.queue.remove(index);
+        }
+        state.set(id, InvocationStatus::Rerouted);
+    }
+
+    /// The runner's state now.
+    pub(crate) fn status(&self) -> ThreadRunnerStatus {
+        let state = lock(&self.state);
+        let now = Instant::now();
+        let info = |id: u64, entry: &Entry| InvocationInfo {
+            id,
+            func: entry.func,
+            status: entry.status,
+            age_secs: now.saturating_duration_since(entry.since).as_secs_f64(),
+        };
+        let mut live: Vec<InvocationInfo> = state.live.iter().map(|(id, e)| info(*id, e)).collect();
+        live.sort_by_key(|i| i.id);
+        live.extend(state.ended.iter().map(|(id, e)| info(*id, e)));
+        ThreadRunnerStatus {
+            slots: self.slots,
+            running: state.running,
+            pending: state.queue.len(),
+            invocations: live,
+        }
+    }
+}
+
+fn panic_text(func: &str, panic: &Box<dyn std::any::Any + Send>) -> Error {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".into());
+    Error::raise(
+        crate::base::error::PANIC_TYPE,
+        format!("{func} panicked: {text}"),
+    )
+}
+
+/// A blocking invocation's result, to await.
+pub(crate) struct Invocation<R> {
+    id: u64,
+    func: &'static str,
+    runner: Arc<ThreadRunner>,
+    result: oneshot::Receiver<Result<R>>,
+    stopping: Pin<Box<WaitForCancellationFutureOwned>>,
+    done: bool,
+}
+
+impl<R> Future for Invocation<R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        let this = self.get_mut();
+        if let Poll::Ready(result) = Pin::new(&mut this.result).poll(cx) {
+            this.done = true;
+            return Poll::Ready(result.unwrap_or_else(|_| {
+                Err(Error::raise(
+                    crate::base::error::PANIC_TYPE,
+                    "the blocking invocation's thread ended without a result",
+                ))
+            }));
+        }
+        if this.stopping.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            this.runner.reroute(this.id);
+            return Poll::Ready(Err(Error::Rerouted {
+                func: this.func.to_owned(),
+            }));
+        }
+        Poll::Pending
+    }
+}
+
+impl<R> Drop for Invocation<R> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.runner.cancel(self.id);
+        }
+    }
+}
