@@ -63,3 +63,16 @@ pub async fn running() -> u64 {
         .map(|me| me.running_calls("demo").saturating_sub(1))
         .unwrap_or(0)
 }
+
+/// Keeps one of the daemon's thread-runner slots busy with `ms` milliseconds of CPU work (a
+/// blocking function: it runs on a thread of its own, never on the event loop); returns how
+/// many rounds it spun.
+#[actor::remote(ns = "demo", blocking)]
+pub fn hog(ms: u64) -> u64 {
+    let start = std::time::Instant::now();
+    let mut rounds = 0_u64;
+    while start.elapsed() < std::time::Duration::from_millis(ms) {
+        rounds = std::hint::black_box(rounds.wrapping_add(1));
+    }
+    rounds
+}

@@ -24,7 +24,7 @@ const FLOW_OFF: u8 = 2;
 /// 0.1.0a5 looks `self` functions up outside its error handling (an unknown one kills that
 /// actor), while a call into a namespace it did not enable is answered with a clean
 /// `ModuleNotExposed` error.
-pub(crate) const EXTENSION_NS: &str = "actor.runtime";
+pub(crate) const EXTENSION_NS: &str = crate::runtime::INTROSPECTION_NS;
 
 /// The extension call a caller of this runtime makes (once per connection, before its first
 /// stream) to turn credit-based flow control on. A tractor 0.1.0a5 peer refuses it, which

@@ -33,11 +33,11 @@ use crate::{
 
 /// Serves one `cmd` the peer sent.
 pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
-    if runtime_calls::is_runtime_ns(&cmd.ns) {
-        return runtime_calls::serve(conn, cmd).await;
-    }
     if cmd.ns == EXTENSION_NS && cmd.func == FLOW_CONTROL_CALL {
         return conn.enable_flow_control(cmd).await;
+    }
+    if runtime_calls::is_runtime_ns(&cmd.ns) {
+        return runtime_calls::serve(conn, cmd).await;
     }
     if !conn.core.enabled.contains(&cmd.ns) {
         let error = ErrorInfo::new(

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release -p examples --bin bench -- [--transport uds|tcp|both]
-//!     [--runtime current|multi|both] [--workloads W1,W2,W3,W4,W4b,W5,W6,W7,W8] [--quick]
+//!     [--runtime current|multi|both] [--workloads W1,W2,W3,W4,W4b,W5,W6,W7,W8,W9] [--quick]
 //!     [--no-baseline] [--runs N]
 //! cargo run --release -p examples --bin bench -- --soak [--soak-calls N] [--soak-minutes M]
 //! ```
@@ -28,7 +28,8 @@
 //! Every server is this executable re-launched (`--serve actor|baseline`), a separate process
 //! per server; the bench's client side always runs on a current-thread runtime. W1 for the
 //! actor starts children through a nursery (this program as the root); for the baseline it
-//! starts server processes. W6 is the actor's only (the baseline cannot cancel). W7 starts 8
+//! starts server processes. W6 and W9 are the actor's only (the baseline cannot cancel, and has
+//! no thread runner). W7 starts 8
 //! server processes. Every workload checks what it received. The figures and each actor
 //! figure's ratio to the baseline on the same transport go to stderr as tables.
 
@@ -68,7 +69,7 @@ struct Cli {
         value_enum,
         value_delimiter = ',',
         ignore_case = true,
-        default_values = ["W1", "W2", "W3", "W4", "W4b", "W5", "W6", "W7", "W8"]
+        default_values = ["W1", "W2", "W3", "W4", "W4b", "W5", "W6", "W7", "W8", "W9"]
     )]
     workloads: Vec<Workload>,
     /// Smaller counts, for smoke tests.
@@ -130,6 +131,8 @@ enum Workload {
     W5,
     #[value(name = "W6")]
     W6,
+    #[value(name = "W9")]
+    W9,
     #[value(name = "W7")]
     W7,
     #[value(name = "W8")]
@@ -147,6 +150,7 @@ impl Workload {
             Self::W4b => "W4b",
             Self::W5 => "W5",
             Self::W6 => "W6",
+            Self::W9 => "W9",
             Self::W7 => "W7",
             Self::W8 => "W8",
         }
@@ -409,7 +413,7 @@ async fn run(
             let measured = workloads::w1_processes::<baseline::Client>(transport, sizes);
             record(figures, name, W1, timed(measured).await)?;
         }
-        let connected: Vec<Workload> = [W2, W3, W4, W4b, W5, W6]
+        let connected: Vec<Workload> = [W2, W3, W4, W4b, W5, W6, W9]
             .into_iter()
             .filter(|&w| chosen(w))
             .collect();
@@ -536,6 +540,7 @@ async fn connected_workload<T: Target>(
         (W4b, _) => timed(workloads::w4b(target, sizes)).await,
         (W5, _) => timed(workloads::w5(target, sizes)).await,
         (W6, Some(portal)) => timed(workloads::w6(portal, sizes)).await,
+        (W9, Some(portal)) => timed(workloads::w9(portal, sizes)).await,
         _ => return None,
     })
 }
@@ -735,6 +740,8 @@ const TARGETS: &[(&str, Goal)] = &[
     ("W4b.GB_per_s", Goal::AtLeast(0.9)),
     ("W5.rt_per_s", Goal::AtLeast(0.9)),
     ("W6.cancel_p50_us", Goal::RoundTrips(3.0)),
+    ("W9.busy_p50_us", Goal::RoundTrips(1.5)),
+    ("W9.busy_p99_us", Goal::Info),
     ("W7.fanin_items_per_s", Goal::Info),
     ("W8.rss_idle_child_kib", Goal::Kib(8192.0)),
 ];

@@ -8,7 +8,7 @@ use std::{
 
 use actor::{Addr, Portal};
 use bytes::Bytes;
-use examples::demo::{blob, count, echo, echo_ctx, running, sleep_forever};
+use examples::demo::{blob, count, echo, echo_ctx, hog, running, sleep_forever};
 use futures::StreamExt;
 
 use crate::{
@@ -376,6 +376,57 @@ pub(crate) async fn w6(portal: &Portal, sizes: &Sizes) -> BoxResult<Measured> {
         "W6.cancel_p50_us",
         micros(percentile(&samples, 0.5)),
     )])
+}
+
+/// W9: W2's sequential echo latency while every thread-runner slot of the server runs CPU-bound
+/// blocking work (`demo.hog`); every answer checked. Beside W2's idle figure it shows what the
+/// blocking work costs the async calls.
+pub(crate) async fn w9(portal: &Portal, sizes: &Sizes) -> BoxResult<Measured> {
+    let empty = || actor::Value::Map(Vec::new());
+    let status = portal
+        .run_from_ns(actor::INTROSPECTION_NS, "thread_runner", empty())
+        .await?;
+    let number = |key: &str| -> BoxResult<u64> {
+        status
+            .as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(key)))
+            .and_then(|(_, v)| v.as_u64())
+            .ok_or_else(|| format!("thread_runner status without {key}: {status}").into())
+    };
+    let slots = number("slots")?;
+    // Long enough to outlast the measurement; cancelled (killed) right after it.
+    let mut hogs = Vec::new();
+    for _ in 0..slots {
+        hogs.push(portal.call(hog { ms: 30_000 }).await?);
+    }
+    let started = Instant::now();
+    loop {
+        let now = portal
+            .run_from_ns(actor::INTROSPECTION_NS, "thread_runner", empty())
+            .await?;
+        let running = now
+            .as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("running")))
+            .and_then(|(_, v)| v.as_u64());
+        if running == Some(slots) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            return Err(format!("{slots} hogs never all ran: {now}").into());
+        }
+        tokio::task::yield_now().await;
+    }
+    let busy = w2(portal, sizes).await;
+    for hog in hogs {
+        hog.cancel().await?;
+    }
+    let busy = busy?;
+    let figure = |name: &str| busy.iter().find(|(m, _)| *m == name).map(|(_, v)| *v);
+    Ok(vec![
+        ("W9.busy_p50_us", figure("W2.p50_us").unwrap_or(f64::NAN)),
+        ("W9.busy_p99_us", figure("W2.p99_us").unwrap_or(f64::NAN)),
+        ("W9.thread_slots", slots as f64),
+    ])
 }
 
 /// W7: several servers (separate processes) each stream u64 items to this process at once;
