@@ -107,3 +107,8 @@ pub struct FirstActorTree;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/teams.md")]
 pub struct TeamsGuide;
+
+/// The examples of `docs/services.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/services.md")]
+pub struct ServicesGuide;
