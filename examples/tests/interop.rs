@@ -136,6 +136,10 @@ async fn python_calls_rust() {
     )
     .await;
     assert!(stdout.contains("ok   context result"), "{stdout}");
+    assert!(
+        stdout.contains("ok   a blocking function answers like an asyncfunc"),
+        "{stdout}"
+    );
     // Portal.cancel_actor() from Python stopped the Rust actor cleanly.
     let exit = within("the daemon to exit", daemon.wait()).await.unwrap();
     assert!(exit.success(), "{exit}");

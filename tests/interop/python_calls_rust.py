@@ -34,6 +34,8 @@ async def main(port, name, daemon_port):
         async with tractor.find_actor(name) as portal:
             check("found the Rust actor by name", portal is not None)
             check("asyncfunc result", await portal.run_from_ns("demo", "add", a=1, b=2) == 3)
+            rounds = await portal.run_from_ns("demo", "hog", ms=20)
+            check("a blocking function answers like an asyncfunc", isinstance(rounds, int) and rounds > 0)
             try:
                 await portal.run_from_ns("demo", "fail", msg="kaboom")
                 check("remote error raised", False)

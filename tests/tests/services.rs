@@ -65,6 +65,12 @@ mod svc {
         ))
     }
 
+    /// Ignores the stop (for a few seconds): abandoned at teardown.
+    #[actor::service(ns = "svc_stubborn", blocking)]
+    fn stubborn() {
+        std::thread::sleep(Duration::from_secs(5));
+    }
+
     /// A well-behaved async service: runs until its actor stops.
     #[actor::service(ns = "svc_quiet")]
     async fn ticker(svc: actor::Service) -> actor::Result<()> {
@@ -479,4 +485,39 @@ async fn a_team_reruns_rerouted_tasks_elsewhere_with_one_outcome_each() {
     );
     team.dismiss(Duration::from_secs(5)).await;
     nursery.close().await.unwrap();
+}
+
+/// A root whose adopted work fails: the root stops and its program fails with the error naming
+/// the work (under `#[actor::main]`, the process prints it and exits with status 1).
+#[actor::test]
+#[should_panic(expected = "service root-doomed failed")]
+async fn a_root_stops_when_its_adopted_work_fails() {
+    let me = actor::Actor::current().expect("the root");
+    me.adopt("root-doomed", |_svc| async {
+        Err::<(), _>(actor::Error::raise("ValueError", "the root's work failed"))
+    });
+    // The failure stops the program here; it never ends by itself.
+    std::future::pending::<()>().await;
+}
+
+/// A blocking service that ignores the stop is abandoned after the grace, and reported so;
+/// the actor's teardown still completes.
+#[tokio::test]
+async fn a_blocking_service_that_ignores_the_stop_is_abandoned() {
+    let actor = actor::Actor::builder("stubborn")
+        .listen(actor::Addr::tcp("127.0.0.1", 0))
+        .enable("svc_stubborn")
+        .start()
+        .await
+        .unwrap();
+    let info = actor::Actor::current().expect("the actor started in this runtime");
+    assert_eq!(info.uid(), actor.uid());
+    actor.cancel();
+    tokio::time::timeout(Duration::from_secs(10), actor.wait())
+        .await
+        .expect("teardown completes despite the stubborn thread");
+    let services = info.services();
+    assert_eq!(services.len(), 1, "{services:?}");
+    assert_eq!(services[0].name, "stubborn");
+    assert_eq!(services[0].state, actor::ServiceState::Abandoned);
 }
