@@ -80,6 +80,13 @@ mod fixture {
             .unwrap_or(0)
     }
 
+    /// Waits `ms`, then returns it: a request/response function that does not finish at once.
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn wait_then(ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
+    }
+
     /// How many cancelled calls of `notices_cancel` finished their cleanup.
     pub(crate) static CLEANED_UP: std::sync::atomic::AtomicU64 =
         std::sync::atomic::AtomicU64::new(0);
@@ -1116,5 +1123,43 @@ async fn a_stream_read_in_another_task_ends_when_result_is_read() {
             .await
             .unwrap();
         assert!(ended, "the stream yields nothing after the call's end");
+    }
+}
+
+/// A request/response function that waits sends `functype` once, then `return` alone (a second
+/// `functype` is a protocol error to a tractor 0.1.0a5 caller).
+#[tokio::test]
+async fn a_function_that_waits_announces_its_functype_once() {
+    for transport in TRANSPORTS {
+        let fixture = FixtureActor::start(ENTRY, transport, &["fixture"]).await;
+        let mut channel =
+            Channel::connect(&fixture.addr, &Uid::new("raw"), &ChannelConfig::default())
+                .await
+                .unwrap();
+        let kwargs = Payload::encode(&std::collections::HashMap::from([("ms", 20)])).unwrap();
+        let cmd = Msg::from(Cmd {
+            ns: "fixture".into(),
+            func: "wait_then".into(),
+            kwargs,
+            caller: Uid::new("raw"),
+            cid: "w".into(),
+        });
+        channel.send(&cmd).await.unwrap();
+        let first = within("functype", channel.recv()).await.unwrap().unwrap();
+        assert!(
+            matches!(
+                first,
+                Msg::FuncType {
+                    kind: CallKind::AsyncFunc,
+                    ..
+                }
+            ),
+            "{first:?}"
+        );
+        let second = within("return", channel.recv()).await.unwrap().unwrap();
+        let Msg::Return { value, .. } = &second else {
+            panic!("expected the return right after functype, got {second:?}");
+        };
+        assert_eq!(value.decode::<u64>().unwrap(), 20);
     }
 }

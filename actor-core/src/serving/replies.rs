@@ -115,11 +115,15 @@ impl RunningCall {
             Err(e) => return self.send_error(&e).await,
         };
         let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind();
-        // A function that finishes at once gets `functype` and `return` in one write.
+        // A function that finishes at once gets `functype` and `return` in one write; one
+        // that waits announces `functype` now, and later sends `return` alone (a second
+        // `functype` is a protocol error to a tractor 0.1.0a5 caller).
+        let mut announced = false;
         let outcome = match futures::poll!(&mut fut) {
             Poll::Ready(outcome) => outcome,
             Poll::Pending => {
                 self.send(&self.functype(CallKind::AsyncFunc)).await;
+                announced = true;
                 tokio::select! {
                     // The function first: one that answers as its actor stops (a blocking
                     // invocation answering `Rerouted`) is answered.
@@ -131,9 +135,13 @@ impl RunningCall {
             }
         };
         match outcome {
-            Ok(Ok(value)) => {
-                self.conn.reply_value(&self.cid, value).await;
-            }
+            Ok(Ok(value)) if announced => match Msg::return_frame(&self.cid, &value) {
+                Ok(frame) => {
+                    let _ = self.conn.sender.send_frame(frame).await;
+                }
+                Err(e) => self.send_error(&Error::Encode(e)).await,
+            },
+            Ok(Ok(value)) => self.conn.reply_value(&self.cid, value).await,
             Ok(Err(e)) => self.send_error(&e).await,
             Err(panic) => self.send_error(&self.panic_error(&panic)).await,
         }
