@@ -1,7 +1,7 @@
 //! Support for the code `#[actor::remote]` generates. Not a public API: names here may change
 //! in any release.
 
-use std::{any::type_name, future::Future};
+use std::future::Future;
 
 use actor_ipc::Payload;
 use futures::{Stream, StreamExt};
@@ -11,13 +11,13 @@ pub use crate::calls::registry::{
     CallFuture, Handler, ItemStream, Registration, ServiceRegistration, ServiceStart,
 };
 pub use crate::entry::{run_main, run_test};
-pub use crate::runtime::services::ServiceEnd;
+pub use crate::runtime::services::{ServiceEnd, ServiceOutcome, async_service};
 pub use actor_ipc::Payload as RawPayload;
 pub use futures;
 pub use inventory;
 pub use serde;
 
-use crate::base::error::{Error, TYPE_ERROR, error_chain};
+use crate::base::error::{Error, TYPE_ERROR};
 
 /// Decodes a call's kwargs into the function's argument struct; a mismatch refuses the call
 /// with a `TypeError` naming the problem.
@@ -44,29 +44,12 @@ where
     }
 }
 
-/// Turns a remote function's error into the runtime's: an [`Error`] stays as it is (so
-/// [`Error::raise`] picks the caller-visible type name); any other error reports its type's
-/// name as `type_str` and its error chain as the trace.
+/// Turns a remote function's error into the runtime's ([`Error::from_any`]).
 pub fn error_from<E>(error: E) -> Error
 where
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let type_str = short_type_name::<E>();
-    let boxed: Box<dyn std::error::Error + Send + Sync> = error.into();
-    match boxed.downcast::<Error>() {
-        Ok(own) => *own,
-        Err(other) => Error::Raised {
-            type_str,
-            message: error_chain(other.as_ref()),
-        },
-    }
-}
-
-/// `core::num::error::ParseIntError` → `ParseIntError`; generic arguments dropped.
-fn short_type_name<T>() -> String {
-    let full = type_name::<T>();
-    let base = full.split('<').next().unwrap_or(full);
-    base.rsplit("::").next().unwrap_or(base).to_owned()
+    Error::from_any(error)
 }
 
 /// Runs a `blocking` remote function's body on the serving actor's thread runner (a thread of
@@ -81,40 +64,6 @@ where
     let runner = core.thread_runner.clone();
     drop(core);
     runner.submit(func, work).await
-}
-
-/// What a service's return value means: every return ends it (fatal while its actor runs);
-/// an `Err` says why.
-pub trait ServiceOutcome {
-    /// `Ok` for a plain return, `Err(trace)` for a failure.
-    fn into_end(self) -> ServiceEnd;
-}
-
-impl ServiceOutcome for () {
-    fn into_end(self) -> ServiceEnd {
-        Ok(())
-    }
-}
-
-impl<T, E> ServiceOutcome for Result<T, E>
-where
-    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
-{
-    fn into_end(self) -> ServiceEnd {
-        match self {
-            Ok(_) => Ok(()),
-            Err(e) => Err(error_from(e).to_error_info().tb_str),
-        }
-    }
-}
-
-/// Boxes an async service's run, its outcome turned into a [`ServiceEnd`].
-pub fn async_service<F>(fut: F) -> futures::future::BoxFuture<'static, ServiceEnd>
-where
-    F: Future + Send + 'static,
-    F::Output: ServiceOutcome,
-{
-    Box::pin(async move { fut.await.into_end() })
 }
 
 /// Boxes a running function.

@@ -178,6 +178,13 @@ fn on(members: &[String]) -> String {
     }
 }
 
+/// `core::num::error::ParseIntError` → `ParseIntError`; generic arguments dropped.
+fn short_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base).to_owned()
+}
+
 fn pid_text(pid: Option<u32>) -> String {
     pid.map_or_else(|| "unknown".to_owned(), |pid| pid.to_string())
 }
@@ -244,6 +251,29 @@ impl Error {
         Self::Raised {
             type_str: type_str.into(),
             message: message.into(),
+        }
+    }
+
+    /// Any error as the runtime's: an [`Error`] stays as it is (so [`Error::raise`] keeps the
+    /// type name the caller sees); any other error reports its type's name as `type_str` and
+    /// its error chain as the trace. This is what a remote function's `Err` becomes.
+    ///
+    /// ```
+    /// let err = actor::Error::from_any("x".parse::<i32>().unwrap_err());
+    /// assert_eq!(err.type_str(), "ParseIntError");
+    /// ```
+    pub fn from_any<E>(error: E) -> Self
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        let type_str = short_type_name::<E>();
+        let boxed: Box<dyn std::error::Error + Send + Sync> = error.into();
+        match boxed.downcast::<Error>() {
+            Ok(own) => *own,
+            Err(other) => Self::Raised {
+                type_str,
+                message: error_chain(other.as_ref()),
+            },
         }
     }
 

@@ -1,27 +1,18 @@
-//! Services and adopted work (the model of cobald's daemon): background work that lives as long
-//! as its actor. Its end is fatal unless the actor asked for it: a service or adopted task that
-//! returns, fails or panics stops the actor, and the error (naming the service, with its trace)
-//! is what the actor reports (to its parent's nursery, or as a root's exit).
+//! The services of an actor, as its state keeps them: each one's name, flavour and state, and
+//! the handles to wait for at stop (starting them and judging their end: `tree/services.rs`).
 //!
 //! On a graceful stop, async work is cancelled through its [`Service`] handle and given a grace
 //! to clean up, then dropped; blocking work (a thread) cannot be interrupted: it is told, waited
 //! for as long, then abandoned and reported as such.
 
-use std::{
-    future::Future,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Mutex, time::Duration};
 
-use actor_ipc::ErrorInfo;
-use futures::FutureExt;
 use serde::Serialize;
 use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, warn};
+use tracing::warn;
 
-use super::{core::ActorCore, scope::with_current};
-use crate::base::{error::SERVICE_FAILED_TYPE, lock};
+use crate::base::lock;
 
 /// What a service or adopted task is given: its name, and its actor's stop.
 #[derive(Debug, Clone)]
@@ -89,7 +80,7 @@ pub struct ServiceInfo {
 pub type ServiceEnd = Result<(), String>;
 
 /// A running service's handle, to wait for it at stop.
-enum Running {
+pub(crate) enum Running {
     Async(JoinHandle<()>),
     Blocking(oneshot::Receiver<()>),
 }
@@ -101,13 +92,29 @@ pub(crate) struct Services {
     running: Mutex<Vec<(usize, Running)>>,
 }
 
+impl Service {
+    /// The handle of service `name`, told to stop by `stop`.
+    pub(crate) fn new(name: &str, stop: CancellationToken) -> Self {
+        Self {
+            name: name.to_owned(),
+            stop,
+        }
+    }
+}
+
 impl Services {
+    /// Keeps a started service's handle, to wait for it at stop.
+    pub(crate) fn track(&self, index: usize, running: Running) {
+        lock(&self.running).push((index, running));
+    }
+
     /// Every service, with its state.
     pub(crate) fn list(&self) -> Vec<ServiceInfo> {
         lock(&self.entries).clone()
     }
 
-    fn add(&self, name: &str, flavour: ServiceFlavour) -> usize {
+    /// Lists a new service, running; returns its index.
+    pub(crate) fn add(&self, name: &str, flavour: ServiceFlavour) -> usize {
         let mut entries = lock(&self.entries);
         entries.push(ServiceInfo {
             name: name.to_owned(),
@@ -118,7 +125,8 @@ impl Services {
         entries.len() - 1
     }
 
-    fn set(&self, index: usize, state: ServiceState, error: Option<String>) {
+    /// Sets service `index`'s state.
+    pub(crate) fn set(&self, index: usize, state: ServiceState, error: Option<String>) {
         if let Some(entry) = lock(&self.entries).get_mut(index) {
             entry.state = state;
             entry.error = error;
@@ -154,98 +162,38 @@ impl Services {
     }
 }
 
-/// Records a service's end: after the actor was asked to stop, a normal stop; before, fatal.
-fn ended(
-    core: &Arc<ActorCore>,
-    index: usize,
-    name: &str,
-    stop: &CancellationToken,
-    end: ServiceEnd,
-) {
-    if stop.is_cancelled() {
-        return core.services.set(index, ServiceState::Stopped, None);
+/// What a service's return value means: every return ends it (fatal while its actor runs);
+/// an `Err` says why.
+pub trait ServiceOutcome {
+    /// `Ok` for a plain return, `Err(trace)` for a failure.
+    fn into_end(self) -> ServiceEnd;
+}
+
+impl ServiceOutcome for () {
+    fn into_end(self) -> ServiceEnd {
+        Ok(())
     }
-    let detail = match end {
-        Ok(()) => format!("service {name} returned, but a service must run as long as its actor"),
-        Err(trace) => format!("service {name} failed: {trace}"),
-    };
-    core.services
-        .set(index, ServiceState::Failed, Some(detail.clone()));
-    error!(service = %name, "{detail}; stopping the actor");
-    fatal(core, ErrorInfo::new(SERVICE_FAILED_TYPE, detail));
 }
 
-/// Stops the actor for `error` (the first fatal error is kept and reported).
-pub(crate) fn fatal(core: &ActorCore, error: ErrorInfo) {
-    lock(&core.fatal).get_or_insert(error);
-    core.fatal_token.cancel();
-    core.cancel.cancel();
-}
-
-/// Runs async work as a service of `core` (started with the actor, or adopted later).
-pub(crate) fn start_async<F, Fut>(core: &Arc<ActorCore>, name: &str, work: F)
+impl<T, E> ServiceOutcome for Result<T, E>
 where
-    F: FnOnce(Service) -> Fut,
-    Fut: Future<Output = ServiceEnd> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let index = core.services.add(name, ServiceFlavour::Async);
-    let stop = core.cancel.child_token();
-    let fut = work(Service {
-        name: name.to_owned(),
-        stop: stop.clone(),
-    });
-    let owner = core.clone();
-    let name = name.to_owned();
-    let task = tokio::spawn(with_current(core.clone(), async move {
-        let end = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
-            Ok(end) => end,
-            Err(panic) => Err(format!("panicked: {}", panic_text(&panic))),
-        };
-        ended(&owner, index, &name, &stop, end);
-    }));
-    lock(&core.services.running).push((index, Running::Async(task)));
-}
-
-/// Runs blocking work as a service of `core`, on a thread of its own.
-pub(crate) fn start_blocking<F>(core: &Arc<ActorCore>, name: &str, work: F)
-where
-    F: FnOnce(Service) -> ServiceEnd + Send + 'static,
-{
-    let index = core.services.add(name, ServiceFlavour::Blocking);
-    let stop = core.cancel.child_token();
-    let service = Service {
-        name: name.to_owned(),
-        stop: stop.clone(),
-    };
-    let owner = core.clone();
-    let thread_name = name.to_owned();
-    let (done_tx, done) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name(format!("actor-service-{name}"))
-        .spawn(move || {
-            let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(service)))
-            {
-                Ok(end) => end,
-                Err(panic) => Err(format!("panicked: {}", panic_text(&panic))),
-            };
-            ended(&owner, index, &thread_name, &stop, end);
-            let _ = done_tx.send(());
-        });
-    match spawned {
-        Ok(_) => lock(&core.services.running).push((index, Running::Blocking(done))),
-        Err(e) => {
-            let detail = format!("service {name} could not start a thread: {e}");
-            core.services
-                .set(index, ServiceState::Failed, Some(detail.clone()));
-            fatal(core, ErrorInfo::new(SERVICE_FAILED_TYPE, detail));
+    fn into_end(self) -> ServiceEnd {
+        match self {
+            Ok(_) => Ok(()),
+            Err(e) => Err(crate::base::error::Error::from_any(e)
+                .to_error_info()
+                .tb_str),
         }
     }
 }
 
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".into())
+/// Boxes an async service's run, its outcome turned into a [`ServiceEnd`].
+pub fn async_service<F>(fut: F) -> futures::future::BoxFuture<'static, ServiceEnd>
+where
+    F: Future + Send + 'static,
+    F::Output: ServiceOutcome,
+{
+    Box::pin(async move { fut.await.into_end() })
 }

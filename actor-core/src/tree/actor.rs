@@ -21,10 +21,13 @@ use crate::{
     calls::registry,
     runtime::{
         self, ActorCore, DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS, ServiceInfo,
-        ThreadRunnerStatus, services,
+        ThreadRunnerStatus,
     },
     serving,
-    tree::discovery::{RegistrarTable, Registry, registrar_calls},
+    tree::{
+        discovery::{RegistrarTable, Registry, registrar_calls},
+        services,
+    },
 };
 
 /// The environment variable giving an actor's thread slots when its builder does not (how a
@@ -149,23 +152,23 @@ impl ActorInfo {
     /// [`crate::Service`] handle whose `cancelled()` says when the actor stops.
     pub fn adopt<F, Fut, R>(&self, name: &str, work: F)
     where
-        F: FnOnce(crate::Service) -> Fut,
+        F: FnOnce(runtime::Service) -> Fut,
         Fut: std::future::Future<Output = R> + Send + 'static,
-        R: crate::__private::ServiceOutcome,
+        R: crate::runtime::services::ServiceOutcome,
     {
         services::start_async(&self.core, name, |svc| {
-            crate::__private::async_service(work(svc))
+            crate::runtime::services::async_service(work(svc))
         });
     }
 
     /// [`ActorInfo::adopt`] for blocking work: it runs on a thread of its own.
     pub fn adopt_blocking<F, R>(&self, name: &str, work: F)
     where
-        F: FnOnce(crate::Service) -> R + Send + 'static,
-        R: crate::__private::ServiceOutcome,
+        F: FnOnce(runtime::Service) -> R + Send + 'static,
+        R: crate::runtime::services::ServiceOutcome,
     {
         services::start_blocking(&self.core, name, move |svc| {
-            crate::__private::ServiceOutcome::into_end(work(svc))
+            crate::runtime::services::ServiceOutcome::into_end(work(svc))
         });
     }
 
