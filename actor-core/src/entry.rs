@@ -110,8 +110,10 @@ where
                 () = core.fatal_token.cancelled() => None,
             };
             if out.is_none() {
-                // Graceful first: every nursery cancels its children (which unregister and run
-                // their teardown hooks), bounded; dropping the program then kills what is left.
+                // The services first (what they end now is no failure), then, gracefully,
+                // every nursery cancels its children (which unregister and run their teardown
+                // hooks), bounded; dropping the program then kills what is left.
+                core.services_stop.cancel();
                 tear_down_nurseries(&core).await;
             }
             out

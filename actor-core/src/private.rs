@@ -53,17 +53,26 @@ where
 }
 
 /// Runs a `blocking` remote function's body on the serving actor's thread runner (a thread of
-/// its own, within the actor's slots), never on the async executor.
-pub async fn run_blocking<R, W>(func: &'static str, work: W) -> Result<R, Error>
+/// its own, within the actor's slots), never on the async executor. The thread sees the actor
+/// as its current one.
+pub async fn run_blocking<T, W>(func: &'static str, work: W) -> Result<T, Error>
 where
-    R: Send + 'static,
-    W: FnOnce() -> R + Send + 'static,
+    T: Send + 'static,
+    W: FnOnce() -> Result<T, Error> + Send + 'static,
 {
     let core = crate::runtime::current()
         .ok_or_else(|| Error::Usage(format!("{func}: a blocking function runs in an actor")))?;
     let runner = core.thread_runner.clone();
-    drop(core);
+    let work = move || crate::runtime::with_current_sync(core, work);
     runner.submit(func, work).await
+}
+
+/// A fallible blocking function's result, its error as the runtime's.
+pub fn blocking_result<T, E>(result: Result<T, E>) -> Result<T, Error>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    result.map_err(Error::from_any)
 }
 
 /// Boxes a running function.

@@ -180,10 +180,19 @@ fn registration(remote: &Remote) -> TokenStream {
     };
     let (signature, body, variant) = match kind {
         Kind::Func(output) if remote.blocking => {
-            // On the actor's thread runner; its value (or `Result`) is encoded as usual.
-            let call = quote!(
-                ::actor::__private::run_blocking(#name, move || #ident(#(#fields),*)).await?
-            );
+            // On the actor's thread runner; an `Err` is the invocation's failure (its status
+            // says so), then the call's error.
+            let call = if output.fallible {
+                quote!(::actor::__private::run_blocking(#name, move || {
+                    ::actor::__private::blocking_result(#ident(#(#fields),*))
+                })
+                .await)
+            } else {
+                quote!(::actor::__private::run_blocking(#name, move || {
+                    ::core::result::Result::Ok::<_, ::actor::Error>(#ident(#(#fields),*))
+                })
+                .await?)
+            };
             let run = call_future(ident.span(), encode(output, call));
             (
                 quote!((#kwargs: ::actor::__private::RawPayload)

@@ -103,8 +103,24 @@ mod svc {
         if let Some(me) = actor::Actor::current() {
             me.adopt("doomed", |_svc| async {
                 Err::<(), _>(actor::Error::raise("ValueError", "the adopted work failed"))
-            });
+            })
+            .expect("the actor serves");
         }
+    }
+
+    /// A blocking function that fails: its invocation's status is `failed`.
+    #[actor::remote(ns = "svc", blocking)]
+    pub(crate) fn refuse(text: String) -> Result<u64, std::num::ParseIntError> {
+        text.parse()
+    }
+
+    /// From a blocking thread, adopts async work that fails: fatal for this actor.
+    #[actor::remote(ns = "svc", blocking)]
+    pub(crate) fn adopt_from_a_thread() -> actor::Result<()> {
+        let me = actor::Actor::current().ok_or_else(|| actor::Error::Usage("no actor".into()))?;
+        me.adopt("adopted-from-a-thread", |_svc| async {
+            Err::<(), _>(actor::Error::raise("ValueError", "failed on the runtime"))
+        })
     }
 
     static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -495,7 +511,8 @@ async fn a_root_stops_when_its_adopted_work_fails() {
     let me = actor::Actor::current().expect("the root");
     me.adopt("root-doomed", |_svc| async {
         Err::<(), _>(actor::Error::raise("ValueError", "the root's work failed"))
-    });
+    })
+    .expect("the root serves");
     // The failure stops the program here; it never ends by itself.
     std::future::pending::<()>().await;
 }
@@ -520,4 +537,29 @@ async fn a_blocking_service_that_ignores_the_stop_is_abandoned() {
     assert_eq!(services.len(), 1, "{services:?}");
     assert_eq!(services[0].name, "stubborn");
     assert_eq!(services[0].state, actor::ServiceState::Abandoned);
+}
+
+#[actor::test]
+async fn a_blocking_function_that_fails_is_failed_and_adopting_from_a_thread_works() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let child = nursery.start_actor("threads").enable("svc").await.unwrap();
+    let err = child.run(refuse { text: "x".into() }).await.unwrap_err();
+    assert_eq!(err.as_remote().unwrap().type_str, "ParseIntError");
+    let status = thread_runner(&child).await;
+    assert_eq!(statuses(&status), ["failed"], "{status}");
+    // Adopted from a blocking thread, the work runs on the actor's runtime; its failure is
+    // fatal as any adopted work's.
+    let _ = child.run(adopt_from_a_thread {}).await;
+    let err = tokio::time::timeout(Duration::from_secs(10), nursery.close())
+        .await
+        .expect("the nursery must see the child stop")
+        .unwrap_err();
+    let remote = err.as_remote().unwrap_or_else(|| panic!("{err:?}"));
+    assert!(
+        remote
+            .tb_str
+            .contains("service adopted-from-a-thread failed"),
+        "{}",
+        remote.tb_str
+    );
 }

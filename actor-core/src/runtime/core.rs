@@ -103,6 +103,9 @@ pub(crate) struct ActorCore {
     pub(crate) thread_runner: Arc<ThreadRunner>,
     /// The actor's services and adopted tasks.
     pub(crate) services: Services,
+    /// Tells the services to stop: with the actor, or first, before a root's nurseries are
+    /// torn down on an interrupt (so a service talking to them does not fail meanwhile).
+    pub(crate) services_stop: CancellationToken,
     /// The error that stopped the actor, if a service's end did.
     pub(crate) fatal: Mutex<Option<ErrorInfo>>,
     /// Cancelled when a fatal error stopped the actor (a root then stops its `main`).
@@ -133,6 +136,7 @@ impl ActorCore {
             introspection: introspection_calls(),
             thread_runner: ThreadRunner::new(thread_slots, cancel.clone()),
             services: Services::default(),
+            services_stop: cancel.child_token(),
             fatal: Mutex::new(None),
             fatal_token: CancellationToken::new(),
             fatal_report: Mutex::new(None),

@@ -108,6 +108,17 @@ impl Services {
         lock(&self.running).push((index, running));
     }
 
+    /// Service `index` ended because its actor stopped (with `error` if it failed meanwhile);
+    /// one already reported abandoned stays so.
+    pub(crate) fn stopped(&self, index: usize, error: Option<String>) {
+        if let Some(entry) = lock(&self.entries).get_mut(index)
+            && entry.state != ServiceState::Abandoned
+        {
+            entry.state = ServiceState::Stopped;
+            entry.error = error;
+        }
+    }
+
     /// Every service, with its state.
     pub(crate) fn list(&self) -> Vec<ServiceInfo> {
         lock(&self.entries).clone()

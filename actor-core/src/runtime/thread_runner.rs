@@ -143,10 +143,10 @@ impl ThreadRunner {
     /// Runs `work` (function `func`) on a thread when a slot is free; the future completes
     /// with its result, or `Rerouted` if the actor stops first. Dropping the future cancels the
     /// invocation (removed if pending, marked killed if running).
-    pub(crate) fn submit<R, W>(self: &Arc<Self>, func: &'static str, work: W) -> Invocation<R>
+    pub(crate) fn submit<T, W>(self: &Arc<Self>, func: &'static str, work: W) -> Invocation<T>
     where
-        R: Send + 'static,
-        W: FnOnce() -> R + Send + 'static,
+        T: Send + 'static,
+        W: FnOnce() -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let runner = self.clone();
@@ -162,18 +162,28 @@ impl ThreadRunner {
             },
         );
         let run = Box::new(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+                Ok(outcome) => outcome,
+                Err(panic) => Err(panic_text(func, &panic)),
+            };
             let status = match &outcome {
                 Ok(_) => InvocationStatus::Succeeded,
                 Err(_) => InvocationStatus::Failed,
             };
-            // Only a running invocation ends this way: a killed or rerouted one keeps its
-            // status, and its result goes nowhere.
-            if lock(&runner.state).set(id, status) {
-                let _ = tx.send(outcome.map_err(|panic| panic_text(func, &panic)));
+            // Only a running invocation ends this way (a killed or rerouted one keeps its
+            // status, and its result goes nowhere); the result is handed over under the same
+            // lock, so no reroute can come between the two.
+            let mut state = lock(&runner.state);
+            if state.set(id, status) {
+                let _ = tx.send(outcome);
             }
         });
-        state.queue.push_back(Job { id, func, run });
+        if self.stopping.is_cancelled() {
+            // The actor stops: nothing more starts here (its invocation answers `Rerouted`).
+            state.set(id, InvocationStatus::Rerouted);
+        } else {
+            state.queue.push_back(Job { id, func, run });
+        }
         drop(state);
         self.start_ready();
         Invocation {
@@ -186,11 +196,18 @@ impl ThreadRunner {
         }
     }
 
-    /// Starts queued jobs while slots are free.
+    /// Starts queued jobs while slots are free; once the actor stops, reroutes them instead.
     fn start_ready(self: &Arc<Self>) {
         loop {
             let job = {
                 let mut state = lock(&self.state);
+                if self.stopping.is_cancelled() {
+                    let queued: Vec<u64> = state.queue.drain(..).map(|job| job.id).collect();
+                    for id in queued {
+                        state.set(id, InvocationStatus::Rerouted);
+                    }
+                    return;
+                }
                 if state.running >= self.slots {
                     return;
                 }
@@ -201,22 +218,20 @@ impl ThreadRunner {
                 state.set(job.id, InvocationStatus::Running);
                 job
             };
-            let runner = self.clone();
             let id = job.id;
+            let slot = SlotBack(self.clone());
             let spawned = std::thread::Builder::new()
-                .name(format!("actor-blocking-{}", job.func))
+                .name(format!("actor-blocking-{}", job.func.replace('\0', "")))
                 .spawn(move || {
+                    // However the job ends, its slot goes back at once for the next.
+                    let _slot = slot;
                     (job.run)();
-                    // The slot goes back at once, and the next job takes it.
-                    lock(&runner.state).running -= 1;
-                    runner.start_ready();
                 });
             if let Err(e) = spawned {
+                // The job (and its result channel) is gone with the closure: its caller hears
+                // that it ended without a result; the next jobs still get their turn.
                 tracing::error!(error = %e, "cannot start a thread for a blocking invocation");
-                let mut state = lock(&self.state);
-                state.running -= 1;
-                state.set(id, InvocationStatus::Failed);
-                return;
+                lock(&self.state).set(id, InvocationStatus::Failed);
             }
         }
     }
@@ -236,13 +251,21 @@ impl ThreadRunner {
         }
     }
 
-    /// Marks invocation `id` rerouted; a pending one leaves the queue.
-    fn reroute(&self, id: u64) {
+    /// Marks invocation `id` rerouted (a pending one leaves the queue): true, unless it had
+    /// already ended, in which case its result is already on its way.
+    fn reroute(&self, id: u64) -> bool {
         let mut state = lock(&self.state);
         if let Some(index) = state.queue.iter().position(|job| job.id == id) {
             state.queue.remove(index);
         }
-        state.set(id, InvocationStatus::Rerouted);
+        if state.set(id, InvocationStatus::Rerouted) {
+            return true;
+        }
+        // Rerouted already (when the stop found it queued) counts as rerouted.
+        state
+            .ended
+            .iter()
+            .any(|(ended, entry)| *ended == id && entry.status == InvocationStatus::Rerouted)
     }
 
     /// The runner's state now.
@@ -265,6 +288,29 @@ impl ThreadRunner {
             invocations: live,
         }
     }
+}
+
+/// Gives a running job's slot back when dropped (however the job's thread ends), and starts
+/// the next job.
+struct SlotBack(Arc<ThreadRunner>);
+
+impl Drop for SlotBack {
+    fn drop(&mut self) {
+        {
+            let mut state = lock(&self.0.state);
+            state.running = state.running.saturating_sub(1);
+        }
+        self.0.start_ready();
+    }
+}
+
+/// The error of an invocation whose thread ended without handing over a result (it could not
+/// be started).
+fn no_result(func: &str) -> Error {
+    Error::raise(
+        crate::base::error::PANIC_TYPE,
+        format!("{func}: its thread could not be started or ended without a result"),
+    )
 }
 
 fn panic_text(func: &str, panic: &Box<dyn std::any::Any + Send>) -> Error {
@@ -296,19 +342,21 @@ impl<R> Future for Invocation<R> {
         let this = self.get_mut();
         if let Poll::Ready(result) = Pin::new(&mut this.result).poll(cx) {
             this.done = true;
-            return Poll::Ready(result.unwrap_or_else(|_| {
-                Err(Error::raise(
-                    crate::base::error::PANIC_TYPE,
-                    "the blocking invocation's thread ended without a result",
-                ))
-            }));
+            return Poll::Ready(result.unwrap_or_else(|_| Err(no_result(this.func))));
         }
         if this.stopping.as_mut().poll(cx).is_ready() {
             this.done = true;
-            this.runner.reroute(this.id);
-            return Poll::Ready(Err(Error::Rerouted {
-                func: this.func.to_owned(),
-            }));
+            if this.runner.reroute(this.id) {
+                return Poll::Ready(Err(Error::Rerouted {
+                    func: this.func.to_owned(),
+                }));
+            }
+            // It ended just before the stop: its result was sent under the lock, so it is
+            // there now.
+            return match this.result.try_recv() {
+                Ok(result) => Poll::Ready(result),
+                Err(_) => Poll::Ready(Err(no_result(this.func))),
+            };
         }
         Poll::Pending
     }

@@ -150,7 +150,10 @@ impl ActorInfo {
     /// forget. As with a declared service, its end while the actor runs (a return, an `Err`, a
     /// panic) is fatal: the actor stops and reports the error, naming it. `work` gets the
     /// [`crate::Service`] handle whose `cancelled()` says when the actor stops.
-    pub fn adopt<F, Fut, R>(&self, name: &str, work: F)
+    ///
+    /// It runs on the actor's runtime, also when adopted from a blocking thread; it fails
+    /// only if the actor does not serve yet.
+    pub fn adopt<F, Fut, R>(&self, name: &str, work: F) -> Result<()>
     where
         F: FnOnce(runtime::Service) -> Fut,
         Fut: std::future::Future<Output = R> + Send + 'static,
@@ -158,7 +161,7 @@ impl ActorInfo {
     {
         services::start_async(&self.core, name, |svc| {
             crate::runtime::services::async_service(work(svc))
-        });
+        })
     }
 
     /// [`ActorInfo::adopt`] for blocking work: it runs on a thread of its own.
@@ -173,9 +176,11 @@ impl ActorInfo {
     }
 
     /// Runs `work` on this actor's runtime to completion and returns its value or its error,
-    /// waiting for it: from blocking code (a blocking service or function, another thread),
-    /// the way into the actor's async world. Refused from inside the runtime, where waiting
-    /// would block the tasks `work` may need (there, `.await` it).
+    /// waiting for it: from blocking code outside the runtime (a blocking service or function,
+    /// a thread of your own), the way into the actor's async world. Refused on the runtime's
+    /// own threads (async code, and `tokio::task::spawn_blocking`), where waiting could hold
+    /// up the tasks `work` needs (there, `.await` it). A panic in `work` is its error; if the
+    /// actor stops first, `work` is dropped and the error is `Cancelled`.
     pub fn execute<Fut, T>(&self, work: Fut) -> Result<T>
     where
         Fut: std::future::Future<Output = Result<T>> + Send + 'static,
@@ -192,11 +197,20 @@ impl ActorInfo {
             return Err(Error::Usage("execute: the actor does not serve yet".into()));
         };
         let (to, from) = std::sync::mpsc::sync_channel(1);
+        let stop = self.core.cancel.clone();
         runtime.spawn(runtime::with_current(self.core.clone(), async move {
-            let _ = to.send(work.await);
+            use futures::FutureExt;
+            let outcome = tokio::select! {
+                outcome = std::panic::AssertUnwindSafe(work).catch_unwind() => outcome
+                    .unwrap_or_else(|_| Err(Error::raise(
+                        crate::base::error::PANIC_TYPE,
+                        "the work given to execute panicked",
+                    ))),
+                () = stop.cancelled() => Err(Error::Cancelled),
+            };
+            let _ = to.send(outcome);
         }));
-        from.recv()
-            .unwrap_or_else(|_| Err(Error::Usage("execute: the actor stopped first".into())))
+        from.recv().unwrap_or_else(|_| Err(Error::Cancelled))
     }
 
     /// This actor's services and adopted tasks, with their states.
@@ -405,7 +419,10 @@ impl ActorBuilder {
             for service in registry::services(ns) {
                 match service.start {
                     registry::ServiceStart::Async(start) => {
-                        services::start_async(&core, service.name, start);
+                        // The runtime is set just above: this cannot fail.
+                        if let Err(e) = services::start_async(&core, service.name, start) {
+                            warn!(service = service.name, error = %e, "service not started");
+                        }
                     }
                     registry::ServiceStart::Blocking(start) => {
                         services::start_blocking(&core, service.name, start);

@@ -12,11 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 use crate::{
-    base::{error::SERVICE_FAILED_TYPE, lock},
+    base::{
+        error::{Error, Result, SERVICE_FAILED_TYPE},
+        lock,
+    },
     runtime::{
         ActorCore,
         services::{Running, Service, ServiceEnd, ServiceFlavour, ServiceState},
-        with_current,
+        with_current, with_current_sync,
     },
 };
 
@@ -29,7 +32,11 @@ fn ended(
     end: ServiceEnd,
 ) {
     if stop.is_cancelled() {
-        return core.services.set(index, ServiceState::Stopped, None);
+        // Its actor stops: not a failure. An abandoned thread stays reported abandoned.
+        if let Err(trace) = &end {
+            tracing::warn!(service = %name, "service failed while stopping: {trace}");
+        }
+        return core.services.stopped(index, end.err());
     }
     let detail = match end {
         Ok(()) => format!("service {name} returned, but a service must run as long as its actor"),
@@ -49,17 +56,28 @@ pub(crate) fn fatal(core: &ActorCore, error: ErrorInfo) {
 }
 
 /// Runs async work as a service of `core` (started with the actor, or adopted later).
-pub(crate) fn start_async<F, Fut>(core: &Arc<ActorCore>, name: &str, work: F)
+/// It runs on the actor's runtime, from whatever thread it is started (a blocking thread too).
+pub(crate) fn start_async<F, Fut>(core: &Arc<ActorCore>, name: &str, work: F) -> Result<()>
 where
     F: FnOnce(Service) -> Fut,
     Fut: Future<Output = ServiceEnd> + Send + 'static,
 {
+    let Some(runtime) = core
+        .runtime
+        .get()
+        .cloned()
+        .or_else(|| tokio::runtime::Handle::try_current().ok())
+    else {
+        return Err(Error::Usage(format!(
+            "service {name}: the actor does not serve yet (no runtime to run it on)"
+        )));
+    };
     let index = core.services.add(name, ServiceFlavour::Async);
-    let stop = core.cancel.child_token();
+    let stop = core.services_stop.child_token();
     let fut = work(Service::new(name, stop.clone()));
     let owner = core.clone();
     let name = name.to_owned();
-    let task = tokio::spawn(with_current(core.clone(), async move {
+    let task = runtime.spawn(with_current(core.clone(), async move {
         let end = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
             Ok(end) => end,
             Err(panic) => Err(format!("panicked: {}", panic_text(&panic))),
@@ -67,6 +85,7 @@ where
         ended(&owner, index, &name, &stop, end);
     }));
     core.services.track(index, Running::Async(task));
+    Ok(())
 }
 
 /// Runs blocking work as a service of `core`, on a thread of its own.
@@ -75,16 +94,17 @@ where
     F: FnOnce(Service) -> ServiceEnd + Send + 'static,
 {
     let index = core.services.add(name, ServiceFlavour::Blocking);
-    let stop = core.cancel.child_token();
+    let stop = core.services_stop.child_token();
     let service = Service::new(name, stop.clone());
     let owner = core.clone();
     let thread_name = name.to_owned();
     let (done_tx, done) = oneshot::channel();
     let spawned = std::thread::Builder::new()
-        .name(format!("actor-service-{name}"))
+        .name(format!("actor-service-{}", name.replace('\0', "")))
         .spawn(move || {
-            let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(service)))
-            {
+            // The thread sees its actor as the current one (`Actor::current`, `execute`).
+            let run = || with_current_sync(owner.clone(), || work(service));
+            let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
                 Ok(end) => end,
                 Err(panic) => Err(format!("panicked: {}", panic_text(&panic))),
             };
