@@ -167,6 +167,8 @@ pub(crate) async fn spawn_child(
     }
     command
         .args(&request.program.args)
+        // A child's thread slots are its own (`StartActor::thread_slots`), not inherited.
+        .env_remove(crate::tree::actor::THREAD_SLOTS_ENV)
         .envs(request.program.env.iter().map(|(k, v)| (k, v)))
         .env(CHILD_NAME_ENV, &uid.name)
         .env(CHILD_UUID_ENV, &uid.uuid)
