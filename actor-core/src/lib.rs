@@ -74,7 +74,7 @@ pub use calls::{
     registry::{self, RemoteContextFn, RemoteFn, RemoteStreamFn},
     stream::{self, FanOut, RemoteStream, Subscription},
 };
-pub use connection::MAX_STREAM_CREDIT;
+pub use connection::{MAX_CALLS_PER_CONNECTION, MAX_STREAM_CREDIT};
 pub use entry::{INTERRUPTED_EXIT, RootOptions, TRANSPORT_ENV, run_root};
 pub use portal::{CallHandle, Portal, connect, connect_as};
 pub use runtime::{

@@ -1163,3 +1163,126 @@ async fn a_function_that_waits_announces_its_functype_once() {
         assert_eq!(value.decode::<u64>().unwrap(), 20);
     }
 }
+
+/// Past its cap on running calls, a connection refuses a new call at once (`TooManyCalls`) and
+/// keeps reading: a cancel frees a slot for the next call, and EOF ends every call.
+#[tokio::test]
+async fn past_the_cap_a_call_is_refused_at_once_and_the_connection_keeps_reading() {
+    for transport in TRANSPORTS {
+        let fixture = FixtureActor::start(ENTRY, transport, &["fixture"]).await;
+        let observer = fixture.portal().await;
+        let mut channel =
+            Channel::connect(&fixture.addr, &Uid::new("raw"), &ChannelConfig::default())
+                .await
+                .unwrap();
+        let cmd = |ns: &str, func: &str, kwargs: Payload, cid: String| {
+            Msg::from(Cmd {
+                ns: ns.into(),
+                func: func.into(),
+                kwargs,
+                caller: Uid::new("raw"),
+                cid,
+            })
+        };
+        let cap = actor::MAX_CALLS_PER_CONNECTION;
+        for i in 0..=cap {
+            let call = cmd(
+                "fixture",
+                "sleep_forever",
+                Payload::empty_map(),
+                format!("s{i}"),
+            );
+            channel.send(&call).await.unwrap();
+        }
+        let mut functypes = 0;
+        let refused = loop {
+            match within("replies", channel.recv()).await.unwrap().unwrap() {
+                Msg::FuncType { .. } => functypes += 1,
+                Msg::Error { cid, error } => break (cid, error),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(refused.0.as_deref(), Some(format!("s{cap}").as_str()));
+        assert_eq!(refused.1.type_str, "TooManyCalls", "{}", refused.1.tb_str);
+        while functypes < cap {
+            let reply = within("the other functypes", channel.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(matches!(reply, Msg::FuncType { .. }), "{reply:?}");
+            functypes += 1;
+        }
+        assert_eq!(observer.run(running {}).await.unwrap(), cap as u64);
+        // Still reading: a cancel is served at the cap, and frees a slot.
+        let target = Payload::encode(&std::collections::HashMap::from([("cid", "s0")])).unwrap();
+        channel
+            .send(&cmd("self", "_cancel_task", target, "ack".into()))
+            .await
+            .unwrap();
+        loop {
+            match within("the cancel's ack", channel.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Msg::Return { cid, .. } if cid == "ack" => break,
+                _ => {}
+            }
+        }
+        let add_kwargs =
+            Payload::encode(&std::collections::HashMap::from([("a", 1), ("b", 2)])).unwrap();
+        channel
+            .send(&cmd(
+                "fixture",
+                "sleep_forever",
+                Payload::empty_map(),
+                "again".into(),
+            ))
+            .await
+            .unwrap();
+        // A call that finishes at once needs no slot: still answered at the cap.
+        channel
+            .send(&cmd("fixture", "add", add_kwargs, "add".into()))
+            .await
+            .unwrap();
+        channel
+            .send(&cmd(
+                "fixture",
+                "sleep_forever",
+                Payload::empty_map(),
+                "over".into(),
+            ))
+            .await
+            .unwrap();
+        let mut added = false;
+        loop {
+            match within("the next replies", channel.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Msg::FuncType { cid, .. } if cid == "again" || cid == "add" => {}
+                Msg::Return { cid, value } if cid == "add" => {
+                    assert_eq!(value.decode::<i64>().unwrap(), 3);
+                    added = true;
+                }
+                Msg::Error { cid, error } if cid.as_deref() == Some("over") => {
+                    assert_eq!(error.type_str, "TooManyCalls");
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(added, "the inline call was answered");
+        // EOF is read too: every call of the connection ends.
+        drop(channel);
+        let since = std::time::Instant::now();
+        while observer.run(running {}).await.unwrap() != 0 {
+            assert!(
+                since.elapsed() < Duration::from_secs(5),
+                "calls left running after EOF"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -26,6 +26,9 @@ pub const RECOVERABLE_TYPE: &str = "RecoverableError";
 pub const SERVICE_FAILED_TYPE: &str = "ServiceFailed";
 /// The `type_str` of a blocking invocation its stopping actor gave up ([`Error::Rerouted`]).
 pub const REROUTED_TYPE: &str = "Rerouted";
+/// The `type_str` of a call refused because its connection already runs as many calls as it
+/// may (`actor::MAX_CALLS_PER_CONNECTION`): retry once some have ended.
+pub const TOO_MANY_CALLS: &str = "TooManyCalls";
 /// The `type_str` of a cancelled context.
 pub const CONTEXT_CANCELLED: &str = "ContextCancelled";
 

@@ -48,10 +48,11 @@ use crate::{
     runtime::{ActorCore, core::LiveConnection, router::ConnectionScope},
 };
 
-/// How many calls one connection may have running at once; further calls wait (the reader
-/// stops reading that connection) until one ends, so a peer flooding calls cannot grow memory
+/// How many calls one connection may have running at once. A call beyond it is refused at once
+/// with [`TOO_MANY_CALLS`](crate::error::TOO_MANY_CALLS): the reader never waits for a slot, so
+/// cancels, the sentinel and EOF are always read, and a peer flooding calls cannot grow memory
 /// without bound.
-const MAX_TASKS_PER_CONNECTION: usize = 1024;
+pub const MAX_CALLS_PER_CONNECTION: usize = 1024;
 
 /// A call of ours, waiting for replies.
 pub(crate) struct Route {
@@ -156,7 +157,7 @@ impl Connection {
             flow_requested: AtomicBool::new(false),
             flow_cid: Mutex::new(None),
             flow_pending: AtomicBool::new(false),
-            task_slots: Arc::new(Semaphore::new(MAX_TASKS_PER_CONNECTION)),
+            task_slots: Arc::new(Semaphore::new(MAX_CALLS_PER_CONNECTION)),
             runtime_error: Mutex::new(None),
         });
         let live: Arc<dyn LiveConnection> = conn.clone();

@@ -19,11 +19,14 @@ use super::{
 };
 use crate::{
     base::{
-        error::{FUNCTION_NOT_FOUND, MODULE_NOT_EXPOSED, Result},
+        error::{FUNCTION_NOT_FOUND, MODULE_NOT_EXPOSED, Result, TOO_MANY_CALLS},
         mailbox::mailbox,
     },
     calls::registry::{self, CallFuture, Handler, Registration},
-    connection::{Connection, EXTENSION_NS, FLOW_CONTROL_CALL, INBOX_SLACK, Inbox, TaskEntry},
+    connection::{
+        Connection, EXTENSION_NS, FLOW_CONTROL_CALL, INBOX_SLACK, Inbox, MAX_CALLS_PER_CONNECTION,
+        TaskEntry,
+    },
     engine::{inflight::InsertError, sequence::ReplySequence},
     runtime::{
         CallNurseries, collect_inline_nurseries, core::GracefulTeardown, with_call_nurseries,
@@ -64,8 +67,18 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
         },
         _ => None,
     };
-    let Ok(slot) = conn.task_slots.clone().acquire_owned().await else {
-        return;
+    // Never wait for a slot here: the reader would stop reading (cancels, the sentinel, EOF).
+    let Ok(slot) = conn.task_slots.clone().try_acquire_owned() else {
+        // A call already started inline is dropped (cancelled) with `begun`.
+        let error = ErrorInfo::new(
+            TOO_MANY_CALLS,
+            format!(
+                "{TOO_MANY_CALLS}: this connection already runs {MAX_CALLS_PER_CONNECTION} calls; \
+                 {}.{} was refused",
+                cmd.ns, cmd.func
+            ),
+        );
+        return conn.reply_error(&cmd.cid, error).await;
     };
     start_task(conn, cmd, registration, slot, begun).await;
 }
