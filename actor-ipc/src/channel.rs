@@ -171,7 +171,9 @@ impl ChannelReader {
     /// The next message; `Ok(None)` when the peer closed the connection cleanly between frames.
     ///
     /// An error means the stream can no longer be trusted (an oversized or truncated frame, a
-    /// body that is not a protocol message, a socket failure): close the connection.
+    /// body that is not a protocol message, a socket failure): close the connection. Except
+    /// [`DecodeError::BadCmd`](crate::DecodeError::BadCmd): one malformed call in a whole frame,
+    /// to answer with an error; the connection is still in step.
     pub async fn recv(&mut self) -> Result<Option<Msg>, RecvError> {
         match self.recv_frame().await? {
             None => Ok(None),

@@ -43,6 +43,22 @@ pub enum FrameError {
 /// Offsets (`at`) count bytes from the start of the frame body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// A `cmd` message whose call is malformed (kwargs not a map, a field of the wrong type).
+    /// The frame was read whole, so the connection is still in step: the call (`cid`, when
+    /// it could be read) is answered with an error and the connection goes on.
+    #[error("malformed cmd{}: {source}", cid.as_ref().map(|c| format!(" {c:?}")).unwrap_or_default())]
+    BadCmd {
+        /// The call's id, if it is a string where the protocol puts it.
+        cid: Option<String>,
+        /// What is wrong with it.
+        source: Box<DecodeError>,
+    },
+    /// A handshake uid outside the limits (an empty or over-long name or uuid).
+    #[error("handshake uid refused: {detail}")]
+    BadUid {
+        /// Which limit it broke.
+        detail: String,
+    },
     /// The body ended in the middle of a msgpack value.
     #[error("msgpack value truncated at byte {at}")]
     Truncated {

@@ -276,7 +276,18 @@ proptest! {
         prop_assert_eq!(dynamic.as_bytes(), &body[..]);
 
         if let Msg::Handshake(uid) = &msg {
-            prop_assert_eq!(&Msg::decode_handshake(body).unwrap(), uid);
+            let within = !uid.name.is_empty()
+                && !uid.uuid.is_empty()
+                && uid.name.len() <= actor_ipc::MAX_NAME_LEN
+                && uid.uuid.len() <= actor_ipc::MAX_UUID_LEN;
+            match Msg::decode_handshake(body) {
+                Ok(back) => {
+                    prop_assert!(within);
+                    prop_assert_eq!(&back, uid);
+                }
+                Err(actor_ipc::DecodeError::BadUid { .. }) => prop_assert!(!within),
+                Err(other) => prop_assert!(false, "{other}"),
+            }
         }
     }
 

@@ -1286,3 +1286,99 @@ async fn past_the_cap_a_call_is_refused_at_once_and_the_connection_keeps_reading
         }
     }
 }
+
+/// A malformed `cmd` is that call's problem, not the connection's: one whose kwargs are not a
+/// map is answered with a `TypeError`; one without a string cid is dropped; the connection, and
+/// the call running on it, go on. A handshake uid outside the limits is refused.
+#[tokio::test]
+async fn a_malformed_cmd_is_answered_and_the_connection_goes_on() {
+    for transport in TRANSPORTS {
+        let fixture = FixtureActor::start(ENTRY, transport, &["fixture"]).await;
+        let observer = fixture.portal().await;
+        let mut channel =
+            Channel::connect(&fixture.addr, &Uid::new("raw"), &ChannelConfig::default())
+                .await
+                .unwrap();
+        let cmd = |func: &str, kwargs: Payload, cid: &str| {
+            Msg::from(Cmd {
+                ns: "fixture".into(),
+                func: func.into(),
+                kwargs,
+                caller: Uid::new("raw"),
+                cid: cid.into(),
+            })
+        };
+        channel
+            .send(&cmd("sleep_forever", Payload::empty_map(), "running"))
+            .await
+            .unwrap();
+        let framed = |body: &[u8]| {
+            let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+            frame.extend_from_slice(body);
+            bytes::Bytes::from(frame)
+        };
+        // {"cmd": ["fixture", "add", 7, ["r", "u"], "bad"]}: kwargs not a map.
+        let bad = b"\x81\xa3cmd\x95\xa7fixture\xa3add\x07\x92\xa1r\xa1u\xa3bad";
+        channel.sender().send_frame(framed(bad)).await.unwrap();
+        // {"cmd": ["fixture", "add", {}, ["r", "u"], 7]}: no string cid, nothing to answer.
+        let anonymous = b"\x81\xa3cmd\x95\xa7fixture\xa3add\x80\x92\xa1r\xa1u\x07";
+        channel
+            .sender()
+            .send_frame(framed(anonymous))
+            .await
+            .unwrap();
+        let add_kwargs =
+            Payload::encode(&std::collections::HashMap::from([("a", 1), ("b", 2)])).unwrap();
+        channel.send(&cmd("add", add_kwargs, "good")).await.unwrap();
+        let (mut refused, mut added) = (false, false);
+        while !(refused && added) {
+            match within("the replies", channel.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Msg::Error { cid, error } if cid.as_deref() == Some("bad") => {
+                    assert_eq!(error.type_str, "TypeError");
+                    assert!(error.tb_str.contains("cmd.kwargs"), "{}", error.tb_str);
+                    refused = true;
+                }
+                Msg::Return { cid, value } if cid == "good" => {
+                    assert_eq!(value.decode::<i64>().unwrap(), 3);
+                    added = true;
+                }
+                Msg::FuncType { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // The call that was running before is still running.
+        assert_eq!(observer.run(running {}).await.unwrap(), 1);
+        // A handshake with an empty uid is refused; the actor goes on serving.
+        let refused = Channel::connect(
+            &fixture.addr,
+            &Uid {
+                name: String::new(),
+                uuid: String::new(),
+            },
+            &ChannelConfig::default(),
+        )
+        .await;
+        match refused {
+            Err(_) => {}
+            Ok(mut channel) => {
+                // Closed by the actor right after the handshake it refused.
+                assert!(within("the refusal", channel.recv()).await.is_err_or_none());
+            }
+        }
+        assert_eq!(observer.run(add { a: 2, b: 2 }).await.unwrap(), 4);
+    }
+}
+
+trait ErrOrNone {
+    fn is_err_or_none(&self) -> bool;
+}
+
+impl<T, E> ErrOrNone for Result<Option<T>, E> {
+    fn is_err_or_none(&self) -> bool {
+        matches!(self, Err(_) | Ok(None))
+    }
+}

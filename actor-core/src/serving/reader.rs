@@ -97,6 +97,21 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 }
             }
             Ok(None) => break "the peer closed the connection".to_owned(),
+            Err(actor_ipc::RecvError::Decode(actor_ipc::DecodeError::BadCmd { cid, source })) => {
+                // One malformed call, read whole: answered (when it can be), the rest goes on.
+                match cid {
+                    Some(cid) => {
+                        let error = actor_ipc::ErrorInfo::new(
+                            crate::base::error::TYPE_ERROR,
+                            format!("malformed cmd: {source}"),
+                        );
+                        conn.reply_error(&cid, error).await;
+                    }
+                    None => {
+                        warn!(peer = %conn.peer, error = %source, "ignoring a cmd without a cid")
+                    }
+                }
+            }
             Err(actor_ipc::RecvError::Frame(actor_ipc::FrameError::Io(e))) => {
                 // A reset or a broken pipe: the peer went away, nothing malformed.
                 debug!(peer = %conn.peer, error = %e, "connection lost");

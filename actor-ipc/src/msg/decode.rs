@@ -76,7 +76,7 @@ impl Msg {
         let mut cur = Cursor::new(&body);
         let uid = read_uid(&mut cur, "handshake")?;
         match cur.remaining() {
-            0 => Ok(uid),
+            0 => check_uid(uid),
             count => Err(DecodeError::TrailingBytes { count }),
         }
     }
@@ -137,7 +137,13 @@ impl Msg {
         let payload = |range: &Range<usize>| Payload::from_checked(body.slice(range.clone()));
 
         if let Some(range) = &f.cmd {
-            return Ok(Self::Cmd(Box::new(read_cmd(body, &mut at(range))?)));
+            return match read_cmd(body, &mut at(range)) {
+                Ok(cmd) => Ok(Self::Cmd(Box::new(cmd))),
+                Err(source) => Err(DecodeError::BadCmd {
+                    cid: cmd_cid(&mut at(range)),
+                    source: Box::new(source),
+                }),
+            };
         }
         if let Some(range) = &f.error {
             let cid = match &f.cid {
@@ -197,6 +203,41 @@ impl Msg {
         }
         Err(DecodeError::UnknownMessage { keys: unknown })
     }
+}
+
+/// The longest actor name a handshake may carry, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// The longest uuid a handshake may carry, in bytes (tractor's are 36).
+pub const MAX_UUID_LEN: usize = 64;
+
+/// A peer's uid within the limits: a name and a uuid, neither empty nor over-long.
+fn check_uid(uid: Uid) -> Result<Uid, DecodeError> {
+    let refuse = |detail: String| Err(DecodeError::BadUid { detail });
+    if uid.name.is_empty() || uid.uuid.is_empty() {
+        return refuse("an empty name or uuid".into());
+    }
+    if uid.name.len() > MAX_NAME_LEN {
+        return refuse(format!(
+            "a name of {} bytes (at most {MAX_NAME_LEN})",
+            uid.name.len()
+        ));
+    }
+    if uid.uuid.len() > MAX_UUID_LEN {
+        return refuse(format!(
+            "a uuid of {} bytes (at most {MAX_UUID_LEN})",
+            uid.uuid.len()
+        ));
+    }
+    Ok(uid)
+}
+
+/// The call id of a malformed `cmd`, if its fifth element is a string.
+fn cmd_cid(cur: &mut Cursor<'_>) -> Option<String> {
+    cur.array_of("cmd", 5).ok()?;
+    for _ in 0..4 {
+        cur.skip_value().ok()?;
+    }
+    cur.str("cmd.cid").ok().map(str::to_owned)
 }
 
 /// Reads a `[name, uuid]` pair.
@@ -384,17 +425,59 @@ mod tests {
     }
 
     #[test]
+    fn handshake_uids_outside_the_limits_are_refused() {
+        let uid = |name: &str, uuid: &str| {
+            let mut body = bytes::BytesMut::new();
+            Msg::Handshake(Uid {
+                name: name.into(),
+                uuid: uuid.into(),
+            })
+            .write_frame(&mut body)
+            .unwrap();
+            Msg::decode_handshake(Bytes::from(body).slice(4..))
+        };
+        assert!(uid("worker", "0b8e6b34-0000-4000-8000-000000000000").is_ok());
+        assert!(matches!(uid("", ""), Err(DecodeError::BadUid { .. })));
+        assert!(matches!(uid("w", ""), Err(DecodeError::BadUid { .. })));
+        let long = "n".repeat(MAX_NAME_LEN + 1);
+        assert!(matches!(uid(&long, "u"), Err(DecodeError::BadUid { .. })));
+        let long = "u".repeat(MAX_UUID_LEN + 1);
+        assert!(matches!(uid("w", &long), Err(DecodeError::BadUid { .. })));
+    }
+
+    #[test]
     fn wrong_shapes_are_typed_errors() {
         // cmd with 4 fields
         let body = Bytes::from_static(b"\x81\xa3cmd\x94\xa1a\xa1b\x80\x92\xa1x\xa1y");
-        assert!(matches!(
-            Msg::decode(body),
-            Err(DecodeError::WrongArity {
-                field: "cmd",
-                expected: 5,
-                found: 4
-            })
-        ));
+        match Msg::decode(body) {
+            Err(DecodeError::BadCmd { cid: None, source }) => assert!(matches!(
+                *source,
+                DecodeError::WrongArity {
+                    field: "cmd",
+                    expected: 5,
+                    found: 4
+                }
+            )),
+            other => panic!("{other:?}"),
+        }
+        // cmd whose kwargs are not a map: its cid is still read, to answer it
+        let body = Bytes::from_static(b"\x81\xa3cmd\x95\xa1a\xa1b\x07\x92\xa1x\xa1y\xa2c1");
+        match Msg::decode(body) {
+            Err(DecodeError::BadCmd {
+                cid: Some(cid),
+                source,
+            }) => {
+                assert_eq!(cid, "c1");
+                assert!(matches!(
+                    *source,
+                    DecodeError::WrongType {
+                        field: "cmd.kwargs",
+                        ..
+                    }
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
         // non-string cid
         let body = Bytes::from_static(b"\x82\xa6return\x03\xa3cid\x07");
         assert!(matches!(
