@@ -215,6 +215,8 @@ enum Outgoing {
 #[derive(Debug, Clone)]
 pub struct ChannelSender {
     queue: mpsc::Sender<Outgoing>,
+    /// The longest frame body sent: the peer refuses longer ones (with the same default).
+    max_frame_len: usize,
 }
 
 impl std::fmt::Debug for Outgoing {
@@ -234,7 +236,15 @@ impl ChannelSender {
     fn spawn_writer(write: WriteHalf, config: &ChannelConfig) -> Self {
         let (queue, rx) = mpsc::channel(config.send_queue_frames.max(1));
         tokio::spawn(run_writer(write, rx));
-        Self { queue }
+        Self {
+            queue,
+            max_frame_len: config.max_frame_len,
+        }
+    }
+
+    /// Checks every frame in `buf` (complete frames, back to back) against the limit.
+    fn check(&self, buf: &[u8]) -> Result<(), SendError> {
+        check_frames(buf, self.max_frame_len)
     }
 
     /// Encodes `msg` and queues it as one frame, waiting while the queue is full.
@@ -248,6 +258,7 @@ impl ChannelSender {
 
     /// Queues a complete, already encoded frame (length prefix included).
     pub async fn send_frame(&self, frame: Bytes) -> Result<(), SendError> {
+        self.check(&frame)?;
         self.queue
             .send(Outgoing::Frame(frame))
             .await
@@ -259,6 +270,10 @@ impl ChannelSender {
     /// other frame between them. Waits while the queue is full; cancel-safe like
     /// [`ChannelSender::send_frame`].
     pub async fn send_frame_parts(&self, parts: Vec<Bytes>) -> Result<(), SendError> {
+        // The parts make one frame: its header leads the first part.
+        if let Some(first) = parts.first() {
+            check_header(first, self.max_frame_len)?;
+        }
         self.queue
             .send(Outgoing::Parts(parts))
             .await
@@ -268,6 +283,9 @@ impl ChannelSender {
     /// Queues a complete frame if the writer queue has room right now, without waiting.
     /// Returns the frame back if the queue is full, so the caller can send it later.
     pub fn try_send_frame(&self, frame: Bytes) -> Result<(), TrySendError> {
+        if self.check(&frame).is_err() {
+            return Err(TrySendError::Closed);
+        }
         match self.queue.try_send(Outgoing::Frame(frame)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(Outgoing::Frame(frame))) => {
@@ -282,6 +300,7 @@ impl ChannelSender {
     pub fn frame_sink(&self) -> FrameSink {
         FrameSink {
             inner: tokio_util::sync::PollSender::new(self.queue.clone()),
+            max_frame_len: self.max_frame_len,
         }
     }
 
@@ -379,10 +398,33 @@ async fn write_all_vectored(write: &mut WriteHalf, bufs: &mut Vec<Bytes>) -> io:
     Ok(())
 }
 
+/// Checks each frame of `buf` (complete frames back to back, each a 4-byte little-endian
+/// length and its body) against `limit`.
+fn check_frames(mut buf: &[u8], limit: usize) -> Result<(), SendError> {
+    while buf.len() >= 4 {
+        let len = check_header(buf, limit)?;
+        buf = buf.get(4 + len..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The body length the frame header at the start of `buf` declares, if within `limit`.
+fn check_header(buf: &[u8], limit: usize) -> Result<usize, SendError> {
+    let Some(header) = buf.get(..4) else {
+        return Ok(0);
+    };
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len > limit {
+        return Err(SendError::TooLarge { len, limit });
+    }
+    Ok(len)
+}
+
 /// A sink of complete frames feeding a channel's writer (see [`ChannelSender::frame_sink`]).
 #[derive(Debug)]
 pub struct FrameSink {
     inner: tokio_util::sync::PollSender<Outgoing>,
+    max_frame_len: usize,
 }
 
 impl futures::Sink<Bytes> for FrameSink {
@@ -396,6 +438,7 @@ impl futures::Sink<Bytes> for FrameSink {
     }
 
     fn start_send(mut self: std::pin::Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
+        check_frames(&frame, self.max_frame_len)?;
         self.inner
             .send_item(Outgoing::Frame(frame))
             .map_err(|_| SendError::Closed)

@@ -221,6 +221,15 @@ pub enum SendError {
     /// A payload could not be encoded. Nothing was written.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// A frame longer than the channel's limit (`ChannelConfig::max_frame_len`), which the
+    /// peer would refuse (and close the connection for). Nothing was written.
+    #[error("a frame of {len} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        /// The frame body's length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Receiving the next message failed; the connection must be closed.

@@ -80,6 +80,12 @@ mod fixture {
             .unwrap_or(0)
     }
 
+    /// A byte blob of `size` bytes (over the frame limit when asked).
+    #[actor::remote(ns = "fixture")]
+    pub(crate) async fn big(size: u64) -> bytes::Bytes {
+        bytes::Bytes::from(vec![7_u8; usize::try_from(size).unwrap_or(0)])
+    }
+
     /// Waits `ms`, then returns it: a request/response function that does not finish at once.
     #[actor::remote(ns = "fixture")]
     pub(crate) async fn wait_then(ms: u64) -> u64 {
@@ -1380,5 +1386,46 @@ trait ErrOrNone {
 impl<T, E> ErrOrNone for Result<Option<T>, E> {
     fn is_err_or_none(&self) -> bool {
         matches!(self, Err(_) | Ok(None))
+    }
+}
+
+/// A result or stream item too large for a frame is the call's error (`FrameTooLarge`), sent
+/// instead of a frame the caller would refuse; the connection goes on.
+#[tokio::test]
+async fn a_result_over_the_frame_limit_is_an_error_not_a_broken_connection() {
+    let over = (actor_ipc::DEFAULT_MAX_FRAME_LEN + 1024) as u64;
+    for transport in TRANSPORTS {
+        let (_fixture, portal) = start(transport).await;
+        let err = within("the call", portal.run(big { size: over }))
+            .await
+            .unwrap_err();
+        let remote = err.as_remote().unwrap_or_else(|| panic!("{err:?}"));
+        assert_eq!(remote.type_str, "FrameTooLarge", "{}", remote.tb_str);
+        let mut stream = portal
+            .open_stream_from(blobs {
+                sizes: vec![10, over],
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            within("the first blob", stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .len(),
+            10
+        );
+        let err = within("the second blob", stream.next())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err.as_remote().map(|r| r.type_str.as_str()),
+            Some("FrameTooLarge"),
+            "{err}"
+        );
+        // The same connection still serves.
+        assert_eq!(portal.run(add { a: 40, b: 2 }).await.unwrap(), 42);
+        assert_eq!(portal.run(big { size: 1000 }).await.unwrap().len(), 1000);
     }
 }

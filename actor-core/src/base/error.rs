@@ -154,6 +154,15 @@ pub enum Error {
         /// The function.
         func: String,
     },
+    /// A message would not fit in one frame: over the channel's frame limit, which the peer
+    /// would refuse. Nothing was sent.
+    #[error("a message of {len} bytes is over the frame limit of {limit} bytes")]
+    TooLarge {
+        /// The encoded message's length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A team's task failed: unrecoverably, or on every attempt it was given.
     #[error("task {task} failed after {} attempt(s){}: {cause}", .members.len(), on(.members))]
     TaskFailed {
@@ -319,6 +328,10 @@ impl Error {
                 after: *after,
             },
             Self::Rerouted { func } => Self::Rerouted { func: func.clone() },
+            Self::TooLarge { len, limit } => Self::TooLarge {
+                len: *len,
+                limit: *limit,
+            },
             Self::ServiceFailed { detail } => Self::ServiceFailed {
                 detail: detail.clone(),
             },
@@ -394,6 +407,7 @@ impl Error {
             Self::Registrar { .. } => "RegistrarError",
             Self::Timeout { .. } => "TimeoutError",
             Self::TaskFailed { .. } => "TaskFailed",
+            Self::TooLarge { .. } => "FrameTooLarge",
             Self::Rerouted { .. } => REROUTED_TYPE,
             Self::ServiceFailed { .. } => SERVICE_FAILED_TYPE,
             Self::Group(_) => "ErrorGroup",

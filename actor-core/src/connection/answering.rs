@@ -19,8 +19,14 @@ impl Connection {
                 .map_err(|e| self.send_error(e)),
             Err(e) => Err(Error::Encode(e)),
         };
-        if let Err(e) = sent {
-            debug!(peer = %self.peer, error = %e, "could not reply");
+        match sent {
+            Ok(()) => {}
+            // Too large for a frame: the caller gets that error instead of nothing.
+            Err(e @ Error::TooLarge { .. }) => {
+                self.reply_error(cid, ErrorInfo::new(e.type_str(), e.to_string()))
+                    .await;
+            }
+            Err(e) => debug!(peer = %self.peer, error = %e, "could not reply"),
         }
     }
 

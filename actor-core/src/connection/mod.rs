@@ -232,6 +232,7 @@ impl Connection {
         match e {
             actor_ipc::SendError::Closed => self.disconnected(),
             actor_ipc::SendError::Encode(e) => Error::Encode(e),
+            actor_ipc::SendError::TooLarge { len, limit } => Error::TooLarge { len, limit },
         }
     }
 

@@ -92,6 +92,17 @@ impl RunningCall {
         }
     }
 
+    /// Sends a call's final frame; one too large for the peer becomes an error reply.
+    async fn send_final(&self, frame: bytes::Bytes) {
+        match self.conn.sender.send_frame(frame).await {
+            Ok(()) => {}
+            Err(e @ actor_ipc::SendError::TooLarge { .. }) => {
+                self.send_error(&self.conn.send_error(e)).await;
+            }
+            Err(e) => debug!(cid = %self.cid, error = %e, "reply not sent: connection closed"),
+        }
+    }
+
     async fn send_error(&self, error: &Error) {
         self.conn
             .reply_error(&self.cid, error.to_error_info())
@@ -136,9 +147,7 @@ impl RunningCall {
         };
         match outcome {
             Ok(Ok(value)) if announced => match Msg::return_frame(&self.cid, &value) {
-                Ok(frame) => {
-                    let _ = self.conn.sender.send_frame(frame).await;
-                }
+                Ok(frame) => self.send_final(frame).await,
                 Err(e) => self.send_error(&Error::Encode(e)).await,
             },
             Ok(Ok(value)) => self.conn.reply_value(&self.cid, value).await,
@@ -239,14 +248,13 @@ impl RunningCall {
                         Ok(parts) => parts,
                         Err(e) => return self.send_error(&Error::Encode(e)).await,
                     };
-                    if self
-                        .conn
-                        .sender
-                        .send_frame_parts(parts.into())
-                        .await
-                        .is_err()
-                    {
-                        return;
+                    match self.conn.sender.send_frame_parts(parts.into()).await {
+                        Ok(()) => {}
+                        // An item too large for a frame ends the stream with that error.
+                        Err(e @ actor_ipc::SendError::TooLarge { .. }) => {
+                            return self.send_error(&self.conn.send_error(e)).await;
+                        }
+                        Err(_) => return,
                     }
                     // Let the writer start on it before the next one is made: otherwise a
                     // ready stream of large items queues many (memory, cache misses, fresh
@@ -364,9 +372,7 @@ impl RunningCall {
                 self.conn.reply_error(&self.cid, error).await;
             }
             Some(Ok(Ok(value))) => match Msg::return_frame(&self.cid, &value) {
-                Ok(frame) => {
-                    let _ = self.conn.sender.send_frame(frame).await;
-                }
+                Ok(frame) => self.send_final(frame).await,
                 Err(e) => self.send_error(&Error::Encode(e)).await,
             },
             Some(Ok(Err(e))) => self.send_error(&e).await,
