@@ -25,11 +25,21 @@ pub fn count(n: u64) -> impl Stream<Item = u64> {
     futures::stream::iter(0..n)
 }
 
-/// Streams `n` byte blobs (msgpack bin) of `size` bytes each.
+/// Streams `n` byte blobs (msgpack bin) of `size` bytes each; a size over the frame limit
+/// (16 MiB) is refused with a `ValueError` before anything is allocated.
 #[actor::remote(ns = "demo")]
-pub fn blob(n: u64, size: u64) -> impl Stream<Item = bytes::Bytes> {
-    let blob = bytes::Bytes::from(vec![0xab_u8; usize::try_from(size).unwrap_or(0)]);
-    futures::stream::iter(0..n).map(move |_| blob.clone())
+pub fn blob(n: u64, size: u64) -> impl Stream<Item = actor::Result<bytes::Bytes>> {
+    let limit = actor::ipc::DEFAULT_MAX_FRAME_LEN as u64;
+    let blob = (size <= limit)
+        .then(|| bytes::Bytes::from(vec![0xab_u8; usize::try_from(size).unwrap_or(0)]));
+    futures::stream::iter(0..n).map(move |_| {
+        blob.clone().ok_or_else(|| {
+            actor::Error::raise(
+                "ValueError",
+                format!("blob size {size} is over the frame limit of {limit} bytes"),
+            )
+        })
+    })
 }
 
 /// Sends `started(start)`, echoes every stream item back, and returns `"done"` once the

@@ -83,6 +83,19 @@ async fn serves_every_demo_function_on_both_addresses() {
             .unwrap();
         assert_eq!(blobs.len(), 3);
         assert!(blobs.iter().all(|b| b.len() == 70_000));
+        // A size the daemon would have to allocate beyond any frame is refused, not tried.
+        let mut huge = portal
+            .open_stream_from(demo::blob {
+                n: 1,
+                size: 1 << 40,
+            })
+            .await
+            .unwrap();
+        let err = within("the refusal", huge.next())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.as_remote().unwrap().type_str, "ValueError", "{err}");
 
         let (ctx, start): (_, i64) = portal
             .open_context(demo::echo_ctx { start: 7 })
