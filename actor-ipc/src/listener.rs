@@ -45,7 +45,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 impl Listener {
     /// Binds `addr`. A TCP port of 0 picks a free port ([`Listener::local_addr`] tells which).
     /// A Unix socket path left behind by a dead process is replaced; one that a live process
-    /// listens on is refused with `AddrInUse`.
+    /// listens on is refused with `AddrInUse`. A Unix socket is made owner-only (mode 0600),
+    /// whatever the umask.
     pub async fn bind(addr: &Addr) -> io::Result<Self> {
         match addr {
             Addr::Tcp { host, port } => {
@@ -59,6 +60,12 @@ impl Listener {
             Addr::Unix(path) => {
                 remove_stale_socket(path).await?;
                 let listener = UnixListener::bind(path)?;
+                // Owner-only whatever the umask: other local users cannot connect (a socket
+                // file's permissions are what Linux checks on connect).
+                std::fs::set_permissions(
+                    path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )?;
                 Ok(Self {
                     local: addr.clone(),
                     inner: Inner::Unix {

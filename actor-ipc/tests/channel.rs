@@ -205,3 +205,16 @@ async fn unix_listener_replaces_a_stale_socket_and_refuses_a_live_one() {
     assert!(Listener::bind(&addr).await.is_err());
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
 }
+
+/// A Unix socket is owner-only (0600) whatever the process's umask allows: other local users
+/// cannot connect to an actor.
+#[tokio::test]
+async fn a_unix_socket_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("owner-only.sock");
+    let listener = Listener::bind(&Addr::unix(&path)).await.unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode {mode:o}");
+    drop(listener);
+}
