@@ -24,6 +24,15 @@ pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A panic's message (its `&str` or `String` payload), for the error that reports it.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".into())
+}
+
 /// Things kept track of without keeping them alive (an actor's connections, its nurseries):
 /// each is listed while something else holds it, and dropped from the list once it is gone.
 pub(crate) struct WeakList<T: ?Sized>(Mutex<Vec<Weak<T>>>);

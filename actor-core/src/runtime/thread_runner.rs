@@ -314,11 +314,7 @@ fn no_result(func: &str) -> Error {
 }
 
 fn panic_text(func: &str, panic: &Box<dyn std::any::Any + Send>) -> Error {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".into());
+    let text = crate::base::panic_message(panic.as_ref());
     Error::raise(
         crate::base::error::PANIC_TYPE,
         format!("{func} panicked: {text}"),

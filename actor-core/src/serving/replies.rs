@@ -18,7 +18,7 @@ use tracing::debug;
 use crate::{
     base::{
         error::{CONTEXT_CANCELLED, Error, PANIC_TYPE, Result},
-        lock,
+        lock, panic_message,
     },
     calls::{
         context::{CANCEL_CLEANUP_GRACE, Context, StreamFlags},
@@ -72,17 +72,8 @@ fn take_credits(credits: &Semaphore) -> Option<usize> {
 pub(super) fn panic_error(func: &str, panic: &Box<dyn Any + Send>) -> Error {
     Error::raise(
         PANIC_TYPE,
-        format!("{func} panicked: {}", panic_message(panic)),
+        format!("{func} panicked: {}", panic_message(panic.as_ref())),
     )
-}
-
-/// A panic's message, for the error reply.
-fn panic_message(panic: &Box<dyn Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".into())
 }
 
 impl RunningCall {

@@ -14,7 +14,7 @@ use tracing::error;
 use crate::{
     base::{
         error::{Error, Result, SERVICE_FAILED_TYPE},
-        lock,
+        lock, panic_message,
     },
     runtime::{
         ActorCore,
@@ -80,7 +80,7 @@ where
     let task = runtime.spawn(with_current(core.clone(), async move {
         let end = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
             Ok(end) => end,
-            Err(panic) => Err(format!("panicked: {}", panic_text(&panic))),
+            Err(panic) => Err(format!("panicked: {}", panic_message(panic.as_ref()))),
         };
         ended(&owner, index, &name, &stop, end);
     }));
@@ -106,7 +106,7 @@ where
             let run = || with_current_sync(owner.clone(), || work(service));
             let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
                 Ok(end) => end,
-                Err(panic) => Err(format!("panicked: {}", panic_text(&panic))),
+                Err(panic) => Err(format!("panicked: {}", panic_message(panic.as_ref()))),
             };
             ended(&owner, index, &thread_name, &stop, end);
             let _ = done_tx.send(());
@@ -120,12 +120,4 @@ where
             fatal(core, ErrorInfo::new(SERVICE_FAILED_TYPE, detail));
         }
     }
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".into())
 }
