@@ -43,6 +43,10 @@ pub struct ChannelConfig {
     pub connect_timeout: Duration,
     /// How many frames may wait for the writer before senders wait. Default 1024.
     pub send_queue_frames: usize,
+    /// How long a frame may stall once it has begun: a peer that sends part of a frame (a
+    /// header, say) and then nothing more for this long is cut off, so it cannot hold a
+    /// connection forever. Time between frames is not limited. Default 30 s.
+    pub frame_stall_timeout: Duration,
 }
 
 impl Default for ChannelConfig {
@@ -52,6 +56,7 @@ impl Default for ChannelConfig {
             handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             send_queue_frames: 1024,
+            frame_stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -119,7 +124,11 @@ impl Channel {
         Ok(Self {
             peer: peer.clone(),
             sender,
-            reader: ChannelReader { frames, peer },
+            reader: ChannelReader {
+                frames,
+                peer,
+                stall_timeout: config.frame_stall_timeout,
+            },
         })
     }
 
@@ -164,6 +173,7 @@ fn is_disconnect(e: &io::Error) -> bool {
 #[derive(Debug)]
 pub struct ChannelReader {
     frames: FramedRead<ReadHalf, FrameCodec>,
+    stall_timeout: Duration,
     peer: Uid,
 }
 
@@ -183,7 +193,30 @@ impl ChannelReader {
 
     /// The next frame body, undecoded.
     pub async fn recv_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
-        self.frames.next().await.transpose()
+        // A frame already here costs no timer (the hot path).
+        let mut next = self.frames.next();
+        if let std::task::Poll::Ready(frame) = futures::poll!(&mut next) {
+            return frame.transpose();
+        }
+        drop(next);
+        // Waiting: between frames for as long as it takes; inside a frame, only while bytes
+        // keep coming.
+        let mut seen = self.frames.read_buffer().len();
+        loop {
+            match tokio::time::timeout(self.stall_timeout, self.frames.next()).await {
+                Ok(frame) => return frame.transpose(),
+                Err(_) => {
+                    let buffered = self.frames.read_buffer().len();
+                    if buffered > 0 && buffered == seen {
+                        return Err(FrameError::Stalled {
+                            received: buffered,
+                            after: self.stall_timeout,
+                        });
+                    }
+                    seen = buffered;
+                }
+            }
+        }
     }
 
     /// The peer's uid.

@@ -36,6 +36,15 @@ pub enum FrameError {
     /// The socket failed.
     #[error("i/o error while reading a frame: {0}")]
     Io(#[from] io::Error),
+    /// The peer began a frame and sent nothing more for `after`
+    /// (`ChannelConfig::frame_stall_timeout`).
+    #[error("the peer stalled inside a frame ({received} bytes of it, nothing more for {after:?})")]
+    Stalled {
+        /// The bytes of the frame received.
+        received: usize,
+        /// How long nothing more came.
+        after: Duration,
+    },
 }
 
 /// A frame's body is not a message of the protocol.

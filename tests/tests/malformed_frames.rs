@@ -272,6 +272,34 @@ async fn silent_peer_times_out_in_the_handshake() {
 }
 
 #[tokio::test]
+async fn a_peer_stalling_inside_a_frame_is_cut_off_but_an_idle_one_is_not() {
+    for transport in TRANSPORTS {
+        let config = ChannelConfig {
+            frame_stall_timeout: Duration::from_millis(200),
+            ..config()
+        };
+        let mut server = EchoServer::start(transport, config).await;
+        // Idle between frames for longer than the stall timeout: not cut off; then a header
+        // declaring 100 bytes, 10 of them, and nothing more.
+        let mut client = RawClient::connect_handshaken(&server.addr).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut partial = 100_u32.to_le_bytes().to_vec();
+        partial.extend_from_slice(&[0xc0; 10]);
+        client.write(&partial).await;
+        let outcome = server.next_outcome().await;
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Recv(RecvError::Frame(FrameError::Stalled { received: 14, .. }))
+            ),
+            "{outcome:?}"
+        );
+        client.read_to_end().await;
+        server.assert_still_serving().await;
+    }
+}
+
+#[tokio::test]
 async fn peer_closing_before_handshake_is_a_plain_close() {
     for transport in TRANSPORTS {
         let mut server = EchoServer::start(transport, config()).await;
