@@ -13,7 +13,14 @@
 //! - a full queue makes senders wait: backpressure reaches the code producing messages instead
 //!   of memory growing.
 
-use std::{io, io::IoSlice, time::Duration};
+use std::{
+    future::Future,
+    io,
+    io::IoSlice,
+    pin::Pin,
+    task::Poll,
+    time::Duration,
+};
 
 use bytes::{Buf, Bytes};
 use futures::StreamExt;
@@ -193,30 +200,35 @@ impl ChannelReader {
 
     /// The next frame body, undecoded.
     pub async fn recv_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
-        // A frame already here costs no timer (the hot path).
-        let mut next = self.frames.next();
-        if let std::task::Poll::Ready(frame) = futures::poll!(&mut next) {
-            return frame.transpose();
-        }
-        drop(next);
-        // Waiting: between frames for as long as it takes; inside a frame, only while bytes
-        // keep coming.
-        let mut seen = self.frames.read_buffer().len();
-        loop {
-            match tokio::time::timeout(self.stall_timeout, self.frames.next()).await {
-                Ok(frame) => return frame.transpose(),
-                Err(_) => {
-                    let buffered = self.frames.read_buffer().len();
-                    if buffered > 0 && buffered == seen {
-                        return Err(FrameError::Stalled {
-                            received: buffered,
-                            after: self.stall_timeout,
-                        });
-                    }
-                    seen = buffered;
-                }
+        // Waiting between frames is not limited, and costs no timer (the hot path: frames
+        // arrive whole). Only while part of a frame is buffered does a timer run, restarted
+        // whenever more of it arrives.
+        let mut stall: Option<(usize, Pin<Box<tokio::time::Sleep>>)> = None;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(frame) = self.frames.poll_next_unpin(cx) {
+                return Poll::Ready(frame.transpose());
             }
-        }
+            let buffered = self.frames.read_buffer().len();
+            if buffered == 0 {
+                stall = None;
+                return Poll::Pending;
+            }
+            let progressed = stall.as_ref().is_none_or(|(seen, _)| *seen != buffered);
+            if progressed {
+                let timer = Box::pin(tokio::time::sleep(self.stall_timeout));
+                stall = Some((buffered, timer));
+            }
+            if let Some((_, timer)) = stall.as_mut()
+                && timer.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Err(FrameError::Stalled {
+                    received: buffered,
+                    after: self.stall_timeout,
+                }));
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// The peer's uid.
