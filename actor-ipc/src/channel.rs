@@ -13,14 +13,7 @@
 //! - a full queue makes senders wait: backpressure reaches the code producing messages instead
 //!   of memory growing.
 
-use std::{
-    future::Future,
-    io,
-    io::IoSlice,
-    pin::Pin,
-    task::Poll,
-    time::Duration,
-};
+use std::{future::Future, io, io::IoSlice, pin::Pin, task::Poll, time::Duration};
 
 use bytes::{Buf, Bytes};
 use futures::StreamExt;
