@@ -55,12 +55,13 @@ pub enum DecodeError {
     /// A `cmd` message whose call is malformed (kwargs not a map, a field of the wrong type).
     /// The frame was read whole, so the connection is still in step: the call (`cid`, when
     /// it could be read) is answered with an error and the connection goes on.
-    #[error("malformed cmd{}: {source}", cid.as_ref().map(|c| format!(" {c:?}")).unwrap_or_default())]
+    #[error("malformed cmd{}: {detail}", cid.as_ref().map(|c| format!(" {c:?}")).unwrap_or_default())]
     BadCmd {
         /// The call's id, if it is a string where the protocol puts it.
         cid: Option<String>,
-        /// What is wrong with it.
-        source: Box<DecodeError>,
+        /// What is wrong with it (the decoding error, as text: a nested `DecodeError` would
+        /// make the type recursive, and its drop glue an out-of-line call on every decode).
+        detail: String,
     },
     /// A handshake uid outside the limits (an empty or over-long name or uuid).
     #[error("handshake uid refused: {detail}")]

@@ -147,21 +147,16 @@ async fn cmd_with_four_fields() {
     // {"cmd": ["demo", "add", {}, ["c", "u"]]}
     let body = b"\x81\xa3cmd\x94\xa4demo\xa3add\x80\x92\xa1c\xa1u";
     for outcome in after_handshake(&framed(body), false).await {
-        let Outcome::Recv(RecvError::Decode(DecodeError::BadCmd { cid: None, source })) = &outcome
+        let Outcome::Recv(RecvError::Decode(DecodeError::BadCmd { cid: None, detail })) = &outcome
         else {
             panic!("{outcome:?}");
         };
-        assert!(
-            matches!(
-                **source,
-                DecodeError::WrongArity {
-                    field: "cmd",
-                    expected: 5,
-                    found: 4
-                }
-            ),
-            "{outcome:?}"
-        );
+        let arity = DecodeError::WrongArity {
+            field: "cmd",
+            expected: 5,
+            found: 4,
+        };
+        assert_eq!(*detail, arity.to_string(), "{outcome:?}");
     }
 }
 
@@ -170,20 +165,12 @@ async fn cmd_with_a_non_string_cid() {
     // {"cmd": ["demo", "add", {}, ["c", "u"], 7]}
     let body = b"\x81\xa3cmd\x95\xa4demo\xa3add\x80\x92\xa1c\xa1u\x07";
     for outcome in after_handshake(&framed(body), false).await {
-        let Outcome::Recv(RecvError::Decode(DecodeError::BadCmd { cid: None, source })) = &outcome
+        let Outcome::Recv(RecvError::Decode(DecodeError::BadCmd { cid: None, detail })) = &outcome
         else {
             panic!("{outcome:?}");
         };
         assert!(
-            matches!(
-                **source,
-                DecodeError::WrongType {
-                    field: "cmd.cid",
-                    expected: "a string",
-                    found: "an integer",
-                    ..
-                }
-            ),
+            detail.contains("cmd.cid") && detail.contains("an integer"),
             "{outcome:?}"
         );
     }

@@ -97,18 +97,18 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 }
             }
             Ok(None) => break "the peer closed the connection".to_owned(),
-            Err(actor_ipc::RecvError::Decode(actor_ipc::DecodeError::BadCmd { cid, source })) => {
+            Err(actor_ipc::RecvError::Decode(actor_ipc::DecodeError::BadCmd { cid, detail })) => {
                 // One malformed call, read whole: answered (when it can be), the rest goes on.
                 match cid {
                     Some(cid) => {
                         let error = actor_ipc::ErrorInfo::new(
                             crate::base::error::TYPE_ERROR,
-                            format!("malformed cmd: {source}"),
+                            format!("malformed cmd: {detail}"),
                         );
                         conn.reply_error(&cid, error).await;
                     }
                     None => {
-                        warn!(peer = %conn.peer, error = %source, "ignoring a cmd without a cid")
+                        warn!(peer = %conn.peer, error = %detail, "ignoring a cmd without a cid")
                     }
                 }
             }

@@ -141,7 +141,7 @@ impl Msg {
                 Ok(cmd) => Ok(Self::Cmd(Box::new(cmd))),
                 Err(source) => Err(DecodeError::BadCmd {
                     cid: cmd_cid(&mut at(range)),
-                    source: Box::new(source),
+                    detail: source.to_string(),
                 }),
             };
         }
@@ -449,15 +449,15 @@ mod tests {
     fn wrong_shapes_are_typed_errors() {
         // cmd with 4 fields
         let body = Bytes::from_static(b"\x81\xa3cmd\x94\xa1a\xa1b\x80\x92\xa1x\xa1y");
+        let arity = DecodeError::WrongArity {
+            field: "cmd",
+            expected: 5,
+            found: 4,
+        };
         match Msg::decode(body) {
-            Err(DecodeError::BadCmd { cid: None, source }) => assert!(matches!(
-                *source,
-                DecodeError::WrongArity {
-                    field: "cmd",
-                    expected: 5,
-                    found: 4
-                }
-            )),
+            Err(DecodeError::BadCmd { cid: None, detail }) => {
+                assert_eq!(detail, arity.to_string());
+            }
             other => panic!("{other:?}"),
         }
         // cmd whose kwargs are not a map: its cid is still read, to answer it
@@ -465,16 +465,10 @@ mod tests {
         match Msg::decode(body) {
             Err(DecodeError::BadCmd {
                 cid: Some(cid),
-                source,
+                detail,
             }) => {
                 assert_eq!(cid, "c1");
-                assert!(matches!(
-                    *source,
-                    DecodeError::WrongType {
-                        field: "cmd.kwargs",
-                        ..
-                    }
-                ));
+                assert!(detail.contains("cmd.kwargs"), "{detail}");
             }
             other => panic!("{other:?}"),
         }
