@@ -124,6 +124,27 @@ fn kill(pid: u32) {
     assert!(status.success(), "kill -KILL {pid}");
 }
 
+/// Waits (bounded) until `n` attempts have started, as the team's events say.
+async fn until_running(
+    events: &mut std::pin::Pin<Box<impl futures::Stream<Item = TeamEvent>>>,
+    n: usize,
+) {
+    let mut running = 0;
+    while running < n {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("events")
+            .expect("the team goes on");
+        if let TeamEvent::Task {
+            state: TaskState::Running { .. },
+            ..
+        } = event
+        {
+            running += 1;
+        }
+    }
+}
+
 /// Waits (bounded) until every pid is gone from the process table.
 async fn all_gone(pids: impl IntoIterator<Item = u32>) {
     let pids: Vec<u32> = pids.into_iter().collect();
@@ -404,10 +425,10 @@ async fn dismissal_finishes_what_it_can_cancels_the_rest_and_reaps_every_member(
         .collect();
     assert_eq!(pids.len(), 2);
     // Two run at once (one per member), 300 ms each: within 450 ms about two finish.
+    let mut events = Box::pin(team.events());
     let outcomes = team.map((0..8).map(|n| nap { n, ms: 300 }));
     let collected = tokio::spawn(outcomes.collect::<Vec<_>>());
-    // Let the first two start.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until_running(&mut events, 2).await;
     let status = team.dismiss(Duration::from_millis(400)).await;
     let outcomes = tokio::time::timeout(Duration::from_secs(10), collected)
         .await
@@ -456,9 +477,10 @@ async fn dropping_the_team_cancels_everything_and_kills_every_member() {
         .into_iter()
         .map(Result::unwrap)
         .collect();
+    let mut events = Box::pin(team.events());
     let outcomes = team.map((0..4).map(|n| nap { n, ms: 60_000 }));
     let collected = tokio::spawn(outcomes.collect::<Vec<_>>());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until_running(&mut events, 2).await;
     drop(team);
     let outcomes = tokio::time::timeout(Duration::from_secs(10), collected)
         .await
