@@ -37,16 +37,7 @@ impl Args {
                 if args.ns.is_some() {
                     return Err(meta.error("`ns` is given twice"));
                 }
-                let ns: LitStr = meta.value()?.parse().map_err(|e| {
-                    syn::Error::new(e.span(), "expected a string: `ns = \"my.namespace\"`")
-                })?;
-                if ns.value().is_empty() {
-                    return Err(syn::Error::new_spanned(
-                        &ns,
-                        "the namespace must not be empty",
-                    ));
-                }
-                args.ns = Some(ns);
+                args.ns = Some(parse_ns(&meta)?);
                 Ok(())
             } else if meta.path.is_ident("context") {
                 if args.context {
@@ -91,6 +82,22 @@ impl Args {
         parser.parse2(attr)?;
         Ok(args)
     }
+}
+
+/// The value of an attribute's `ns = "..."`: a non-empty string (shared by `#[remote]` and
+/// `#[service]`).
+pub(crate) fn parse_ns(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    let ns: LitStr = meta
+        .value()?
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "expected a string: `ns = \"my.namespace\"`"))?;
+    if ns.value().is_empty() {
+        return Err(syn::Error::new_spanned(
+            &ns,
+            "the namespace must not be empty",
+        ));
+    }
+    Ok(ns)
 }
 
 /// Parses the annotated item, which must be a function.

@@ -18,14 +18,7 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
     let mut args = Args::default();
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("ns") {
-            let ns: LitStr = meta.value()?.parse()?;
-            if ns.value().is_empty() {
-                return Err(syn::Error::new_spanned(
-                    &ns,
-                    "the namespace must not be empty",
-                ));
-            }
-            args.ns = Some(ns);
+            args.ns = Some(crate::model::parse_ns(&meta)?);
             Ok(())
         } else if meta.path.is_ident("blocking") {
             args.blocking = true;
