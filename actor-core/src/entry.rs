@@ -6,11 +6,12 @@
 
 use std::future::Future;
 
-use actor_ipc::Addr;
+use actor_ipc::{Addr, Secret};
 use tracing::debug;
 
 use crate::{
     base::error::{Error, Result},
+    base::secret::set_process_secret,
     runtime::{enter_runtime, with_current},
     tree::actor::{Actor, RuntimeFlavor},
     tree::discovery::default_registrar,
@@ -29,6 +30,7 @@ pub struct RootOptions {
     own_registrar: bool,
     enable: Vec<String>,
     child_args: Vec<String>,
+    secret: Option<Secret>,
 }
 
 impl RootOptions {
@@ -42,6 +44,7 @@ impl RootOptions {
             own_registrar: false,
             enable: Vec::new(),
             child_args: Vec::new(),
+            secret: None,
         }
     }
 
@@ -62,6 +65,14 @@ impl RootOptions {
     /// running side by side each get their own).
     pub fn own_registrar(mut self) -> Self {
         self.own_registrar = true;
+        self
+    }
+
+    /// Makes `secret` the tree's secret: every connection of this program proves it, and every
+    /// peer must (see [`actor_ipc::auth`]); children get it from the root through a pipe.
+    /// Without this, a root uses the file named by `ACTOR_AUTH_FILE`, if set.
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
         self
     }
 
@@ -152,6 +163,9 @@ async fn tear_down_nurseries(core: &std::sync::Arc<crate::runtime::ActorCore>) {
 const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn start_root(options: RootOptions) -> Result<crate::tree::actor::ActorHandle> {
+    if let Some(secret) = options.secret.clone() {
+        set_process_secret(secret);
+    }
     let listen = match options.listen.clone() {
         Some(addr) => addr,
         None => default_root_addr()?,

@@ -58,7 +58,7 @@ mod serving;
 pub mod team;
 mod tree;
 
-pub use actor_ipc::{self as ipc, Addr, Payload, Uid, Value};
+pub use actor_ipc::{self as ipc, Addr, Payload, Secret, Uid, Value};
 /// Makes `async fn main` a root actor; the same binary also runs as a child actor.
 pub use actor_macros::main;
 /// Registers a function as remotely callable. See the crate documentation.
@@ -69,6 +69,7 @@ pub use actor_macros::service;
 /// Makes an `async fn` test a root actor able to spawn children from the test binary.
 pub use actor_macros::test;
 pub use base::error::{self, ChildExit, Error, RemoteActorError, Result};
+pub use base::secret::{AUTH_FILE_ENV, set_process_secret};
 pub use calls::{
     context::{self, Context, MsgStream},
     registry::{self, RemoteContextFn, RemoteFn, RemoteStreamFn},

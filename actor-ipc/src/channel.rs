@@ -26,7 +26,8 @@ use tracing::debug;
 
 use crate::{
     addr::Addr,
-    error::{ConnectError, FrameError, HandshakeError, RecvError, SendError},
+    auth::{self, Role, Secret},
+    error::{AuthError, ConnectError, FrameError, HandshakeError, RecvError, SendError},
     frame::{DEFAULT_MAX_FRAME_LEN, FrameCodec},
     msg::{Msg, Uid},
     transport::{ReadHalf, Transport, WriteHalf},
@@ -47,6 +48,11 @@ pub struct ChannelConfig {
     /// header, say) and then nothing more for this long is cut off, so it cannot hold a
     /// connection forever. Time between frames is not limited. Default 30 s.
     pub frame_stall_timeout: Duration,
+    /// The tree's shared secret. With one, every connection begins with the challenge-response
+    /// of [`crate::auth`] and a peer that cannot prove the same secret is refused before its
+    /// handshake; without one (the default) the handshake is tractor 0.1.0a5's, and a peer
+    /// asking for authentication is refused with [`AuthError::Required`].
+    pub secret: Option<Secret>,
 }
 
 impl Default for ChannelConfig {
@@ -57,6 +63,7 @@ impl Default for ChannelConfig {
             connect_timeout: Duration::from_secs(5),
             send_queue_frames: 1024,
             frame_stall_timeout: Duration::from_secs(30),
+            secret: None,
         }
     }
 }
@@ -86,7 +93,7 @@ impl Channel {
                 addr: addr.clone(),
                 source,
             })?;
-        Self::handshake(transport, local, config)
+        Self::handshake_as(transport, local, config, Role::Connecting)
             .await
             .map_err(|source| ConnectError::Handshake {
                 addr: addr.clone(),
@@ -95,15 +102,29 @@ impl Channel {
     }
 
     /// Handshakes on a connected stream: sends `local`'s uid, then reads the peer's, without
-    /// waiting for the peer to go first. The peer gets `config.handshake_timeout`.
+    /// waiting for the peer to go first. The peer gets `config.handshake_timeout`. With
+    /// `config.secret`, the secret is proved both ways first, this side as the accepting one
+    /// ([`Channel::connect`] is the connecting one: the proofs are labelled by role).
     pub async fn handshake(
         transport: Transport,
         local: &Uid,
         config: &ChannelConfig,
     ) -> Result<Self, HandshakeError> {
+        Self::handshake_as(transport, local, config, Role::Accepting).await
+    }
+
+    async fn handshake_as(
+        transport: Transport,
+        local: &Uid,
+        config: &ChannelConfig,
+        role: Role,
+    ) -> Result<Self, HandshakeError> {
         let (read, mut write) = transport.into_split();
         let mut frames = FramedRead::new(read, FrameCodec::new(config.max_frame_len));
         let exchange = async {
+            if let Some(secret) = &config.secret {
+                auth::authenticate(secret, role, &mut frames, &mut write).await?;
+            }
             let hello = Msg::Handshake(local.clone())
                 .to_frame()
                 .map_err(|e| HandshakeError::Io(io::Error::other(e)))?;
@@ -114,6 +135,9 @@ impl Channel {
                     Err(HandshakeError::ClosedBeforeHandshake)
                 }
                 Some(Err(e)) => Err(HandshakeError::Frame(e)),
+                Some(Ok(body)) if config.secret.is_none() && auth::is_challenge(&body) => {
+                    Err(AuthError::Required.into())
+                }
                 Some(Ok(body)) => Ok(Msg::decode_handshake(body)?),
             }
         };

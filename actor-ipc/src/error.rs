@@ -188,6 +188,50 @@ pub enum HandshakeError {
     /// Sending our own uid failed.
     #[error("sending the handshake: {0}")]
     Io(#[source] io::Error),
+    /// Authentication failed (this side has a secret) or was asked for (the peer has one and
+    /// this side has none).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+/// Proving the shared secret failed (see [`crate::auth`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The secret given is unusable (too short, unreadable file, not hex).
+    #[error("bad secret: {0}")]
+    BadSecret(String),
+    /// The peer went straight to the handshake: it has no secret (a tractor 0.1.0a5 peer, or
+    /// an actor not given this tree's secret).
+    #[error(
+        "peer {peer} did not authenticate (a tractor 0.1.0a5 peer or an actor without this tree's secret)"
+    )]
+    PeerDidNotAuthenticate {
+        /// The uid it sent, as `name.uuid`.
+        peer: String,
+    },
+    /// The peer asked for authentication and this side has no secret.
+    #[error(
+        "the peer requires authentication and this side has no secret: give it the tree's secret (e.g. ACTOR_AUTH_FILE or --auth-file)"
+    )]
+    Required,
+    /// The peer's proof does not match: it holds a different secret.
+    #[error("the peer's proof does not match: it holds a different secret")]
+    WrongSecret,
+    /// The peer refused our proof.
+    #[error("the peer refused our authentication: {0}")]
+    Refused(String),
+    /// The peer closed during authentication.
+    #[error("the peer closed the connection during authentication")]
+    PeerClosed,
+    /// A message of the exchange was not what the protocol says.
+    #[error("malformed authentication message: {0}")]
+    Malformed(String),
+    /// Reading a frame failed.
+    #[error("reading an authentication frame: {0}")]
+    Frame(#[source] FrameError),
+    /// Writing failed.
+    #[error("sending an authentication frame: {0}")]
+    Io(#[source] io::Error),
 }
 
 /// Connecting to an address (and handshaking) failed.

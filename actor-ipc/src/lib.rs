@@ -31,6 +31,7 @@
 //! ```
 
 pub mod addr;
+pub mod auth;
 pub mod channel;
 pub mod error;
 pub mod frame;
@@ -42,9 +43,11 @@ pub mod payload;
 pub mod transport;
 
 pub use addr::{Addr, WireAddr};
+pub use auth::Secret;
 pub use channel::{Channel, ChannelConfig, ChannelReader, ChannelSender, FrameSink, TrySendError};
 pub use error::{
-    ConnectError, DecodeError, EncodeError, FrameError, HandshakeError, RecvError, SendError,
+    AuthError, ConnectError, DecodeError, EncodeError, FrameError, HandshakeError, RecvError,
+    SendError,
 };
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameCodec};
 pub use listener::Listener;

@@ -117,6 +117,9 @@ impl Listener {
                                 Err(HandshakeError::ClosedBeforeHandshake) => {
                                     debug!(%peer, "peer closed before handshaking");
                                 }
+                                Err(HandshakeError::Auth(e)) => {
+                                    warn!(%peer, "refused a connection: {e}");
+                                }
                                 Err(e) => warn!(%peer, error = %e, "handshake failed"),
                                 Ok(_) => {}
                             }

@@ -4,6 +4,7 @@
 pub mod error;
 pub(crate) mod mailbox;
 pub(crate) mod platform;
+pub(crate) mod secret;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 

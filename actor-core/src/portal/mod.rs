@@ -56,7 +56,7 @@ pub async fn connect_as(name: &str, addr: &Addr) -> Result<Portal> {
     connect_with(ActorCore::client(name), addr).await
 }
 
-async fn connect_with(core: Arc<ActorCore>, addr: &Addr) -> Result<Portal> {
+pub(crate) async fn connect_with(core: Arc<ActorCore>, addr: &Addr) -> Result<Portal> {
     let channel = Channel::connect(addr, &core.uid, &core.config).await?;
     Ok(Portal::from_connection(serving::start(core, channel)))
 }

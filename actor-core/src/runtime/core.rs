@@ -18,7 +18,7 @@ use super::{
     services::Services,
     thread_runner::ThreadRunner,
 };
-use crate::base::{FastHash, WeakList, error::TYPE_ERROR, lock};
+use crate::base::{FastHash, WeakList, error::TYPE_ERROR, lock, secret::process_secret};
 
 /// The `self` runtime calls of an actor, each given a [`RuntimeRequest`].
 pub(crate) type RuntimeCalls = router::RuntimeCalls<RuntimeRequest>;
@@ -163,10 +163,18 @@ impl ActorCore {
 
     /// A core for a process that only calls others.
     pub(crate) fn client(name: &str) -> Arc<Self> {
+        let secret = process_secret().unwrap_or_else(|e| {
+            // Connections to actors that require a secret fail with a clear error then.
+            tracing::error!("no secret for this client: {e}");
+            None
+        });
         Self::new(
             Uid::new(name),
             HashSet::default(),
-            ChannelConfig::default(),
+            ChannelConfig {
+                secret,
+                ..ChannelConfig::default()
+            },
             DEFAULT_STREAM_WINDOW,
             RuntimeCalls::default(),
             1,

@@ -8,7 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use actor_ipc::{Addr, ChannelConfig, Listener, Uid};
+use actor_ipc::{Addr, ChannelConfig, Listener, Secret, Uid};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -17,6 +17,7 @@ use crate::{
     base::{
         error::{Error, Result},
         lock,
+        secret::process_secret,
     },
     calls::registry,
     runtime::{
@@ -298,6 +299,14 @@ impl ActorBuilder {
         self
     }
 
+    /// Requires every peer to prove `secret` before anything else (see [`actor_ipc::auth`]),
+    /// and proves it to the actors this one connects to. Without this, the actor uses the
+    /// process's secret (its parent's, or the file named by `ACTOR_AUTH_FILE`), if any.
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.config.secret = Some(secret);
+        self
+    }
+
     /// How many blocking invocations (`#[actor::remote(blocking)]`) run at once, each on its
     /// own thread (default: `ACTOR_THREAD_SLOTS`, else the number of CPUs). More wait in
     /// arrival order.
@@ -314,7 +323,7 @@ impl ActorBuilder {
 
     /// Binds every address and starts serving. Fails if an address cannot be bound or an
     /// enabled namespace has no registered function.
-    pub async fn start(self) -> Result<ActorHandle> {
+    pub async fn start(mut self) -> Result<ActorHandle> {
         for ns in &self.enable {
             if !registry::has_namespace(ns) {
                 return Err(Error::Usage(format!(
@@ -324,6 +333,23 @@ impl ActorBuilder {
         }
         if self.listen.is_empty() {
             return Err(Error::Usage("an actor needs at least one address".into()));
+        }
+        if self.config.secret.is_none() {
+            self.config.secret = process_secret()?;
+        }
+        if self.config.secret.is_none() {
+            for addr in &self.listen {
+                if let Addr::Tcp { host, .. } = addr
+                    && !is_loopback(host)
+                {
+                    warn!(
+                        %addr,
+                        "listening beyond loopback without a secret: anyone who can reach this \
+                         address can call and stop this actor (give it one with \
+                         ACTOR_AUTH_FILE or ActorBuilder::secret)"
+                    );
+                }
+            }
         }
         let mut listeners = Vec::new();
         for addr in &self.listen {
@@ -394,7 +420,7 @@ impl ActorBuilder {
         }
         let registered = match (&self.register_with, addrs.first()) {
             (Some(registrar), Some(first)) => {
-                let registry = Registry::connect(registrar).await;
+                let registry = Registry::connect_as_actor(core.clone(), registrar).await;
                 match registry {
                     Ok(registry) => registry.register(&core.uid, first).await,
                     Err(e) => Err(e),
@@ -529,7 +555,7 @@ impl ActorHandle {
         }
         if let Some(registrar) = &self.registered {
             let unregister = async {
-                Registry::connect(registrar)
+                Registry::connect_as_actor(self.core.clone(), registrar)
                     .await?
                     .unregister(&self.core.uid)
                     .await
@@ -554,4 +580,13 @@ impl ActorHandle {
         }
         info!(uid = %self.core.uid, "actor stopped");
     }
+}
+
+/// Whether a TCP host only reaches this machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

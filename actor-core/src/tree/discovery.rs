@@ -22,7 +22,7 @@ use crate::{
     base::error::{Error, FUNCTION_NOT_FOUND, Result, TYPE_ERROR},
     portal::{Portal, connect},
     runtime::{
-        self,
+        self, ActorCore,
         core::{RuntimeCall, RuntimeCalls, RuntimeRequest},
         router::RuntimeReply,
     },
@@ -191,6 +191,15 @@ impl Registry {
     pub async fn connect(addr: &Addr) -> Result<Self> {
         Ok(Self {
             portal: connect(addr).await?,
+            addr: addr.clone(),
+        })
+    }
+
+    /// Connects to the registrar at `addr` as the actor `core` (so the registrar sees who
+    /// registers, and the actor's secret is proved).
+    pub(crate) async fn connect_as_actor(core: Arc<ActorCore>, addr: &Addr) -> Result<Self> {
+        Ok(Self {
+            portal: crate::portal::connect_with(core, addr).await?,
             addr: addr.clone(),
         })
     }

@@ -8,14 +8,17 @@
 
 use std::{process::Stdio, sync::Arc, time::Duration};
 
-use actor_ipc::{Addr, Channel, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid, Value, WireAddr};
-use tokio::{process::Child, sync::oneshot};
+use actor_ipc::{
+    Addr, Channel, ErrorInfo, Msg, RuntimeVars, Secret, SpawnInit, Uid, Value, WireAddr,
+};
+use tokio::{io::AsyncWriteExt, process::Child, sync::oneshot};
 use tracing::debug;
 
 use crate::{
     base::error::{Error, RemoteActorError, Result},
     base::lock,
     base::platform,
+    base::secret::{AUTH_STDIN_ENV, set_process_secret},
     calls::registry,
     portal::Portal,
     runtime::{self, ActorCore},
@@ -174,8 +177,15 @@ pub(crate) async fn spawn_child(
         .env(CHILD_UUID_ENV, &uid.uuid)
         .env(PARENT_ADDR_ENV, parent_addr.to_string())
         .env(PARENT_PID_ENV, std::process::id().to_string())
+        .env_remove(AUTH_STDIN_ENV)
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    // The tree's secret goes through a pipe on the child's stdin: never its arguments or
+    // environment, which other local users can read in /proc.
+    let secret = parent.config.secret.clone();
+    if secret.is_some() {
+        command.env(AUTH_STDIN_ENV, "1").stdin(Stdio::piped());
+    }
     if let Some(log) = request.log.clone().or_else(|| std::env::var(LOG_ENV).ok()) {
         command.env(LOG_ENV, log);
     }
@@ -187,6 +197,13 @@ pub(crate) async fn spawn_child(
         }
     };
     let pid = process.id();
+    if let (Some(secret), Some(mut stdin)) = (secret, process.stdin.take()) {
+        let line = format!("{}\n", secret.to_hex());
+        // A child that exits first fails its start below, with its own error.
+        if let Err(e) = stdin.write_all(line.as_bytes()).await {
+            debug!(child = %uid, error = %e, "could not hand the secret to the child");
+        }
+    }
     let channel = tokio::select! {
         channel = tokio::time::timeout(CONNECT_BACK_TIMEOUT, connect_back) => match channel {
             Ok(Ok(channel)) => channel,
@@ -391,6 +408,15 @@ const SETPRIV: &str = "/usr/bin/setpriv";
 /// how this program re-launches itself for this child's own children.
 pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
     init_logging(Some(&spec.uid.name));
+    if std::env::var_os(AUTH_STDIN_ENV).is_some() {
+        match read_secret_from_stdin() {
+            Ok(secret) => set_process_secret(secret),
+            Err(e) => {
+                eprintln!("[{}] no secret from the parent: {e}", spec.uid.name);
+                std::process::exit(1);
+            }
+        }
+    }
     if !platform::die_with_parent(spec.parent_pid) {
         eprintln!("[{}] parent already gone; exiting", spec.uid.name);
         std::process::exit(1);
@@ -407,6 +433,13 @@ pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
     drop(entered);
     drop(runtime);
     std::process::exit(code);
+}
+
+/// Reads the line of hex the parent writes to a child's stdin.
+fn read_secret_from_stdin() -> Result<Secret> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Secret::from_hex(&line).map_err(|e| Error::Usage(e.to_string()))
 }
 
 async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {

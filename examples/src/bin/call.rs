@@ -17,6 +17,9 @@ use futures::StreamExt;
 #[derive(Parser)]
 #[command(about = "Call a remote function of a running actor")]
 struct Cli {
+    /// A file holding the secret the actor requires (as its `--auth-file`).
+    #[arg(long, value_name = "PATH")]
+    auth_file: Option<std::path::PathBuf>,
     /// The function is a stream: print each item.
     #[arg(long)]
     stream: bool,
@@ -70,6 +73,9 @@ async fn main() -> ExitCode {
 
 async fn call(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let kwargs = kwargs(&cli.args)?;
+    if let Some(path) = &cli.auth_file {
+        actor::set_process_secret(actor::Secret::from_file(path)?);
+    }
     let portal = actor::connect(&cli.addr).await?;
     if cli.stream {
         let mut items = portal

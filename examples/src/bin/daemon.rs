@@ -19,6 +19,10 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "A daemon actor serving the `demo` namespace")]
 struct Cli {
+    /// A file holding the secret every peer must prove (see docs/protocol-notes.md); without
+    /// it, any local user can call and stop this actor.
+    #[arg(long, value_name = "PATH")]
+    auth_file: Option<std::path::PathBuf>,
     /// The actor's name.
     #[arg(long)]
     name: String,
@@ -67,6 +71,11 @@ fn main() -> ExitCode {
 
 async fn serve(cli: Cli) -> actor::Result<()> {
     let mut builder = Actor::builder(cli.name).enable(examples::demo::NS);
+    if let Some(path) = &cli.auth_file {
+        builder = builder.secret(
+            actor::Secret::from_file(path).map_err(|e| actor::Error::Usage(e.to_string()))?,
+        );
+    }
     for addr in cli.listen {
         builder = builder.listen(addr);
     }

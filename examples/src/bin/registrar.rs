@@ -16,6 +16,10 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "A standalone registrar for actors to find each other by name")]
 struct Cli {
+    /// A file holding the secret every peer must prove (see docs/protocol-notes.md); without
+    /// it, any local user can call and stop this actor.
+    #[arg(long, value_name = "PATH")]
+    auth_file: Option<std::path::PathBuf>,
     /// An address to listen on (repeatable; default tcp://127.0.0.1:1616).
     #[arg(long)]
     listen: Vec<Addr>,
@@ -42,6 +46,11 @@ fn main() -> ExitCode {
 
 async fn serve(cli: Cli) -> actor::Result<()> {
     let mut builder = Actor::builder(cli.name).serve_registrar();
+    if let Some(path) = &cli.auth_file {
+        builder = builder.secret(
+            actor::Secret::from_file(path).map_err(|e| actor::Error::Usage(e.to_string()))?,
+        );
+    }
     if cli.listen.is_empty() {
         builder = builder.listen(actor::discovery::default_registrar()?);
     }
