@@ -76,6 +76,7 @@ pub use calls::{
     stream::{self, FanOut, RemoteStream, Subscription},
 };
 pub use connection::{MAX_CALLS_PER_CONNECTION, MAX_STREAM_CREDIT};
+pub use engine::heartbeat::{DEFAULT_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_ENV, HeartbeatConfig};
 pub use entry::{INTERRUPTED_EXIT, RootOptions, TRANSPORT_ENV, run_root};
 pub use portal::{CallHandle, Portal, connect, connect_as};
 pub use runtime::{

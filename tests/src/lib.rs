@@ -356,3 +356,28 @@ pub fn remote_traces(errors: &[actor::Error]) -> Vec<String> {
     traces.sort();
     traces
 }
+
+/// Runs the `#[ignore]`d test `name` of this same test binary in a new process with `envs`
+/// set (for settings a root reads before its test body runs), and fails unless it passes
+/// within `limit`.
+pub fn run_ignored_test_with_env(name: &str, envs: &[(&str, &std::ffi::OsStr)], limit: Duration) {
+    let mut run = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .envs(envs.iter().copied())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    // Bounded polling of the exit: a std child has no async wait here.
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("{name} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{name} failed: {status}");
+}

@@ -108,22 +108,9 @@ fn a_tree_shares_its_secret_through_pipes_only() {
     let path = dir.path().join("secret");
     std::fs::write(&path, format!("{SECRET}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut run = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "tree_with_a_secret", "--ignored", "--nocapture"])
-        .env(actor::AUTH_FILE_ENV, &path)
-        .spawn()
-        .unwrap();
-    // Bounded: the tree test's own calls have no timeouts of their own.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = run.kill();
-            panic!("the tree test did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "the tree test failed: {status}");
+    actor_tests::run_ignored_test_with_env(
+        "tree_with_a_secret",
+        &[(actor::AUTH_FILE_ENV, path.as_os_str())],
+        Duration::from_secs(60),
+    );
 }

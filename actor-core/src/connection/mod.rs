@@ -11,6 +11,7 @@
 //! - `calling.rs`: calling out (call ids, inboxes, `cmd`s, cancellation of our calls);
 //! - `answering.rs`: answering the peer's calls (`return`, `error`);
 //! - `flow.rs`: negotiating credit-based flow control (`docs/protocol-notes.md`);
+//! - `heartbeat.rs`: negotiating and running heartbeats, shutting a silent peer's connection;
 //! - `inbox.rs`: the receiving end of one call, and the lease that keeps a connection open.
 //!
 //! On the sentinel, on EOF and on a broken stream, every task the peer started is cancelled
@@ -19,6 +20,7 @@
 mod answering;
 mod calling;
 mod flow;
+mod heartbeat;
 mod inbox;
 mod routing;
 
@@ -36,6 +38,7 @@ use tracing::debug;
 pub use self::flow::MAX_STREAM_CREDIT;
 pub(crate) use self::{
     flow::{EXTENSION_NS, FLOW_CONTROL_CALL},
+    heartbeat::HEARTBEAT_CALL,
     inbox::{INBOX_SLACK, Inbox, Lease},
 };
 use crate::{
@@ -133,6 +136,14 @@ pub(crate) struct Connection {
     pub(crate) task_slots: Arc<Semaphore>,
     /// A cid-less error the peer sent (e.g. a child that could not start).
     runtime_error: Mutex<Option<ErrorInfo>>,
+    /// Set by the reader on every message; taken by the heartbeat task.
+    pub(crate) heard: AtomicBool,
+    /// Whether heartbeats run on this connection.
+    heartbeats_on: AtomicBool,
+    /// Whether the peer fell silent (the connection was shut for it).
+    heartbeat_lost: AtomicBool,
+    /// Tells the reader to stop: the actor stops, or the connection was given up on.
+    pub(crate) stop_reading: CancellationToken,
 }
 
 impl Connection {
@@ -142,6 +153,7 @@ impl Connection {
         let core_window = core.stream_window;
         let conn = Arc::new(Self {
             tasks_cancel: core.cancel.child_token(),
+            stop_reading: core.cancel.child_token(),
             cid_prefix: Uid::new("").uuid[..8].to_owned(),
             core,
             sender,
@@ -159,6 +171,9 @@ impl Connection {
             flow_pending: AtomicBool::new(false),
             task_slots: Arc::new(Semaphore::new(MAX_CALLS_PER_CONNECTION)),
             runtime_error: Mutex::new(None),
+            heard: AtomicBool::new(false),
+            heartbeats_on: AtomicBool::new(false),
+            heartbeat_lost: AtomicBool::new(false),
         });
         let live: Arc<dyn LiveConnection> = conn.clone();
         conn.core.connections.add(Arc::downgrade(&live));

@@ -5,7 +5,9 @@
 //! - [`inflight`]: the table of calls in flight on one connection, with explicit verbs.
 //! - [`sequence`]: which reply may come next for each kind of call, as one state machine.
 //! - [`credit`]: the credit-based flow-control rule for streams.
+//! - [`heartbeat`]: when a silent peer is gone, and how often to prove this side is not.
 
 pub(crate) mod credit;
+pub(crate) mod heartbeat;
 pub(crate) mod inflight;
 pub(crate) mod sequence;

@@ -97,6 +97,17 @@ impl Portal {
         self.conn.is_closed()
     }
 
+    /// Whether heartbeats run on this connection (both sides are of this runtime and have
+    /// them on): a peer that falls silent is then detected within the heartbeat timeout.
+    pub fn heartbeats_on(&self) -> bool {
+        self.conn.heartbeats_on()
+    }
+
+    /// Whether the connection was shut because the peer fell silent (missed heartbeats).
+    pub(crate) fn heartbeat_lost(&self) -> bool {
+        self.conn.heartbeat_lost()
+    }
+
     /// Calls a request/response function and waits for its result.
     ///
     /// Dropping the returned future before it completes cancels the remote call.
@@ -226,6 +237,14 @@ impl Portal {
     /// Completes when the connection has ended.
     pub(crate) async fn closed(&self) {
         self.conn.closed().await
+    }
+
+    /// Why the connection ended, once it has.
+    pub(crate) fn disconnected_detail(&self) -> Option<String> {
+        match self.conn.disconnected() {
+            Error::Disconnected { detail, .. } if self.is_closed() => Some(detail),
+            _ => None,
+        }
     }
 
     /// The cid-less error the peer sent, if any (a child that could not start says why so).

@@ -19,6 +19,7 @@ use super::{
     thread_runner::ThreadRunner,
 };
 use crate::base::{FastHash, WeakList, error::TYPE_ERROR, lock, secret::process_secret};
+use crate::engine::heartbeat::HeartbeatConfig;
 
 /// The `self` runtime calls of an actor, each given a [`RuntimeRequest`].
 pub(crate) type RuntimeCalls = router::RuntimeCalls<RuntimeRequest>;
@@ -114,6 +115,8 @@ pub(crate) struct ActorCore {
     pub(crate) fatal_report: Mutex<Option<FatalReport>>,
     /// The runtime it serves on (for work handed in from other threads).
     pub(crate) runtime: OnceLock<tokio::runtime::Handle>,
+    /// Heartbeats on this actor's connections (`None`: off).
+    pub(crate) heartbeat: Option<HeartbeatConfig>,
 }
 
 /// Sends a fatal error to whoever must hear it (a child's parent), once.
@@ -128,6 +131,7 @@ impl ActorCore {
         stream_window: usize,
         extra: RuntimeCalls,
         thread_slots: usize,
+        heartbeat: Option<HeartbeatConfig>,
     ) -> Arc<Self> {
         let mut runtime_calls = standard_runtime_calls();
         runtime_calls.extend(extra);
@@ -141,6 +145,7 @@ impl ActorCore {
             fatal_token: CancellationToken::new(),
             fatal_report: Mutex::new(None),
             runtime: OnceLock::new(),
+            heartbeat,
             runtime_calls,
             pending_children: Mutex::new(HashMap::new()),
             addrs: OnceLock::new(),
@@ -178,6 +183,7 @@ impl ActorCore {
             DEFAULT_STREAM_WINDOW,
             RuntimeCalls::default(),
             1,
+            HeartbeatConfig::from_env(),
         )
     }
 

@@ -24,8 +24,8 @@ use crate::{
     },
     calls::registry::{self, CallFuture, Handler, Registration},
     connection::{
-        Connection, EXTENSION_NS, FLOW_CONTROL_CALL, INBOX_SLACK, Inbox, MAX_CALLS_PER_CONNECTION,
-        TaskEntry,
+        Connection, EXTENSION_NS, FLOW_CONTROL_CALL, HEARTBEAT_CALL, INBOX_SLACK, Inbox,
+        MAX_CALLS_PER_CONNECTION, TaskEntry,
     },
     engine::{inflight::InsertError, sequence::ReplySequence},
     runtime::{
@@ -38,6 +38,9 @@ use crate::{
 pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
     if cmd.ns == EXTENSION_NS && cmd.func == FLOW_CONTROL_CALL {
         return conn.enable_flow_control(cmd).await;
+    }
+    if cmd.ns == EXTENSION_NS && cmd.func == HEARTBEAT_CALL {
+        return conn.enable_heartbeats(cmd).await;
     }
     if runtime_calls::is_runtime_ns(&cmd.ns) {
         return runtime_calls::serve(conn, cmd).await;

@@ -21,6 +21,8 @@ const YIELD_EVERY: usize = 16;
 const ROUTE_YIELD_EVERY: usize = 256;
 
 /// Wraps a handshaken channel and starts reading it in a task of its own.
+/// Heartbeats are asked for here: this side connected, or it is a parent on its child's
+/// connection.
 pub(crate) fn start(core: Arc<ActorCore>, channel: Channel) -> Arc<Connection> {
     let peer = channel.peer().clone();
     let (sender, reader) = channel.into_split();
@@ -35,7 +37,7 @@ pub(crate) async fn serve(core: Arc<ActorCore>, channel: Channel) {
 }
 
 /// Serves a connection whose halves were already used (a child's connection to its parent,
-/// after the init map), reading it in a task of its own.
+/// after the init map), reading it in a task of its own, and asks for heartbeats.
 pub(crate) fn adopt(
     core: Arc<ActorCore>,
     sender: ChannelSender,
@@ -45,6 +47,7 @@ pub(crate) fn adopt(
     let conn = Connection::new(core, sender, peer);
     let tracker = conn.core.io_tasks.clone();
     tokio::spawn(tracker.track_future(read_loop(conn.clone(), reader)));
+    conn.request_heartbeats();
     conn
 }
 
@@ -52,7 +55,7 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     // However the reader ends (even by a panic or an abort), the connection is shut.
     let _shut = ShutOnDrop(conn.clone());
     // Made once: a fresh cancellation future per message showed in stream profiles.
-    let stopping = conn.core.cancel.clone();
+    let stopping = conn.stop_reading.clone();
     let stopping = stopping.cancelled();
     tokio::pin!(stopping);
     let mut served = 0_usize;
@@ -63,12 +66,19 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
             biased;
             msg = reader.recv() => msg,
             () = &mut stopping => {
+                if conn.is_closed() {
+                    // Given up on (its peer fell silent): nothing more to read.
+                    break "the connection was given up on".to_owned();
+                }
                 // The actor is stopping: keep reading until its teardown closes us, so
                 // cancel acknowledgements and final replies still flow.
                 drain_until_closed(&conn, &mut reader).await;
                 break "the actor stopped".to_owned();
             }
         };
+        if let Ok(Some(_)) = &msg {
+            conn.heard.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         match msg {
             Ok(Some(Msg::Cmd(cmd))) => {
                 dispatch::dispatch(&conn, cmd).await;
@@ -89,6 +99,7 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 warn!(peer = %conn.peer, type_str = %error.type_str, "runtime error from peer: {}", error.tb_str);
                 conn.set_runtime_error(*error);
             }
+            Ok(Some(Msg::Heartbeat(_))) => {}
             Ok(Some(msg)) => {
                 conn.route(msg);
                 routed += 1;

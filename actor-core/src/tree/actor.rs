@@ -20,6 +20,7 @@ use crate::{
         secret::process_secret,
     },
     calls::registry,
+    engine::heartbeat::HeartbeatConfig,
     runtime::{
         self, ActorCore, DEFAULT_STREAM_WINDOW, MAX_BLOCKING_THREADS, ServiceInfo,
         ThreadRunnerStatus,
@@ -102,6 +103,7 @@ impl Actor {
             uid: None,
             launch_args: Vec::new(),
             thread_slots: None,
+            heartbeat: None,
         }
     }
 
@@ -253,6 +255,7 @@ pub struct ActorBuilder {
     uid: Option<Uid>,
     launch_args: Vec<String>,
     thread_slots: Option<usize>,
+    heartbeat: Option<Option<HeartbeatConfig>>,
 }
 
 impl ActorBuilder {
@@ -315,6 +318,15 @@ impl ActorBuilder {
         self
     }
 
+    /// Heartbeats on this actor's connections to peers of this runtime: a peer silent for
+    /// `config.timeout` is declared gone, its connection shut and its calls failed; `None`
+    /// turns them off. Default: [`HEARTBEAT_TIMEOUT_ENV`](crate::HEARTBEAT_TIMEOUT_ENV), else
+    /// a 5 s timeout. Tractor 0.1.0a5 peers never have heartbeats.
+    pub fn heartbeat(mut self, config: Option<HeartbeatConfig>) -> Self {
+        self.heartbeat = Some(config);
+        self
+    }
+
     /// Sets the stream window (default [`DEFAULT_STREAM_WINDOW`]).
     pub fn stream_window(mut self, items: usize) -> Self {
         self.stream_window = items.max(2);
@@ -372,6 +384,7 @@ impl ActorBuilder {
                         .and_then(|n| n.parse().ok())
                 })
                 .unwrap_or_else(runtime::thread_runner::ThreadRunner::default_slots),
+            self.heartbeat.unwrap_or_else(HeartbeatConfig::from_env),
         );
         let addrs: Vec<Addr> = listeners.iter().map(|l| l.local_addr().clone()).collect();
         let _ = core.addrs.set(addrs.clone());

@@ -526,8 +526,22 @@ impl Drop for Nursery {
 /// Waits for a child's process to exit, reaps it, and reports a failure: a child that said why
 /// it could not start, a non-zero exit status, death by a signal this side did not send, or any
 /// exit nobody asked for. Failures are reported even during teardown: they are causes.
+///
+/// A child that falls silent (missed heartbeats: stopped, hung) while its process lives is
+/// killed and reported as lost: it can no longer be supervised.
 async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, state: Arc<State>) {
-    let status = process.wait().await;
+    let mut lost = None;
+    let status = tokio::select! {
+        status = process.wait() => status,
+        () = until_silent(&slot.portal) => {
+            lost = slot.portal.disconnected_detail();
+            if let Some(pid) = slot.pid {
+                warn!(child = %slot.uid, pid, "the child fell silent; killing it");
+                platform::kill_now(pid);
+            }
+            process.wait().await
+        }
+    };
     slot.reaped.store(true, Ordering::Release);
     // Let the connection's reader take in what the child sent before exiting (a startup error
     // arrives just before the end of the stream).
@@ -542,6 +556,14 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
         Err(_) => true,
     };
     let error = match slot.portal.runtime_error() {
+        _ if lost.is_some() => Some(Error::Disconnected {
+            peer: slot.uid.clone(),
+            detail: format!(
+                "{}; the child (pid {}) was killed",
+                lost.unwrap_or_default(),
+                slot.pid.unwrap_or_default()
+            ),
+        }),
         Some(info) => Some(Error::Remote(RemoteActorError::from_info(info, &slot.uid))),
         None if crashed => Some(Error::ChildExited {
             actor: slot.uid.name.clone(),
@@ -571,6 +593,14 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
     // Gone: no teardown needs it any more (a team's churn of members does not pile up).
     lock(&state.children).retain(|child| !Arc::ptr_eq(child, &slot));
     state.changed.notify_waiters();
+}
+
+/// Completes once the child's connection was shut for missed heartbeats; never otherwise.
+async fn until_silent(portal: &Portal) {
+    portal.closed().await;
+    if !portal.heartbeat_lost() {
+        std::future::pending::<()>().await;
+    }
 }
 
 impl GracefulTeardown for State {

@@ -223,6 +223,10 @@ pub enum Msg {
         /// How many more items may be sent.
         credit: u64,
     },
+    /// Heartbeat extension (not in tractor 0.1.0a5, sent only to peers that enabled it):
+    /// "this side is alive", sent when a connection would otherwise be quiet.
+    /// `{"heartbeat": n}` with a sequence number `n`; see `docs/protocol-notes.md`.
+    Heartbeat(u64),
 }
 
 impl From<Cmd> for Msg {
@@ -243,7 +247,7 @@ impl Msg {
             | Self::Stop { cid }
             | Self::Credit { cid, .. } => Some(cid),
             Self::Error { cid, .. } => cid.as_deref(),
-            Self::Handshake(_) | Self::Sentinel | Self::SpawnInit(_) => None,
+            Self::Handshake(_) | Self::Sentinel | Self::SpawnInit(_) | Self::Heartbeat(_) => None,
         }
     }
 }

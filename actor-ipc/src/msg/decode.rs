@@ -35,6 +35,7 @@ struct Fields {
     bind_port: Option<Range<usize>>,
     runtime_vars: Option<Range<usize>>,
     credit: Option<Range<usize>>,
+    heartbeat: Option<Range<usize>>,
 }
 
 const MAX_KEYS_REPORTED: usize = 8;
@@ -112,6 +113,7 @@ impl Msg {
                 b"bind_port" => &mut f.bind_port,
                 b"_runtime_vars" => &mut f.runtime_vars,
                 b"credit" => &mut f.credit,
+                b"heartbeat" => &mut f.heartbeat,
                 other => {
                     let other =
                         std::str::from_utf8(other).map_err(|_| DecodeError::InvalidUtf8 {
@@ -197,6 +199,9 @@ impl Msg {
                 cid: cid("credit")?,
                 credit,
             });
+        }
+        if let Some(range) = &f.heartbeat {
+            return Ok(Self::Heartbeat(at(range).uint("heartbeat")?));
         }
         if f.enable_modules.is_some() {
             return Ok(Self::SpawnInit(Box::new(read_spawn_init(body, &f)?)));

@@ -61,6 +61,11 @@ impl Msg {
                 put_uint(buf, *credit);
                 put_cid(buf, cid);
             }
+            Self::Heartbeat(n) => {
+                put_map_len(buf, 1);
+                put_str(buf, "heartbeat");
+                put_uint(buf, *n);
+            }
         }
     }
 

@@ -29,6 +29,13 @@ mod tests {
     }
 
     #[test]
+    fn heartbeat_round_trips() {
+        let msg = Msg::Heartbeat(7);
+        let frame = msg.to_frame().unwrap();
+        assert_eq!(Msg::decode(frame.slice(4..)).unwrap(), msg);
+    }
+
+    #[test]
     fn credit_round_trips() {
         let msg = Msg::Credit {
             cid: "c2".into(),
