@@ -85,7 +85,10 @@ pub use runtime::{
 };
 pub use team::{Team, TeamBuilder};
 pub use tree::{
-    actor::{Actor, ActorBuilder, ActorHandle, ActorInfo, RuntimeFlavor, THREAD_SLOTS_ENV},
+    actor::{
+        ACTOR_SEND_BUDGET, Actor, ActorBuilder, ActorHandle, ActorInfo, RuntimeFlavor,
+        THREAD_SLOTS_ENV,
+    },
     discovery::{
         self, DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry,
         wait_for_actor,

@@ -22,11 +22,13 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 use tokio_util::codec::FramedRead;
-use tracing::debug;
+use tracing::{debug, warn};
 
+pub use crate::budget::SendBudget;
 use crate::{
     addr::Addr,
     auth::{self, Role, Secret},
+    budget::Budgets,
     error::{AuthError, ConnectError, FrameError, HandshakeError, RecvError, SendError},
     frame::{DEFAULT_MAX_FRAME_LEN, FrameCodec},
     msg::{Msg, Uid},
@@ -53,6 +55,19 @@ pub struct ChannelConfig {
     /// handshake; without one (the default) the handshake is tractor 0.1.0a5's, and a peer
     /// asking for authentication is refused with [`AuthError::Required`].
     pub secret: Option<Secret>,
+    /// The bytes that may wait for the writer before senders wait (backpressure on a peer
+    /// that reads slowly). Default 32 MiB.
+    pub send_queue_bytes: usize,
+    /// A budget shared by every connection of an actor (an actor sets its own), so many slow
+    /// peers together cannot pin unbounded memory either.
+    pub shared_send_budget: Option<SendBudget>,
+    /// How long a write may make no progress (the peer reads nothing) before the connection
+    /// is given up. Default 30 s.
+    pub write_stall_timeout: Duration,
+    /// How many connections a listener serves at once; one more is accepted and closed at
+    /// once (logged at most every 10 s), so a flood of connections cannot take every file
+    /// descriptor. Default 4096.
+    pub max_connections: usize,
 }
 
 impl Default for ChannelConfig {
@@ -64,6 +79,10 @@ impl Default for ChannelConfig {
             send_queue_frames: 1024,
             frame_stall_timeout: Duration::from_secs(30),
             secret: None,
+            send_queue_bytes: 32 * 1024 * 1024,
+            shared_send_budget: None,
+            write_stall_timeout: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }
@@ -144,7 +163,7 @@ impl Channel {
         let peer = tokio::time::timeout(config.handshake_timeout, exchange)
             .await
             .map_err(|_| HandshakeError::Timeout(config.handshake_timeout))??;
-        let sender = ChannelSender::spawn_writer(write, config);
+        let sender = ChannelSender::spawn_writer(write, config, &peer);
         Ok(Self {
             peer: peer.clone(),
             sender,
@@ -277,6 +296,8 @@ enum Outgoing {
 #[derive(Debug, Clone)]
 pub struct ChannelSender {
     queue: mpsc::Sender<Outgoing>,
+    /// The byte budgets queued frames are charged to.
+    budgets: Budgets,
     /// The longest frame body sent: the peer refuses longer ones (with the same default).
     max_frame_len: usize,
 }
@@ -295,11 +316,22 @@ impl std::fmt::Debug for Outgoing {
 const MAX_IOV: usize = 256;
 
 impl ChannelSender {
-    fn spawn_writer(write: WriteHalf, config: &ChannelConfig) -> Self {
+    fn spawn_writer(write: WriteHalf, config: &ChannelConfig, peer: &Uid) -> Self {
         let (queue, rx) = mpsc::channel(config.send_queue_frames.max(1));
-        tokio::spawn(run_writer(write, rx));
+        let budgets = Budgets::new(
+            SendBudget::new(config.send_queue_bytes),
+            config.shared_send_budget.clone(),
+        );
+        tokio::spawn(run_writer(
+            write,
+            rx,
+            budgets.clone(),
+            config.write_stall_timeout,
+            peer.to_string(),
+        ));
         Self {
             queue,
+            budgets,
             max_frame_len: config.max_frame_len,
         }
     }
@@ -321,10 +353,13 @@ impl ChannelSender {
     /// Queues a complete, already encoded frame (length prefix included).
     pub async fn send_frame(&self, frame: Bytes) -> Result<(), SendError> {
         self.check(&frame)?;
+        let charge = self.budgets.charge(frame.len()).await;
         self.queue
             .send(Outgoing::Frame(frame))
             .await
-            .map_err(|_| SendError::Closed)
+            .map_err(|_| SendError::Closed)?;
+        charge.commit();
+        Ok(())
     }
 
     /// Queues buffers that together are complete frames (e.g. a frame's header, a large
@@ -336,10 +371,16 @@ impl ChannelSender {
         if let Some(first) = parts.first() {
             check_header(first, self.max_frame_len)?;
         }
+        let charge = self
+            .budgets
+            .charge(parts.iter().map(Bytes::len).sum())
+            .await;
         self.queue
             .send(Outgoing::Parts(parts))
             .await
-            .map_err(|_| SendError::Closed)
+            .map_err(|_| SendError::Closed)?;
+        charge.commit();
+        Ok(())
     }
 
     /// Queues a complete frame if the writer queue has room right now, without waiting.
@@ -348,8 +389,14 @@ impl ChannelSender {
         if self.check(&frame).is_err() {
             return Err(TrySendError::Closed);
         }
+        let Some(charge) = self.budgets.try_charge(frame.len()) else {
+            return Err(TrySendError::Full(frame));
+        };
         match self.queue.try_send(Outgoing::Frame(frame)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                charge.commit();
+                Ok(())
+            }
             Err(mpsc::error::TrySendError::Full(Outgoing::Frame(frame))) => {
                 Err(TrySendError::Full(frame))
             }
@@ -363,6 +410,8 @@ impl ChannelSender {
         FrameSink {
             inner: tokio_util::sync::PollSender::new(self.queue.clone()),
             max_frame_len: self.max_frame_len,
+            budgets: self.budgets.clone(),
+            room: None,
         }
     }
 
@@ -379,6 +428,11 @@ impl ChannelSender {
         finished.await.map_err(|_| SendError::Closed)
     }
 
+    /// The bytes queued on this connection and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.budgets.connection_used()
+    }
+
     /// Whether the writer has stopped (the connection failed or was closed).
     pub fn is_closed(&self) -> bool {
         self.queue.is_closed()
@@ -390,7 +444,13 @@ impl ChannelSender {
     }
 }
 
-async fn run_writer(mut write: WriteHalf, mut queue: mpsc::Receiver<Outgoing>) {
+async fn run_writer(
+    mut write: WriteHalf,
+    mut queue: mpsc::Receiver<Outgoing>,
+    budgets: Budgets,
+    stall_timeout: Duration,
+    peer: String,
+) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_IOV);
     // Taken from the queue in bulk: one wake-up and one release of queue room per batch of
     // frames, not per frame.
@@ -401,7 +461,9 @@ async fn run_writer(mut write: WriteHalf, mut queue: mpsc::Receiver<Outgoing>) {
         if queue.recv_many(&mut taken, MAX_IOV).await == 0 {
             break;
         }
+        let mut charged = 0;
         for next in taken.drain(..) {
+            charged += next.len();
             match (next, &shutdown) {
                 (Outgoing::Frame(frame), None) => batch.push(frame),
                 (Outgoing::Parts(parts), None) => batch.extend(parts),
@@ -412,13 +474,26 @@ async fn run_writer(mut write: WriteHalf, mut queue: mpsc::Receiver<Outgoing>) {
                 }
             }
         }
-        if let Err(e) = write_all_vectored(&mut write, &mut batch).await {
-            debug!(error = %e, "channel writer stopped: write failed");
+        let written = write_all_vectored(&mut write, &mut batch, stall_timeout).await;
+        budgets.release(charged);
+        if let Err(e) = written {
+            if e.kind() == io::ErrorKind::TimedOut {
+                warn!(
+                    %peer,
+                    "the peer read nothing for {stall_timeout:?} with {} bytes queued; \
+                     giving the connection up",
+                    budgets.connection_used()
+                );
+            } else {
+                debug!(%peer, error = %e, "channel writer stopped: write failed");
+            }
+            release_queued(&mut queue, &budgets);
             return;
         }
     }
     // Refuse further frames before the final flush so no sender believes a late frame went out.
     queue.close();
+    release_queued(&mut queue, &budgets);
     if let Err(e) = write.shutdown().await {
         debug!(error = %e, "channel writer: shutdown failed");
     }
@@ -428,8 +503,32 @@ async fn run_writer(mut write: WriteHalf, mut queue: mpsc::Receiver<Outgoing>) {
     }
 }
 
+/// Releases the budget of every frame still queued (the writer stops without writing them).
+fn release_queued(queue: &mut mpsc::Receiver<Outgoing>, budgets: &Budgets) {
+    queue.close();
+    while let Ok(next) = queue.try_recv() {
+        budgets.release(next.len());
+    }
+}
+
+impl Outgoing {
+    /// The bytes this item was charged.
+    fn len(&self) -> usize {
+        match self {
+            Self::Frame(frame) => frame.len(),
+            Self::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+            Self::Shutdown(_) => 0,
+        }
+    }
+}
+
 /// Writes every buffer completely, gathering them into as few syscalls as the socket allows.
-async fn write_all_vectored(write: &mut WriteHalf, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+/// A write that makes no progress for `stall_timeout` fails with `TimedOut`.
+async fn write_all_vectored(
+    write: &mut WriteHalf,
+    bufs: &mut Vec<Bytes>,
+    stall_timeout: Duration,
+) -> io::Result<()> {
     let mut next = 0;
     while next < bufs.len() {
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
@@ -438,7 +537,10 @@ async fn write_all_vectored(write: &mut WriteHalf, bufs: &mut Vec<Bytes>) -> io:
             *slot = IoSlice::new(buf);
             count += 1;
         }
-        let mut written = write.write_vectored(&slices[..count]).await?;
+        let mut written =
+            tokio::time::timeout(stall_timeout, write.write_vectored(&slices[..count]))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -483,10 +585,21 @@ fn check_header(buf: &[u8], limit: usize) -> Result<usize, SendError> {
 }
 
 /// A sink of complete frames feeding a channel's writer (see [`ChannelSender::frame_sink`]).
-#[derive(Debug)]
 pub struct FrameSink {
     inner: tokio_util::sync::PollSender<Outgoing>,
     max_frame_len: usize,
+    budgets: Budgets,
+    /// Waiting for room in the byte budgets (only while they are spent).
+    room: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl std::fmt::Debug for FrameSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameSink")
+            .field("budgets", &self.budgets)
+            .field("waiting_for_room", &self.room.is_some())
+            .finish()
+    }
 }
 
 impl futures::Sink<Bytes> for FrameSink {
@@ -496,14 +609,26 @@ impl futures::Sink<Bytes> for FrameSink {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), SendError>> {
+        if self.room.is_none() && !self.budgets.has_room() {
+            let budgets = self.budgets.clone();
+            self.room = Some(Box::pin(async move { budgets.until_room().await }));
+        }
+        if let Some(room) = self.room.as_mut() {
+            std::task::ready!(room.as_mut().poll(cx));
+            self.room = None;
+        }
         self.inner.poll_reserve(cx).map_err(|_| SendError::Closed)
     }
 
     fn start_send(mut self: std::pin::Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
         check_frames(&frame, self.max_frame_len)?;
+        let budgets = self.budgets.clone();
+        let charge = budgets.charge_now(frame.len());
         self.inner
             .send_item(Outgoing::Frame(frame))
-            .map_err(|_| SendError::Closed)
+            .map_err(|_| SendError::Closed)?;
+        charge.commit();
+        Ok(())
     }
 
     fn poll_flush(

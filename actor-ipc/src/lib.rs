@@ -32,6 +32,7 @@
 
 pub mod addr;
 pub mod auth;
+mod budget;
 pub mod channel;
 pub mod error;
 pub mod frame;
@@ -44,7 +45,9 @@ pub mod transport;
 
 pub use addr::{Addr, WireAddr};
 pub use auth::Secret;
-pub use channel::{Channel, ChannelConfig, ChannelReader, ChannelSender, FrameSink, TrySendError};
+pub use channel::{
+    Channel, ChannelConfig, ChannelReader, ChannelSender, FrameSink, SendBudget, TrySendError,
+};
 pub use error::{
     AuthError, ConnectError, DecodeError, EncodeError, FrameError, HandshakeError, RecvError,
     SendError,

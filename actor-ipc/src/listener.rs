@@ -104,9 +104,23 @@ impl Listener {
         let local = Arc::new(local);
         let config = Arc::new(config);
         let mut connections = JoinSet::new();
+        let mut refusals = RateLimitedLog::default();
+        let mut failures = RateLimitedLog::default();
         loop {
             tokio::select! {
                 accepted = self.accept() => match accepted {
+                    Ok(transport) if connections.len() >= config.max_connections => {
+                        // Closed at once: the peer sees the end before any handshake.
+                        drop(transport);
+                        if let Some(suppressed) = refusals.due() {
+                            warn!(
+                                addr = %self.local,
+                                limit = config.max_connections,
+                                suppressed,
+                                "connection limit reached; refusing new connections"
+                            );
+                        }
+                    }
                     Ok(transport) => {
                         let (handler, local, config) =
                             (handler.clone(), local.clone(), config.clone());
@@ -127,7 +141,11 @@ impl Listener {
                         });
                     }
                     Err(e) => {
-                        warn!(addr = %self.local, error = %e, "accept failed; retrying");
+                        // Out of descriptors, typically: say so (not every 50 ms), and pause
+                        // so the loop does not spin while the condition lasts.
+                        if let Some(suppressed) = failures.due() {
+                            warn!(addr = %self.local, error = %e, suppressed, "accept failed; retrying");
+                        }
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
@@ -141,6 +159,32 @@ impl Listener {
                 }
             }
         }
+    }
+}
+
+/// How often a repeated condition (refused connections, failed accepts) is logged.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs a repeated condition at most every [`LOG_EVERY`], counting what it did not log.
+#[derive(Default)]
+struct RateLimitedLog {
+    last: Option<tokio::time::Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    /// `Some(occurrences not logged since the last line)` when a line is due now.
+    fn due(&mut self) -> Option<u64> {
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < LOG_EVERY)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 

@@ -58,6 +58,11 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     let stopping = conn.stop_reading.clone();
     let stopping = stopping.cancelled();
     tokio::pin!(stopping);
+    // The writer stops on its own only when writing failed or stalled past its deadline (a
+    // peer that reads nothing): the connection is over then.
+    let sender = conn.sender.clone();
+    let writer_gone = sender.closed();
+    tokio::pin!(writer_gone);
     let mut served = 0_usize;
     let mut routed = 0_usize;
     let reason = loop {
@@ -74,6 +79,11 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 // cancel acknowledgements and final replies still flow.
                 drain_until_closed(&conn, &mut reader).await;
                 break "the actor stopped".to_owned();
+            }
+            () = &mut writer_gone => {
+                break "writing to the peer failed or stalled (it read nothing for the write \
+                       stall timeout)"
+                    .to_owned();
             }
         };
         if let Ok(Some(_)) = &msg {

@@ -8,7 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use actor_ipc::{Addr, ChannelConfig, Listener, Secret, Uid};
+use actor_ipc::{Addr, ChannelConfig, Listener, Secret, SendBudget, Uid};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -84,6 +84,11 @@ impl RuntimeFlavor {
             .map(|runtime| (runtime, slot))
     }
 }
+
+/// The bytes an actor lets wait for writing across all its connections, unless its channel
+/// config sets `shared_send_budget`: past it, its senders wait (backpressure), so peers that
+/// read slowly cannot together pin more memory than this.
+pub const ACTOR_SEND_BUDGET: usize = 256 * 1024 * 1024;
 
 /// Entry point for serving: `Actor::builder(name)`.
 #[derive(Debug)]
@@ -348,6 +353,9 @@ impl ActorBuilder {
         }
         if self.config.secret.is_none() {
             self.config.secret = process_secret()?;
+        }
+        if self.config.shared_send_budget.is_none() {
+            self.config.shared_send_budget = Some(SendBudget::new(ACTOR_SEND_BUDGET));
         }
         if self.config.secret.is_none() {
             for addr in &self.listen {

@@ -32,6 +32,12 @@ struct Cli {
     /// Register with the registrar at this address (and unregister on exit).
     #[arg(long)]
     registrar: Option<Addr>,
+    /// Serve at most this many connections at once (more are closed at once).
+    #[arg(long, value_name = "N", default_value_t = actor::ipc::ChannelConfig::default().max_connections)]
+    max_connections: usize,
+    /// Give up a connection whose peer reads nothing for this long while we have data for it.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    write_stall_timeout_ms: u64,
     /// The tokio runtime flavour (for measuring; the default was chosen by measurement).
     #[arg(long, value_enum, default_value_t = Flavor::Current)]
     runtime: Flavor,
@@ -70,7 +76,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(cli: Cli) -> actor::Result<()> {
-    let mut builder = Actor::builder(cli.name).enable(examples::demo::NS);
+    let config = actor::ipc::ChannelConfig {
+        max_connections: cli.max_connections,
+        write_stall_timeout: std::time::Duration::from_millis(cli.write_stall_timeout_ms),
+        ..Default::default()
+    };
+    let mut builder = Actor::builder(cli.name)
+        .enable(examples::demo::NS)
+        .channel_config(config);
     if let Some(path) = &cli.auth_file {
         builder = builder.secret(
             actor::Secret::from_file(path).map_err(|e| actor::Error::Usage(e.to_string()))?,
