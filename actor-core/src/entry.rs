@@ -170,25 +170,46 @@ async fn start_root(options: RootOptions) -> Result<crate::tree::actor::ActorHan
         Some(addr) => addr,
         None => default_root_addr()?,
     };
-    let mut builder = Actor::builder(options.name.clone())
-        .listen(listen)
-        .launch_args(options.child_args.clone());
-    for ns in &options.enable {
-        builder = builder.enable(ns.clone());
-    }
+    let builder = || {
+        let mut builder = Actor::builder(options.name.clone())
+            .listen(listen.clone())
+            .launch_args(options.child_args.clone());
+        for ns in &options.enable {
+            builder = builder.enable(ns.clone());
+        }
+        builder
+    };
     if options.own_registrar {
-        return builder.serve_registrar().start().await;
+        return builder().serve_registrar().start().await;
     }
-    let registrar = match options.registrar {
+    let registrar = match options.registrar.clone() {
         Some(addr) => addr,
         None => default_registrar()?,
     };
+    // Using the registrar: if it goes away, this root serves it there, so the programs
+    // sharing it keep discovery; until one answers, the root serves all the same.
+    let use_registrar = |registrar: Addr| builder().registrar(registrar).take_over_registrar();
     if registrar_answers(&registrar).await {
         debug!(%registrar, "using the registrar that answers");
-        builder.registrar(registrar).start().await
-    } else {
-        debug!(%registrar, "nothing answers at the registrar address: serving it");
-        builder.listen(registrar).serve_registrar().start().await
+        return use_registrar(registrar).start().await;
+    }
+    debug!(%registrar, "nothing answers at the registrar address: serving it");
+    match builder()
+        .listen(registrar.clone())
+        .serve_registrar()
+        .start()
+        .await
+    {
+        // Another program won the address meanwhile, or it cannot be bound at all.
+        Err(Error::Io(e)) => {
+            tracing::warn!(
+                %registrar,
+                error = %e,
+                "cannot serve the registrar there; running without one until it answers"
+            );
+            use_registrar(registrar).start().await
+        }
+        other => other,
     }
 }
 

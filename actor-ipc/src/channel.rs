@@ -147,7 +147,13 @@ impl Channel {
             let hello = Msg::Handshake(local.clone())
                 .to_frame()
                 .map_err(|e| HandshakeError::Io(io::Error::other(e)))?;
-            write.write_all(&hello).await.map_err(HandshakeError::Io)?;
+            write.write_all(&hello).await.map_err(|e| {
+                if is_disconnect(&e) {
+                    HandshakeError::ClosedBeforeHandshake
+                } else {
+                    HandshakeError::Io(e)
+                }
+            })?;
             match frames.next().await {
                 None => Err(HandshakeError::ClosedBeforeHandshake),
                 Some(Err(FrameError::Io(e))) if is_disconnect(&e) => {

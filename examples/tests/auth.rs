@@ -206,22 +206,29 @@ async fn a_registrar_with_a_secret_takes_registrations_only_from_actors_holding_
     )
     .await;
 
-    // Without the secret, a daemon cannot register: it says why and exits.
-    let out = within(
-        "an unauthenticated daemon to give up",
-        Command::new(DAEMON)
-            .args(["--name", "stranger", "--listen", "tcp://127.0.0.1:0"])
-            .args(["--registrar", &reg_sock])
-            .env_remove(actor::AUTH_FILE_ENV)
-            .kill_on_drop(true)
-            .output(),
+    // Without the secret, a daemon cannot register: it says why, serves anyway (registration
+    // never stops an actor), and is not listed.
+    let mut stranger = start(
+        DAEMON,
+        &[
+            "--name",
+            "stranger",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--registrar",
+            &reg_sock,
+        ],
     )
-    .await
-    .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("requires authentication"), "{err}");
+    .await;
+    stranger.logged("requires authentication").await;
     registrar.logged("did not authenticate").await;
+    let (ok, out, err) = call(
+        &registrar.addr,
+        Some(&secret),
+        &["self", "find_actor", "name=stranger"],
+    )
+    .await;
+    assert!(ok && out == "nil", "{out} {err}");
 
     // With it, it registers and can be found.
     let daemon = start(

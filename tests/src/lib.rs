@@ -296,9 +296,14 @@ impl FixtureActor {
 
     /// A portal to it.
     pub async fn portal(&self) -> actor::Portal {
-        within("connecting to the fixture", actor::connect(&self.addr))
-            .await
-            .expect("connect to the fixture actor")
+        // Under its own identity: `actor::connect` outside an actor would borrow whichever
+        // actor happens to be alone in this test process (and die with it).
+        within(
+            "connecting to the fixture",
+            actor::connect_as("fixture-client", &self.addr),
+        )
+        .await
+        .expect("connect to the fixture actor")
     }
 }
 

@@ -80,9 +80,13 @@ async fn stopped_child() -> actor::Result<()> {
     .await;
     println!("a stopped child was detected after {detected:?} (timeout {TIMEOUT_MS} ms)");
     match nursery.close().await {
-        Err(Error::Disconnected { peer, detail }) => {
-            assert_eq!(peer.name, "sleeper");
-            assert!(detail.contains("was killed"), "{detail}");
+        Err(e @ Error::ChildUnresponsive { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("sleeper") && text.contains("no heartbeat"),
+                "{text}"
+            );
+            assert!(text.contains("was killed"), "{text}");
         }
         other => panic!("the nursery should report the child lost: {other:?}"),
     }

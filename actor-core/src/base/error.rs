@@ -29,6 +29,9 @@ pub const REROUTED_TYPE: &str = "Rerouted";
 /// The `type_str` of a call refused because its connection already runs as many calls as it
 /// may (`actor::MAX_CALLS_PER_CONNECTION`): retry once some have ended.
 pub const TOO_MANY_CALLS: &str = "TooManyCalls";
+/// The `type_str` of a registrar call refused by its ownership rules: an actor registers only
+/// itself, and unregisters only itself (or an actor found dead).
+pub const PERMISSION_ERROR: &str = "PermissionError";
 /// The `type_str` of a cancelled context.
 pub const CONTEXT_CANCELLED: &str = "ContextCancelled";
 
@@ -122,6 +125,17 @@ pub enum Error {
         pid: Option<u32>,
         /// How it ended.
         exit: ChildExit,
+    },
+    /// A child actor stopped answering (missed heartbeats: stopped, hung, or cut off) while its
+    /// process lived; it was killed, since it can no longer be supervised.
+    #[error("child actor {actor} (pid {}) stopped answering: {detail}; it was killed", pid_text(*.pid))]
+    ChildUnresponsive {
+        /// The child's name.
+        actor: String,
+        /// Its process id, when it had one.
+        pid: Option<u32>,
+        /// How it was found silent.
+        detail: String,
     },
     /// A registrar could not be used: it refused, was unreachable, or answered with something
     /// that is not what the protocol says.
@@ -319,6 +333,11 @@ impl Error {
                 pid: *pid,
                 exit: exit.clone(),
             },
+            Self::ChildUnresponsive { actor, pid, detail } => Self::ChildUnresponsive {
+                actor: actor.clone(),
+                pid: *pid,
+                detail: detail.clone(),
+            },
             Self::Registrar { addr, detail } => Self::Registrar {
                 addr: addr.clone(),
                 detail: detail.clone(),
@@ -404,6 +423,7 @@ impl Error {
             Self::Usage(_) => "RuntimeError",
             Self::Spawn { .. } => "SpawnError",
             Self::ChildExited { .. } => "ChildExited",
+            Self::ChildUnresponsive { .. } => "ChildUnresponsive",
             Self::Registrar { .. } => "RegistrarError",
             Self::Timeout { .. } => "TimeoutError",
             Self::TaskFailed { .. } => "TaskFailed",

@@ -117,27 +117,32 @@ pub(crate) struct ActorCore {
     pub(crate) runtime: OnceLock<tokio::runtime::Handle>,
     /// Heartbeats on this actor's connections (`None`: off).
     pub(crate) heartbeat: Option<HeartbeatConfig>,
+    /// The tree this actor belongs to: its root's uuid (lookups prefer actors of the same).
+    pub(crate) tree: OnceLock<String>,
 }
 
 /// Sends a fatal error to whoever must hear it (a child's parent), once.
 pub(crate) type FatalReport = Box<dyn FnOnce(ErrorInfo) -> BoxFuture<'static, ()> + Send>;
 
 impl ActorCore {
-    /// A core answering the standard runtime calls and those of `extra` (e.g. a registrar's).
+    /// A core answering the standard runtime calls and those of `extra` (e.g. a registrar's),
+    /// and the introspection calls and those of `extra_extensions` in [`INTROSPECTION_NS`].
     pub(crate) fn new(
         uid: Uid,
         enabled: HashSet<String, FastHash>,
         config: ChannelConfig,
         stream_window: usize,
-        extra: RuntimeCalls,
+        (extra, extra_extensions): (RuntimeCalls, RuntimeCalls),
         thread_slots: usize,
         heartbeat: Option<HeartbeatConfig>,
     ) -> Arc<Self> {
         let mut runtime_calls = standard_runtime_calls();
         runtime_calls.extend(extra);
+        let mut introspection = introspection_calls();
+        introspection.extend(extra_extensions);
         let cancel = CancellationToken::new();
         Arc::new(Self {
-            introspection: introspection_calls(),
+            introspection,
             thread_runner: ThreadRunner::new(thread_slots, cancel.clone()),
             services: Services::default(),
             services_stop: cancel.child_token(),
@@ -146,6 +151,7 @@ impl ActorCore {
             fatal_report: Mutex::new(None),
             runtime: OnceLock::new(),
             heartbeat,
+            tree: OnceLock::new(),
             runtime_calls,
             pending_children: Mutex::new(HashMap::new()),
             addrs: OnceLock::new(),
@@ -181,7 +187,7 @@ impl ActorCore {
                 ..ChannelConfig::default()
             },
             DEFAULT_STREAM_WINDOW,
-            RuntimeCalls::default(),
+            (RuntimeCalls::default(), RuntimeCalls::default()),
             1,
             HeartbeatConfig::from_env(),
         )

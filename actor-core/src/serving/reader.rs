@@ -81,8 +81,8 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 break "the actor stopped".to_owned();
             }
             () = &mut writer_gone => {
-                break "writing to the peer failed or stalled (it read nothing for the write \
-                       stall timeout)"
+                break "the connection's writer stopped (the peer went away, or read nothing \
+                       for the write stall timeout)"
                     .to_owned();
             }
         };

@@ -27,7 +27,9 @@ use crate::{
     },
     serving,
     tree::{
-        discovery::{RegistrarTable, Registry, registrar_calls},
+        discovery::Registry,
+        registrar::{RegistrarTable, registrar_calls, tree_calls},
+        registration::{keep_registered, register_once},
         services,
     },
 };
@@ -90,6 +92,10 @@ impl RuntimeFlavor {
 /// read slowly cannot together pin more memory than this.
 pub const ACTOR_SEND_BUDGET: usize = 256 * 1024 * 1024;
 
+/// How long starting an actor waits for its first registration before serving anyway (and
+/// registering in the background): a registrar that hangs must not hold trees up.
+const REGISTER_AT_START_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Entry point for serving: `Actor::builder(name)`.
 #[derive(Debug)]
 pub struct Actor;
@@ -109,6 +115,8 @@ impl Actor {
             launch_args: Vec::new(),
             thread_slots: None,
             heartbeat: None,
+            take_over_registrar: false,
+            tree: None,
         }
     }
 
@@ -261,12 +269,27 @@ pub struct ActorBuilder {
     launch_args: Vec<String>,
     thread_slots: Option<usize>,
     heartbeat: Option<Option<HeartbeatConfig>>,
+    take_over_registrar: bool,
+    tree: Option<String>,
 }
 
 impl ActorBuilder {
     /// How this program re-launches itself as a child of this actor.
     pub(crate) fn launch_args(mut self, args: Vec<String>) -> Self {
         self.launch_args = args;
+        self
+    }
+
+    /// Serves the registrar itself, at its address, if the one it registers with goes away
+    /// (a root using a shared registrar).
+    pub(crate) fn take_over_registrar(mut self) -> Self {
+        self.take_over_registrar = true;
+        self
+    }
+
+    /// The tree this actor belongs to (a child's is its parent's; a root's is its own uuid).
+    pub(crate) fn tree(mut self, tree: String) -> Self {
+        self.tree = Some(tree);
         self
     }
 
@@ -375,12 +398,16 @@ impl ActorBuilder {
         for addr in &self.listen {
             listeners.push(Listener::bind(addr).await?);
         }
-        let table = self
-            .serve_registrar
+        let table = (self.serve_registrar || self.take_over_registrar)
             .then(|| Arc::new(RegistrarTable::default()));
-        let runtime_calls = table.as_ref().map(registrar_calls).unwrap_or_default();
+        let runtime_calls = table
+            .as_ref()
+            .map(|table| (registrar_calls(table), tree_calls(table)))
+            .unwrap_or_default();
+        let uid = self.uid.unwrap_or_else(|| Uid::new(self.name));
+        let tree = self.tree.unwrap_or_else(|| uid.uuid.clone());
         let core = ActorCore::new(
-            self.uid.unwrap_or_else(|| Uid::new(self.name)),
+            uid,
             self.enable.into_iter().collect(),
             self.config,
             self.stream_window,
@@ -394,6 +421,7 @@ impl ActorBuilder {
                 .unwrap_or_else(runtime::thread_runner::ThreadRunner::default_slots),
             self.heartbeat.unwrap_or_else(HeartbeatConfig::from_env),
         );
+        let _ = core.tree.set(tree);
         let addrs: Vec<Addr> = listeners.iter().map(|l| l.local_addr().clone()).collect();
         let _ = core.addrs.set(addrs.clone());
         let _ = core.launch_args.set(self.launch_args);
@@ -404,55 +432,48 @@ impl ActorBuilder {
         {
             let _ = core.registrar_addr.set(registrar);
         }
-        if let (Some(table), Some(first)) = (&table, addrs.first()) {
+        if let (Some(table), Some(first), true) = (&table, addrs.first(), self.serve_registrar) {
             table.register(core.uid.clone(), first.to_wire());
         }
         let mut serving = JoinSet::new();
         for listener in listeners {
-            let core = core.clone();
-            let stop = core.cancel.clone();
-            serving.spawn(async move {
-                let uid = core.uid.clone();
-                let config = core.config.clone();
-                let accept = listener.serve(uid, config, move |accepted| {
-                    let core = core.clone();
-                    async move {
-                        match accepted {
-                            Ok(channel) => {
-                                // A child connecting back goes to the nursery that spawns it.
-                                let spawner =
-                                    lock(&core.pending_children).remove(&channel.peer().uuid);
-                                match spawner {
-                                    Some(spawner) => {
-                                        let _ = spawner.send(channel);
-                                    }
-                                    None => serving::serve(core, channel).await,
-                                }
-                            }
-                            Err(e) => debug!(error = %e, "connection dropped before serving"),
-                        }
-                    }
-                });
-                tokio::select! {
-                    () = accept => {}
-                    () = stop.cancelled() => {}
-                }
-            });
+            serving.spawn(serving::accept_loop(core.clone(), listener));
         }
+        // Registration never stops an actor from starting: the first attempt is made here (so
+        // the actor is findable once started, normally), and it is kept up in the background.
         let registered = match (&self.register_with, addrs.first()) {
             (Some(registrar), Some(first)) => {
-                let registry = Registry::connect_as_actor(core.clone(), registrar).await;
-                match registry {
-                    Ok(registry) => registry.register(&core.uid, first).await,
-                    Err(e) => Err(e),
-                }
-                .map_err(|e| {
-                    core.cancel.cancel();
-                    Error::Registrar {
-                        addr: registrar.to_string(),
-                        detail: format!("cannot register {}: {e}", core.uid),
+                let attempt = tokio::time::timeout(
+                    REGISTER_AT_START_TIMEOUT,
+                    register_once(&core, registrar, first),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout {
+                        what: "registering".into(),
+                        after: REGISTER_AT_START_TIMEOUT,
+                    })
+                });
+                let current = match attempt {
+                    Ok(registry) => Some(registry),
+                    Err(e) => {
+                        warn!(
+                            uid = %core.uid,
+                            %registrar,
+                            error = %e,
+                            "cannot register yet; serving anyway and retrying in the background"
+                        );
+                        None
                     }
-                })?;
+                };
+                let takeover = table.clone().filter(|_| self.take_over_registrar);
+                keep_registered(
+                    core.clone(),
+                    registrar.clone(),
+                    first.clone(),
+                    current,
+                    takeover,
+                );
                 Some(registrar.clone())
             }
             _ => None,
@@ -583,6 +604,14 @@ impl ActorHandle {
             };
             match tokio::time::timeout(TEARDOWN_GRACE, unregister).await {
                 Ok(Ok(())) => {}
+                // The registrar is gone: nothing to unregister from.
+                Ok(Err(Error::Connect(e))) => {
+                    debug!(uid = %self.core.uid, error = %e, "no registrar to unregister from");
+                }
+                // Forgotten already: its registration's connection ended first.
+                Ok(Err(Error::Remote(e))) if e.type_str == "KeyError" => {
+                    debug!(uid = %self.core.uid, "the registrar had forgotten this actor already");
+                }
                 Ok(Err(e)) => warn!(uid = %self.core.uid, error = %e, "could not unregister"),
                 Err(_) => warn!(uid = %self.core.uid, "unregistering timed out"),
             }

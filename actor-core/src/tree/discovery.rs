@@ -6,26 +6,19 @@
 //! one. Every actor given a registrar registers when it starts serving and unregisters when it
 //! stops; separately launched programs find each other by name through it.
 //!
-//! [`Registry`] is the client side. A registered actor that no longer answers is dropped from
-//! the registrar by the lookup that finds it dead.
+//! [`Registry`] is the client side (the registrar's is `tree/registrar.rs`). A registered
+//! actor that no longer answers is dropped from the registrar by the lookup that finds it
+//! dead. Inside an actor tree, a lookup of a name several actors hold prefers the one in the
+//! caller's own tree (when the registrar is of this runtime).
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::BTreeMap, sync::Arc};
 
-use actor_ipc::{Addr, ErrorInfo, Payload, Uid, Value, WireAddr};
-use serde::Deserialize;
-use tokio::sync::Notify;
+use actor_ipc::{Addr, Uid, Value, WireAddr};
 
 use crate::{
-    base::error::{Error, FUNCTION_NOT_FOUND, Result, TYPE_ERROR},
+    base::error::{Error, FUNCTION_NOT_FOUND, Result},
     portal::{Portal, connect},
-    runtime::{
-        self, ActorCore,
-        core::{RuntimeCall, RuntimeCalls, RuntimeRequest},
-        router::RuntimeReply,
-    },
+    runtime::{self, ActorCore, INTROSPECTION_NS},
 };
 
 /// Where actors look for the registrar unless told otherwise (tractor's default).
@@ -42,141 +35,10 @@ pub fn default_registrar() -> Result<Addr> {
         .map_err(|e| Error::Usage(format!("registrar address {url:?}: {e}")))
 }
 
-/// The runtime calls a registrar serves.
-const REGISTRAR_CALLS: [&str; 5] = [
-    "register_actor",
-    "unregister_actor",
-    "find_actor",
-    "wait_for_actor",
-    "get_registry",
-];
-
-/// The registrar's table.
-#[derive(Default)]
-pub(crate) struct RegistrarTable {
-    /// In registration order, so lookups by name return the earliest.
-    entries: Mutex<Vec<(Uid, WireAddr)>>,
-    changed: Notify,
-}
-
-#[derive(Deserialize)]
-struct UidArg {
-    uid: (String, String),
-}
-
-#[derive(Deserialize)]
-struct RegisterArgs {
-    uid: (String, String),
-    sockaddr: (String, u16),
-}
-
-#[derive(Deserialize)]
-struct NameArg {
-    name: String,
-}
-
-fn args<T: serde::de::DeserializeOwned>(func: &str, kwargs: &Payload) -> Result<T, ErrorInfo> {
-    kwargs
-        .decode()
-        .map_err(|e| ErrorInfo::new(TYPE_ERROR, format!("{func}(): {e}")))
-}
-
-fn uid((name, uuid): (String, String)) -> Uid {
-    Uid { name, uuid }
-}
-
-impl RegistrarTable {
-    pub(crate) fn register(&self, uid: Uid, addr: WireAddr) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|(u, _)| *u != uid);
-            entries.push((uid, addr));
-        }
-        self.changed.notify_waiters();
-    }
-
-    pub(crate) fn unregister(&self, uid: &Uid) -> bool {
-        self.entries
-            .lock()
-            .map(|mut entries| {
-                let before = entries.len();
-                entries.retain(|(u, _)| u != uid);
-                entries.len() != before
-            })
-            .unwrap_or(false)
-    }
-
-    fn addrs_of(&self, name: &str) -> Vec<WireAddr> {
-        self.entries
-            .lock()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|(u, _)| u.name == name)
-                    .map(|(_, a)| a.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Serves one registrar call; `Err` is the error reply.
-    pub(crate) async fn serve(&self, func: &str, kwargs: &Payload) -> Result<Value, ErrorInfo> {
-        match func {
-            "register_actor" => {
-                let a: RegisterArgs = args(func, kwargs)?;
-                let addr = WireAddr {
-                    host: a.sockaddr.0,
-                    port: a.sockaddr.1,
-                };
-                self.register(uid(a.uid), addr);
-                Ok(Value::Nil)
-            }
-            "unregister_actor" => {
-                let a: UidArg = args(func, kwargs)?;
-                let uid = uid(a.uid);
-                if self.unregister(&uid) {
-                    Ok(Value::Nil)
-                } else {
-                    // As tractor does for an unknown uid.
-                    Err(ErrorInfo::new(
-                        "KeyError",
-                        format!("{uid} is not registered"),
-                    ))
-                }
-            }
-            "find_actor" => {
-                let a: NameArg = args(func, kwargs)?;
-                Ok(self
-                    .addrs_of(&a.name)
-                    .first()
-                    .map_or(Value::Nil, WireAddr::to_value))
-            }
-            "wait_for_actor" => {
-                let a: NameArg = args(func, kwargs)?;
-                loop {
-                    // Register interest before looking, so a registration in between wakes us.
-                    let changed = self.changed.notified();
-                    let addrs = self.addrs_of(&a.name);
-                    if !addrs.is_empty() {
-                        return Ok(Value::Array(addrs.iter().map(WireAddr::to_value).collect()));
-                    }
-                    changed.await;
-                }
-            }
-            "get_registry" => {
-                let entries = self.entries.lock().map(|e| e.clone()).unwrap_or_default();
-                Ok(Value::Map(
-                    entries
-                        .iter()
-                        .map(|(u, a)| (Value::from(u.registry_key()), a.to_value()))
-                        .collect(),
-                ))
-            }
-            other => Err(ErrorInfo::new(
-                FUNCTION_NOT_FOUND,
-                format!("self.{other} is not a registrar call"),
-            )),
-        }
-    }
+/// Whether a call failed because the peer does not have it (a tractor 0.1.0a5 registrar, or
+/// an actor that is no registrar).
+fn is_unsupported(e: &Error) -> bool {
+    matches!(e, Error::Remote(r) if r.is_module_not_exposed() || r.type_str == FUNCTION_NOT_FOUND)
 }
 
 /// A client of a registrar.
@@ -184,6 +46,8 @@ impl RegistrarTable {
 pub struct Registry {
     portal: Portal,
     addr: Addr,
+    /// The caller's tree, for lookups that prefer it.
+    tree: Option<String>,
 }
 
 impl Registry {
@@ -192,6 +56,7 @@ impl Registry {
         Ok(Self {
             portal: connect(addr).await?,
             addr: addr.clone(),
+            tree: runtime::current().and_then(|me| me.tree.get().cloned()),
         })
     }
 
@@ -199,6 +64,7 @@ impl Registry {
     /// registers, and the actor's secret is proved).
     pub(crate) async fn connect_as_actor(core: Arc<ActorCore>, addr: &Addr) -> Result<Self> {
         Ok(Self {
+            tree: core.tree.get().cloned(),
             portal: crate::portal::connect_with(core, addr).await?,
             addr: addr.clone(),
         })
@@ -247,16 +113,57 @@ impl Registry {
         .map(drop)
     }
 
-    /// Removes `uid`; an error if it was not registered.
+    /// Tells the registrar which tree `uid` belongs to. A registrar of tractor 0.1.0a5 does not
+    /// know trees: that is no error.
+    pub(crate) async fn register_tree(&self, uid: &Uid, tree: &str) -> Result<()> {
+        let kwargs = Value::Map(vec![
+            ("uid".into(), uid.to_value()),
+            ("tree".into(), tree.into()),
+        ]);
+        match self
+            .portal
+            .run_from_ns(INTROSPECTION_NS, "register_tree", kwargs)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_unsupported(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `uid`; an error if it was not registered, or if it is another actor's that is
+    /// alive (only an actor unregisters itself).
     pub async fn unregister(&self, uid: &Uid) -> Result<()> {
         self.call("unregister_actor", vec![("uid", uid.to_value())])
             .await
             .map(drop)
     }
 
-    /// The address of an actor called `name`, if one is registered.
+    /// The address of an actor called `name`, if one is registered; of several, the one in the
+    /// caller's tree if the registrar knows it.
     pub async fn query_actor(&self, name: &str) -> Result<Option<Addr>> {
-        match self.call("find_actor", vec![("name", name.into())]).await? {
+        let found = match &self.tree {
+            Some(tree) => {
+                let kwargs = Value::Map(vec![
+                    ("name".into(), name.into()),
+                    ("tree".into(), tree.as_str().into()),
+                ]);
+                match self
+                    .portal
+                    .run_from_ns(INTROSPECTION_NS, "find_in_tree", kwargs)
+                    .await
+                {
+                    Ok(found) => found,
+                    // A tractor 0.1.0a5 registrar: no trees.
+                    Err(e) if is_unsupported(&e) => {
+                        self.call("find_actor", vec![("name", name.into())]).await?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => self.call("find_actor", vec![("name", name.into())]).await?,
+        };
+        match found {
             Value::Nil => Ok(None),
             value => self.addr_of(&value).map(Some),
         }
@@ -334,32 +241,6 @@ impl Registry {
         }
         Ok(())
     }
-}
-
-/// Shared handle on a registrar table, for an actor that serves one.
-pub(crate) type SharedTable = Arc<RegistrarTable>;
-
-/// The registrar's runtime calls, answered from `table`, for the router of the actor that
-/// serves it. `wait_for_actor` blocks: it gives up when its connection ends or the actor stops.
-pub(crate) fn registrar_calls(table: &SharedTable) -> RuntimeCalls {
-    let mut calls = RuntimeCalls::default();
-    for name in REGISTRAR_CALLS {
-        let table = table.clone();
-        let call: RuntimeCall = Arc::new(move |request: RuntimeRequest| {
-            let table = table.clone();
-            Box::pin(async move {
-                let ending = request.scope.ending();
-                tokio::select! {
-                    outcome = table.serve(name, &request.kwargs) => {
-                        RuntimeReply::answer(outcome.map(|v| Payload::from_value(&v)))
-                    }
-                    () = ending.cancelled() => RuntimeReply::Abandoned,
-                }
-            })
-        });
-        calls.register(name, call);
-    }
-    calls
 }
 
 /// A client of the registrar the current actor uses (inside an actor tree), else of this

@@ -1,9 +1,12 @@
 //! Floor 7: actors and their trees: serving an actor ([`actor`]), discovery through the
-//! registrar ([`discovery`]), spawning children ([`spawn`]), supervising them ([`nursery`]), and
+//! registrar ([`discovery`] for lookups, `registrar` for the registrar's side, `registration`
+//! for staying registered), spawning children ([`spawn`]), supervising them ([`nursery`]), and
 //! running an actor's services ([`services`]).
 
 pub(crate) mod actor;
 pub mod discovery;
 pub mod nursery;
+pub(crate) mod registrar;
+pub(crate) mod registration;
 pub(crate) mod services;
 pub(crate) mod spawn;

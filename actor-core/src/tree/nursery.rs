@@ -556,13 +556,10 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
         Err(_) => true,
     };
     let error = match slot.portal.runtime_error() {
-        _ if lost.is_some() => Some(Error::Disconnected {
-            peer: slot.uid.clone(),
-            detail: format!(
-                "{}; the child (pid {}) was killed",
-                lost.unwrap_or_default(),
-                slot.pid.unwrap_or_default()
-            ),
+        _ if lost.is_some() => Some(Error::ChildUnresponsive {
+            actor: slot.uid.name.clone(),
+            pid: slot.pid,
+            detail: lost.unwrap_or_default(),
         }),
         Some(info) => Some(Error::Remote(RemoteActorError::from_info(info, &slot.uid))),
         None if crashed => Some(Error::ChildExited {

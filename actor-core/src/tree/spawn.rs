@@ -31,6 +31,8 @@ pub(crate) const CHILD_NAME_ENV: &str = "ACTOR_CHILD_NAME";
 pub(crate) const CHILD_UUID_ENV: &str = "ACTOR_CHILD_UUID";
 pub(crate) const PARENT_ADDR_ENV: &str = "ACTOR_PARENT_ADDR";
 pub(crate) const PARENT_PID_ENV: &str = "ACTOR_PARENT_PID";
+/// The tree a child belongs to (its root's uuid; not a secret).
+pub(crate) const TREE_ENV: &str = "ACTOR_TREE_ID";
 /// The log filter a child uses (the parent's, unless set per child).
 pub const LOG_ENV: &str = "ACTOR_LOG";
 
@@ -43,6 +45,7 @@ pub(crate) struct ChildSpec {
     uid: Uid,
     parent: Addr,
     parent_pid: u32,
+    tree: Option<String>,
 }
 
 impl ChildSpec {
@@ -56,6 +59,7 @@ impl ChildSpec {
             uid: Uid { name, uuid },
             parent,
             parent_pid,
+            tree: std::env::var(TREE_ENV).ok(),
         })
     }
 }
@@ -177,6 +181,7 @@ pub(crate) async fn spawn_child(
         .env(CHILD_UUID_ENV, &uid.uuid)
         .env(PARENT_ADDR_ENV, parent_addr.to_string())
         .env(PARENT_PID_ENV, std::process::id().to_string())
+        .env(TREE_ENV, parent.tree.get().map_or("", String::as_str))
         .env_remove(AUTH_STDIN_ENV)
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -499,6 +504,9 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
         .uid(spec.uid.clone())
         .launch_args(launch_args)
         .listen(listen);
+    if let Some(tree) = spec.tree.clone().filter(|t| !t.is_empty()) {
+        builder = builder.tree(tree);
+    }
     for (ns, _) in &init.enable_modules {
         builder = builder.enable(ns.clone());
     }
