@@ -68,6 +68,12 @@ pub struct ChannelConfig {
     /// once (logged at most every 10 s), so a flood of connections cannot take every file
     /// descriptor. Default 4096.
     pub max_connections: usize,
+    /// Close a connection that carried nothing and had no call running either way for this
+    /// long. Default: never. Off by default because tractor 0.1.0a5 keeps a parent's and a
+    /// child's connection idle for as long as the child lives, and peers of this runtime are
+    /// watched by heartbeats instead (a silent peer is gone within their timeout); set it on
+    /// an actor serving untrusted clients.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ChannelConfig {
@@ -83,6 +89,7 @@ impl Default for ChannelConfig {
             shared_send_budget: None,
             write_stall_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            idle_timeout: None,
         }
     }
 }

@@ -160,3 +160,54 @@ async fn connections_past_the_limit_are_refused_and_those_within_served() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_busy_ones_kept() {
+    let args = [
+        "--name",
+        "tidy",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--idle-timeout-ms",
+        "300",
+    ]
+    .map(String::from);
+    let (_daemon, addrs) = start_listening(DAEMON, &args, 1).await;
+    // A busy connection: a call that never ends.
+    let busy = within("connect", actor::connect(&addrs[0])).await.unwrap();
+    let running = tokio::spawn({
+        let busy = busy.clone();
+        async move {
+            busy.run_from_ns("demo", "sleep_forever", Value::Map(Vec::new()))
+                .await
+        }
+    });
+    // An idle one: handshaken, then nothing.
+    let (mut read, write) = Transport::connect(&addrs[0]).await.unwrap().into_split();
+    let mut write = write;
+    write
+        .write_all(&Msg::Handshake(Uid::new("idler")).to_frame().unwrap())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    within(
+        "the idle connection to be closed",
+        read.read_to_end(&mut got),
+    )
+    .await
+    .unwrap();
+    let idle_for = started.elapsed();
+    assert!(
+        idle_for >= Duration::from_millis(300),
+        "closed after {idle_for:?}"
+    );
+    // The busy one outlived it and still serves.
+    let echoed = busy
+        .run_from_ns("demo", "echo", Value::Map(vec![("x".into(), 5.into())]))
+        .await
+        .unwrap();
+    assert_eq!(echoed.as_i64(), Some(5));
+    assert!(!running.is_finished(), "the running call was ended");
+    running.abort();
+}

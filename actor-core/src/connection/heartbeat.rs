@@ -124,6 +124,40 @@ impl Connection {
         tokio::spawn(self.core.io_tasks.track_future(beat));
     }
 
+    /// With `ChannelConfig::idle_timeout`: closes the connection once it carried nothing, and
+    /// had no call running either way, for that long.
+    pub(crate) fn watch_idle(self: &Arc<Self>) {
+        let Some(timeout) = self.core.config.idle_timeout else {
+            return;
+        };
+        let conn = Arc::downgrade(self);
+        let closed = self.closed.clone();
+        let watch = async move {
+            let check = (timeout / 4).max(crate::engine::heartbeat::MIN_INTERVAL);
+            let mut idle_since = Instant::now();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(check) => {}
+                    () = closed.cancelled() => return,
+                }
+                let Some(conn) = conn.upgrade() else { return };
+                let busy = conn.active.swap(false, Ordering::AcqRel)
+                    || !conn.tasks.is_empty()
+                    || !conn.calls.is_empty();
+                if busy {
+                    idle_since = Instant::now();
+                } else if idle_since.elapsed() >= timeout {
+                    debug!(peer = %conn.peer, ?timeout, "closing an idle connection");
+                    conn.set_reason(&format!("idle for {timeout:?}"));
+                    conn.close().await;
+                    conn.stop_reading.cancel();
+                    return;
+                }
+            }
+        };
+        tokio::spawn(self.core.io_tasks.track_future(watch));
+    }
+
     /// Whether heartbeats run on this connection.
     pub(crate) fn heartbeats_on(&self) -> bool {
         self.heartbeats_on.load(Ordering::Acquire)

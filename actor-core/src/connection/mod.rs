@@ -138,6 +138,8 @@ pub(crate) struct Connection {
     runtime_error: Mutex<Option<ErrorInfo>>,
     /// Set by the reader on every message; taken by the heartbeat task.
     pub(crate) heard: AtomicBool,
+    /// Set by the reader on every message; taken by the idle watch.
+    pub(crate) active: AtomicBool,
     /// Whether heartbeats run on this connection.
     heartbeats_on: AtomicBool,
     /// Whether the peer fell silent (the connection was shut for it).
@@ -172,6 +174,7 @@ impl Connection {
             task_slots: Arc::new(Semaphore::new(MAX_CALLS_PER_CONNECTION)),
             runtime_error: Mutex::new(None),
             heard: AtomicBool::new(false),
+            active: AtomicBool::new(false),
             heartbeats_on: AtomicBool::new(false),
             heartbeat_lost: AtomicBool::new(false),
         });

@@ -127,6 +127,11 @@ impl<E: Entry> InFlight<E> {
     pub(crate) fn len(&self) -> usize {
         self.calls.len()
     }
+
+    /// Whether no call is in flight.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
 }
 
 #[cfg(test)]

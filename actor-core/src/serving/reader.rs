@@ -54,6 +54,7 @@ pub(crate) fn adopt(
 async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     // However the reader ends (even by a panic or an abort), the connection is shut.
     let _shut = ShutOnDrop(conn.clone());
+    conn.watch_idle();
     // Made once: a fresh cancellation future per message showed in stream profiles.
     let stopping = conn.stop_reading.clone();
     let stopping = stopping.cancelled();
@@ -88,6 +89,8 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
         };
         if let Ok(Some(_)) = &msg {
             conn.heard.store(true, std::sync::atomic::Ordering::Relaxed);
+            conn.active
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         match msg {
             Ok(Some(Msg::Cmd(cmd))) => {

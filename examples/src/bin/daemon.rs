@@ -38,6 +38,9 @@ struct Cli {
     /// Give up a connection whose peer reads nothing for this long while we have data for it.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     write_stall_timeout_ms: u64,
+    /// Close a connection idle this long (nothing sent or received, no call running).
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
     /// The tokio runtime flavour (for measuring; the default was chosen by measurement).
     #[arg(long, value_enum, default_value_t = Flavor::Current)]
     runtime: Flavor,
@@ -79,6 +82,7 @@ async fn serve(cli: Cli) -> actor::Result<()> {
     let config = actor::ipc::ChannelConfig {
         max_connections: cli.max_connections,
         write_stall_timeout: std::time::Duration::from_millis(cli.write_stall_timeout_ms),
+        idle_timeout: cli.idle_timeout_ms.map(std::time::Duration::from_millis),
         ..Default::default()
     };
     let mut builder = Actor::builder(cli.name)
