@@ -54,3 +54,20 @@ pub(crate) fn terminate(pid: u32) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
 }
+
+/// Raises this process's soft limit on open files to its hard limit (once; many systems
+/// start processes at 1,024, fewer than an actor's connection limit) and returns the soft
+/// limit in force, so connection limits can stay below it: running out of descriptors makes
+/// accepting fail for everyone, a connection limit refuses only the connections past it.
+pub(crate) fn open_files_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => u64::MAX,
+    })
+}

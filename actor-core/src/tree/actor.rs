@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::{
     base::{
         error::{Error, Result},
-        lock,
+        lock, platform,
         secret::process_secret,
     },
     calls::registry,
@@ -91,6 +91,9 @@ impl RuntimeFlavor {
 /// config sets `shared_send_budget`: past it, its senders wait (backpressure), so peers that
 /// read slowly cannot together pin more memory than this.
 pub const ACTOR_SEND_BUDGET: usize = 256 * 1024 * 1024;
+
+/// Descriptors an actor keeps out of its connection limit for everything else it opens.
+const OTHER_DESCRIPTORS: u64 = 128;
 
 /// How long starting an actor waits for its first registration before serving anyway (and
 /// registering in the background): a registrar that hangs must not hold trees up.
@@ -377,6 +380,11 @@ impl ActorBuilder {
         if self.config.secret.is_none() {
             self.config.secret = process_secret()?;
         }
+        // Room for the other descriptors (files, pipes, outgoing connections) within the limit.
+        let descriptors = platform::open_files_limit().saturating_sub(OTHER_DESCRIPTORS);
+        let per_listener =
+            usize::try_from(descriptors / self.listen.len().max(1) as u64).unwrap_or(usize::MAX);
+        self.config.max_connections = self.config.max_connections.min(per_listener.max(1));
         if self.config.shared_send_budget.is_none() {
             self.config.shared_send_budget = Some(SendBudget::new(ACTOR_SEND_BUDGET));
         }
