@@ -17,11 +17,17 @@
 //!    `HMAC(secret, "actor auth v1 accepting" || connecting nonce || accepting nonce)`.
 //! 4. The connecting side checks that proof: it too knows its peer holds the secret.
 //!
-//! The labels differ by role, so a proof one connection produces is never the one another
-//! connection asks for (no reflection), and fresh nonces on both sides make every proof
-//! single-use. Authentication is not encryption: the frames that follow are in the clear, so a
-//! secret protects trees on loopback, Unix sockets and trusted networks, not against someone
-//! who can rewrite packets in flight.
+//! Every proof also covers the address of the connection's accepting end (its TCP address, or
+//! its Unix socket's path), as each side sees it. The labels differ by role, so a proof one
+//! connection produces is never the one another connection asks for (no reflection); fresh
+//! nonces on both sides make every proof single-use; and the address makes a proof worthless
+//! at any other listener, so a program squatting an address a member dials (say a registrar's
+//! port) cannot relay that member's proofs to another member. A consequence: members must
+//! reach each other directly, not through address translation (a forwarded port).
+//!
+//! Authentication is not encryption: the frames that follow are in the clear, so a secret
+//! protects trees on loopback, Unix sockets and trusted networks, not against someone who can
+//! rewrite packets in flight.
 
 use std::{fmt, io, path::Path, sync::Arc};
 
@@ -138,13 +144,16 @@ impl Secret {
         Self::new(bytes)
     }
 
-    fn proof(&self, label: &[u8], first: &[u8], second: &[u8]) -> Hmac<Sha256> {
+    fn proof(&self, label: &[u8], first: &[u8], second: &[u8], binding: &str) -> Hmac<Sha256> {
         // HMAC takes keys of any length; this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes)
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         mac.update(label);
-        mac.update(first);
-        mac.update(second);
+        // Lengths first: no two different inputs are ever the same bytes.
+        for part in [first, second, binding.as_bytes()] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
         mac
     }
 }
@@ -272,6 +281,7 @@ fn take<'a>(cur: &mut &'a [u8], len: usize) -> Result<&'a [u8], String> {
 pub(crate) async fn authenticate(
     secret: &Secret,
     role: Role,
+    binding: &str,
     frames: &mut FramedRead<ReadHalf, FrameCodec>,
     write: &mut WriteHalf,
 ) -> Result<(), AuthError> {
@@ -286,7 +296,12 @@ pub(crate) async fn authenticate(
     .await?;
     let first = next_frame(frames).await?.ok_or(AuthError::PeerClosed)?;
     let theirs = match parse(&first) {
-        Ok(AuthMsg::Challenge(nonce)) => nonce,
+        Ok(AuthMsg::Challenge(nonce)) if nonce.len() == NONCE_LEN => nonce,
+        Ok(AuthMsg::Challenge(_)) => {
+            return Err(AuthError::Malformed(format!(
+                "a nonce must have {NONCE_LEN} bytes"
+            )));
+        }
         Ok(AuthMsg::Refused(reason)) => return Err(AuthError::Refused(reason)),
         Ok(AuthMsg::Proof(_)) => {
             return Err(AuthError::Malformed("a proof before any challenge".into()));
@@ -306,7 +321,9 @@ pub(crate) async fn authenticate(
     };
     match role {
         Role::Connecting => {
-            let proof = secret.proof(CONNECTING_LABEL, &theirs, &ours).finalize();
+            let proof = secret
+                .proof(CONNECTING_LABEL, &theirs, &ours, binding)
+                .finalize();
             send(
                 write,
                 frame(&[("auth_proof", Entry::Bin(&proof.into_bytes()))]),
@@ -315,7 +332,7 @@ pub(crate) async fn authenticate(
             let reply = next_frame(frames).await?.ok_or(AuthError::PeerClosed)?;
             match parse(&reply).map_err(AuthError::Malformed)? {
                 AuthMsg::Proof(proof) => secret
-                    .proof(ACCEPTING_LABEL, &ours, &theirs)
+                    .proof(ACCEPTING_LABEL, &ours, &theirs, binding)
                     .verify_slice(&proof)
                     .map_err(|_| AuthError::WrongSecret),
                 AuthMsg::Refused(reason) => Err(AuthError::Refused(reason)),
@@ -332,7 +349,7 @@ pub(crate) async fn authenticate(
                 }
             };
             if secret
-                .proof(CONNECTING_LABEL, &ours, &theirs)
+                .proof(CONNECTING_LABEL, &ours, &theirs, binding)
                 .verify_slice(&proof)
                 .is_err()
             {
@@ -347,7 +364,9 @@ pub(crate) async fn authenticate(
                 .await;
                 return Err(AuthError::WrongSecret);
             }
-            let proof = secret.proof(ACCEPTING_LABEL, &theirs, &ours).finalize();
+            let proof = secret
+                .proof(ACCEPTING_LABEL, &theirs, &ours, binding)
+                .finalize();
             send(
                 write,
                 frame(&[("auth_proof", Entry::Bin(&proof.into_bytes()))]),
@@ -364,11 +383,29 @@ async fn next_frame(
     match frames.next().await {
         None => Ok(None),
         Some(Ok(body)) => Ok(Some(body)),
+        Some(Err(crate::error::FrameError::Io(e))) if is_disconnect(&e) => Ok(None),
         Some(Err(e)) => Err(AuthError::Frame(e)),
     }
 }
 
+/// Whether an I/O error just means the peer went away.
+fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
 /// Writes one complete frame.
 async fn send(write: &mut WriteHalf, frame: Bytes) -> Result<(), AuthError> {
-    write.write_all(&frame).await.map_err(AuthError::Io)
+    write.write_all(&frame).await.map_err(|e| {
+        if is_disconnect(&e) {
+            AuthError::PeerClosed
+        } else {
+            AuthError::Io(e)
+        }
+    })
 }

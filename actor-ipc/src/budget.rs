@@ -8,6 +8,11 @@
 //!
 //! The limit is soft by at most one frame per sender: a sender waits until the budget has room,
 //! then charges its whole frame, so a frame larger than the budget can still be sent alone.
+//!
+//! Frames under [`UNCHARGED_BELOW`] bytes are not charged: heartbeats, credit, cancels, stops
+//! and small replies must never wait behind bulk data (a heartbeat held back by other
+//! connections' backlog would get a healthy actor declared dead). The writer queue's bound in
+//! frames bounds them instead (1,024 of them are at most 4 MiB).
 
 use std::sync::{
     Arc,
@@ -15,6 +20,14 @@ use std::sync::{
 };
 
 use tokio::sync::Notify;
+
+/// Frames shorter than this are not charged to any budget (see the module docs).
+pub const UNCHARGED_BELOW: usize = 4096;
+
+/// The bytes a frame (or a group of frames written together) of `len` bytes is charged.
+pub(crate) fn chargeable(len: usize) -> usize {
+    if len < UNCHARGED_BELOW { 0 } else { len }
+}
 
 /// A budget of bytes queued for writing, shared by the senders it is given to.
 #[derive(Clone)]
@@ -61,7 +74,7 @@ impl SendBudget {
 
     /// Whether a sender may charge a frame now.
     pub(crate) fn has_room(&self) -> bool {
-        self.used() < self.inner.limit
+        self.inner.used.load(Ordering::SeqCst) < self.inner.limit
     }
 
     pub(crate) fn charge(&self, bytes: usize) {
@@ -72,8 +85,10 @@ impl SendBudget {
         if bytes == 0 {
             return;
         }
-        self.inner.used.fetch_sub(bytes, Ordering::AcqRel);
-        if self.inner.waiting.load(Ordering::Acquire) > 0 {
+        // SeqCst with the waiter's increment-then-check, so a release and a new waiter cannot
+        // miss each other.
+        self.inner.used.fetch_sub(bytes, Ordering::SeqCst);
+        if self.inner.waiting.load(Ordering::SeqCst) > 0 {
             self.inner.freed.notify_waiters();
         }
     }
@@ -83,7 +98,7 @@ impl SendBudget {
         if self.has_room() {
             return;
         }
-        self.inner.waiting.fetch_add(1, Ordering::AcqRel);
+        self.inner.waiting.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&self.inner);
         loop {
             let freed = self.inner.freed.notified();
@@ -144,16 +159,21 @@ impl Budgets {
 
     /// Waits for room in every budget, then charges `bytes` to each.
     pub(crate) async fn charge(&self, bytes: usize) -> Charge<'_> {
-        self.until_room().await;
+        let bytes = chargeable(bytes);
+        if bytes > 0 {
+            self.until_room().await;
+        }
         self.charge_now(bytes)
     }
 
     /// Charges `bytes` if every budget has room now.
     pub(crate) fn try_charge(&self, bytes: usize) -> Option<Charge<'_>> {
-        self.has_room().then(|| self.charge_now(bytes))
+        let bytes = chargeable(bytes);
+        (bytes == 0 || self.has_room()).then(|| self.charge_now(bytes))
     }
 
     pub(crate) fn charge_now(&self, bytes: usize) -> Charge<'_> {
+        let bytes = chargeable(bytes);
         for budget in self.all() {
             budget.charge(bytes);
         }
@@ -182,8 +202,11 @@ impl Budgets {
         }
     }
 
-    /// Releases bytes written (or dropped unwritten).
+    /// Releases what frames of these lengths were charged, once written (or dropped).
     pub(crate) fn release(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
         for budget in self.all() {
             budget.release(bytes);
         }
@@ -200,36 +223,40 @@ mod tests {
 
     #[tokio::test]
     async fn a_sender_waits_while_any_budget_is_spent_and_resumes_when_written() {
-        let actor = SendBudget::new(100);
-        let one = Budgets::new(SendBudget::new(1000), Some(actor.clone()));
-        let two = Budgets::new(SendBudget::new(1000), Some(actor.clone()));
+        let actor = SendBudget::new(100_000);
+        let one = Budgets::new(SendBudget::new(1_000_000), Some(actor.clone()));
+        let two = Budgets::new(SendBudget::new(1_000_000), Some(actor.clone()));
         // A frame larger than the budget still goes out alone.
-        one.charge(150).await.commit();
-        assert_eq!(actor.used(), 150);
+        one.charge(150_000).await.commit();
+        assert_eq!(actor.used(), 150_000);
         // The actor's budget is spent: the other connection waits too.
-        assert!(two.try_charge(10).is_none());
+        assert!(two.try_charge(10_000).is_none());
+        // Small frames (heartbeats, credit, cancels) never wait.
+        two.try_charge(100)
+            .expect("a small frame goes through")
+            .commit();
         let waiting = tokio::spawn(async move {
-            two.charge(10).await.commit();
+            two.charge(10_000).await.commit();
             two
         });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
-        one.release(150);
+        one.release(150_000);
         let two = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(actor.used(), 10);
-        two.release(10);
+        assert_eq!(actor.used(), 10_000);
+        two.release(10_000);
         assert_eq!(actor.used(), 0);
     }
 
     #[tokio::test]
     async fn a_charge_not_handed_to_the_writer_is_released() {
-        let budgets = Budgets::new(SendBudget::new(1000), None);
-        drop(budgets.charge(500).await);
+        let budgets = Budgets::new(SendBudget::new(100_000), None);
+        drop(budgets.charge(50_000).await);
         assert_eq!(budgets.connection_used(), 0);
-        budgets.try_charge(200).unwrap().commit();
-        assert_eq!(budgets.connection_used(), 200);
+        budgets.try_charge(20_000).unwrap().commit();
+        assert_eq!(budgets.connection_used(), 20_000);
     }
 }

@@ -21,14 +21,14 @@ use tokio::{
     io::AsyncWriteExt,
     sync::{mpsc, oneshot},
 };
-use tokio_util::codec::FramedRead;
+use tokio_util::{codec::FramedRead, sync::CancellationToken};
 use tracing::{debug, warn};
 
-pub use crate::budget::SendBudget;
+pub use crate::budget::{SendBudget, UNCHARGED_BELOW};
 use crate::{
     addr::Addr,
     auth::{self, Role, Secret},
-    budget::Budgets,
+    budget::{Budgets, chargeable},
     error::{AuthError, ConnectError, FrameError, HandshakeError, RecvError, SendError},
     frame::{DEFAULT_MAX_FRAME_LEN, FrameCodec},
     msg::{Msg, Uid},
@@ -65,7 +65,7 @@ pub struct ChannelConfig {
     /// is given up. Default 30 s.
     pub write_stall_timeout: Duration,
     /// How many connections a listener serves at once; one more is accepted and closed at
-    /// once (logged at most every 10 s), so a flood of connections cannot take every file
+    /// once (logged at most 10 times per 10 s), so a flood of connections cannot take every file
     /// descriptor. Default 4096.
     pub max_connections: usize,
     /// Close a connection that carried nothing and had no call running either way for this
@@ -93,6 +93,10 @@ impl Default for ChannelConfig {
         }
     }
 }
+
+/// The largest frame read before the handshake is done (authentication messages and a uid of
+/// at most 256 + 64 bytes fit easily).
+const HANDSHAKE_FRAME_LIMIT: usize = 4096;
 
 /// A handshaken connection to one peer.
 #[derive(Debug)]
@@ -145,11 +149,23 @@ impl Channel {
         config: &ChannelConfig,
         role: Role,
     ) -> Result<Self, HandshakeError> {
+        let binding = transport.accepting_end(role == Role::Accepting);
         let (read, mut write) = transport.into_split();
-        let mut frames = FramedRead::new(read, FrameCodec::new(config.max_frame_len));
+        // Until the peer is known (authenticated and handshaken), its frames are small: a
+        // stranger cannot make this side reserve a large frame's buffer.
+        let mut frames = FramedRead::new(
+            read,
+            FrameCodec::new(HANDSHAKE_FRAME_LIMIT.min(config.max_frame_len)),
+        );
         let exchange = async {
             if let Some(secret) = &config.secret {
-                auth::authenticate(secret, role, &mut frames, &mut write).await?;
+                match auth::authenticate(secret, role, &binding, &mut frames, &mut write).await {
+                    // A probe (connect and close), as without a secret.
+                    Err(AuthError::PeerClosed) => {
+                        return Err(HandshakeError::ClosedBeforeHandshake);
+                    }
+                    other => other?,
+                }
             }
             let hello = Msg::Handshake(local.clone())
                 .to_frame()
@@ -176,6 +192,7 @@ impl Channel {
         let peer = tokio::time::timeout(config.handshake_timeout, exchange)
             .await
             .map_err(|_| HandshakeError::Timeout(config.handshake_timeout))??;
+        frames.decoder_mut().set_max_frame_len(config.max_frame_len);
         let sender = ChannelSender::spawn_writer(write, config, &peer);
         Ok(Self {
             peer: peer.clone(),
@@ -311,6 +328,8 @@ pub struct ChannelSender {
     queue: mpsc::Sender<Outgoing>,
     /// The byte budgets queued frames are charged to.
     budgets: Budgets,
+    /// Cancelled when the writer stopped because writing failed or stalled (not on a close).
+    failed: CancellationToken,
     /// The longest frame body sent: the peer refuses longer ones (with the same default).
     max_frame_len: usize,
 }
@@ -335,16 +354,19 @@ impl ChannelSender {
             SendBudget::new(config.send_queue_bytes),
             config.shared_send_budget.clone(),
         );
+        let failed = CancellationToken::new();
         tokio::spawn(run_writer(
             write,
             rx,
             budgets.clone(),
             config.write_stall_timeout,
             peer.to_string(),
+            failed.clone(),
         ));
         Self {
             queue,
             budgets,
+            failed,
             max_frame_len: config.max_frame_len,
         }
     }
@@ -455,6 +477,12 @@ impl ChannelSender {
     pub async fn closed(&self) {
         self.queue.closed().await
     }
+
+    /// Completes when the writer has stopped because writing failed or made no progress for
+    /// the write stall timeout (never on a [`ChannelSender::close`]).
+    pub async fn failed(&self) {
+        self.failed.cancelled().await
+    }
 }
 
 async fn run_writer(
@@ -463,6 +491,7 @@ async fn run_writer(
     budgets: Budgets,
     stall_timeout: Duration,
     peer: String,
+    failed: CancellationToken,
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_IOV);
     // Taken from the queue in bulk: one wake-up and one release of queue room per batch of
@@ -476,7 +505,7 @@ async fn run_writer(
         }
         let mut charged = 0;
         for next in taken.drain(..) {
-            charged += next.len();
+            charged += chargeable(next.len());
             match (next, &shutdown) {
                 (Outgoing::Frame(frame), None) => batch.push(frame),
                 (Outgoing::Parts(parts), None) => batch.extend(parts),
@@ -500,13 +529,13 @@ async fn run_writer(
             } else {
                 debug!(%peer, error = %e, "channel writer stopped: write failed");
             }
-            release_queued(&mut queue, &budgets);
+            failed.cancel();
+            release_queued(&mut queue, &budgets).await;
             return;
         }
     }
     // Refuse further frames before the final flush so no sender believes a late frame went out.
     queue.close();
-    release_queued(&mut queue, &budgets);
     if let Err(e) = write.shutdown().await {
         debug!(error = %e, "channel writer: shutdown failed");
     }
@@ -514,13 +543,16 @@ async fn run_writer(
         // The closer may have stopped waiting; nothing to do then.
         let _ = done.send(());
     }
+    release_queued(&mut queue, &budgets).await;
 }
 
-/// Releases the budget of every frame still queued (the writer stops without writing them).
-fn release_queued(queue: &mut mpsc::Receiver<Outgoing>, budgets: &Budgets) {
+/// Releases the budget of every frame still queued (the writer stops without writing them),
+/// including frames of senders that held a slot when the queue closed: `recv` ends only once
+/// no such slot is left.
+async fn release_queued(queue: &mut mpsc::Receiver<Outgoing>, budgets: &Budgets) {
     queue.close();
-    while let Ok(next) = queue.try_recv() {
-        budgets.release(next.len());
+    while let Some(next) = queue.recv().await {
+        budgets.release(chargeable(next.len()));
     }
 }
 

@@ -44,6 +44,11 @@ impl FrameCodec {
     pub fn max_frame_len(&self) -> usize {
         self.max_frame_len
     }
+
+    /// Changes the limit (a channel reads its handshake under a small one).
+    pub fn set_max_frame_len(&mut self, max_frame_len: usize) {
+        self.max_frame_len = max_frame_len;
+    }
 }
 
 impl Default for FrameCodec {

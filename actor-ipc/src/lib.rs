@@ -47,6 +47,7 @@ pub use addr::{Addr, WireAddr};
 pub use auth::Secret;
 pub use channel::{
     Channel, ChannelConfig, ChannelReader, ChannelSender, FrameSink, SendBudget, TrySendError,
+    UNCHARGED_BELOW,
 };
 pub use error::{
     AuthError, ConnectError, DecodeError, EncodeError, FrameError, HandshakeError, RecvError,

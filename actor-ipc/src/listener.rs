@@ -106,10 +106,16 @@ impl Listener {
         let mut connections = JoinSet::new();
         let mut refusals = RateLimitedLog::default();
         let mut failures = RateLimitedLog::default();
+        // Refused peers are logged at most 10 times per 10 s (a flood must not flood the log).
+        let auth_refusals = Arc::new(std::sync::Mutex::new(RateLimitedLog::default()));
         loop {
             tokio::select! {
                 accepted = self.accept() => match accepted {
-                    Ok(transport) if connections.len() >= config.max_connections => {
+                    // Finished connections still counted are reaped first.
+                    Ok(transport) if {
+                        while connections.try_join_next().is_some() {}
+                        connections.len() >= config.max_connections
+                    } => {
                         // Closed at once: the peer sees the end before any handshake.
                         drop(transport);
                         if let Some(suppressed) = refusals.due() {
@@ -122,8 +128,8 @@ impl Listener {
                         }
                     }
                     Ok(transport) => {
-                        let (handler, local, config) =
-                            (handler.clone(), local.clone(), config.clone());
+                        let (handler, local, config, auth_refusals) =
+                            (handler.clone(), local.clone(), config.clone(), auth_refusals.clone());
                         connections.spawn(async move {
                             let peer = transport.peer_description();
                             let outcome = Channel::handshake(transport, &local, &config).await;
@@ -132,7 +138,13 @@ impl Listener {
                                     debug!(%peer, "peer closed before handshaking");
                                 }
                                 Err(HandshakeError::Auth(e)) => {
-                                    warn!(%peer, "refused a connection: {e}");
+                                    let due = auth_refusals
+                                        .lock()
+                                        .map(|mut log| log.due())
+                                        .unwrap_or(None);
+                                    if let Some(suppressed) = due {
+                                        warn!(%peer, suppressed, "refused a connection: {e}");
+                                    }
                                 }
                                 Err(e) => warn!(%peer, error = %e, "handshake failed"),
                                 Ok(_) => {}
@@ -162,13 +174,18 @@ impl Listener {
     }
 }
 
-/// How often a repeated condition (refused connections, failed accepts) is logged.
+/// The window over which a repeated condition (refused connections, failed accepts) is
+/// logged at most [`LOG_BURST`] times.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How many lines a repeated condition may log per [`LOG_EVERY`].
+const LOG_BURST: u32 = 10;
 
-/// Logs a repeated condition at most every [`LOG_EVERY`], counting what it did not log.
+/// Logs a repeated condition at most [`LOG_BURST`] times per [`LOG_EVERY`], counting what it
+/// did not log.
 #[derive(Default)]
 struct RateLimitedLog {
-    last: Option<tokio::time::Instant>,
+    window_start: Option<tokio::time::Instant>,
+    logged: u32,
     suppressed: u64,
 }
 
@@ -177,13 +194,17 @@ impl RateLimitedLog {
     fn due(&mut self) -> Option<u64> {
         let now = tokio::time::Instant::now();
         if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < LOG_EVERY)
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= LOG_EVERY)
         {
+            self.window_start = Some(now);
+            self.logged = 0;
+        }
+        if self.logged >= LOG_BURST {
             self.suppressed += 1;
             return None;
         }
-        self.last = Some(now);
+        self.logged += 1;
         Some(std::mem::take(&mut self.suppressed))
     }
 }
@@ -211,10 +232,11 @@ async fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
         ));
     }
     match tokio::net::UnixStream::connect(path).await {
-        Ok(_) => Err(io::Error::new(
+        // Only a refusal proves nobody listens: a full backlog (EAGAIN) is a live listener.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+        Ok(_) | Err(_) => Err(io::Error::new(
             io::ErrorKind::AddrInUse,
             format!("{} is in use by a live listener", path.display()),
         )),
-        Err(_) => std::fs::remove_file(path),
     }
 }

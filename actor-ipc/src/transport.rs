@@ -56,6 +56,35 @@ impl Transport {
         }
     }
 
+    /// The address of the connection's accepting end, as both ends see it: the peer's for
+    /// the side that connected, its own for the side that accepted. TCP addresses are
+    /// canonical (an IPv4-mapped IPv6 address is written as IPv4); a Unix socket is its path.
+    /// Authentication binds its proofs to it, so a proof made for one listener is worth
+    /// nothing at another.
+    pub fn accepting_end(&self, accepted: bool) -> String {
+        match self {
+            Self::Tcp(s) => {
+                let addr = if accepted {
+                    s.local_addr()
+                } else {
+                    s.peer_addr()
+                };
+                addr.map(|a| std::net::SocketAddr::new(a.ip().to_canonical(), a.port()).to_string())
+                    .unwrap_or_default()
+            }
+            Self::Unix(s) => {
+                let addr = if accepted {
+                    s.local_addr()
+                } else {
+                    s.peer_addr()
+                };
+                addr.ok()
+                    .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                    .unwrap_or_default()
+            }
+        }
+    }
+
     /// A description of the remote end, for logs.
     pub fn peer_description(&self) -> String {
         match self {

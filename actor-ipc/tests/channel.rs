@@ -218,3 +218,58 @@ async fn a_unix_socket_is_owner_only() {
     assert_eq!(mode, 0o600, "mode {mode:o}");
     drop(listener);
 }
+
+/// Accepts one connection on `listener` and handshakes it with `config`.
+async fn accept_one(
+    listener: Listener,
+    config: ChannelConfig,
+) -> Result<Channel, actor_ipc::HandshakeError> {
+    let transport = listener.accept().await.unwrap();
+    Channel::handshake(transport, &Uid::new("server"), &config).await
+}
+
+/// A proof is bound to the listener it was made for: a relay between a member and another
+/// listener (what a program squatting an address a member dials would do) gets nowhere, while
+/// the same member connecting directly is let in.
+#[tokio::test]
+async fn an_authentication_relayed_to_another_listener_is_refused() {
+    let secret = actor_ipc::Secret::new("the tree's secret, 32 bytes long").unwrap();
+    let config = ChannelConfig {
+        secret: Some(secret),
+        ..ChannelConfig::default()
+    };
+    // Directly: accepted.
+    let listener = Listener::bind(&Addr::tcp("127.0.0.1", 0)).await.unwrap();
+    let addr = listener.local_addr().clone();
+    let server = tokio::spawn(accept_one(listener, config.clone()));
+    let client = Channel::connect(&addr, &Uid::new("member"), &config).await;
+    assert!(client.is_ok(), "{client:?}");
+    assert!(within("the server", server).await.unwrap().is_ok());
+
+    // Through a relay that copies bytes both ways: refused.
+    let listener = Listener::bind(&Addr::tcp("127.0.0.1", 0)).await.unwrap();
+    let target = listener.local_addr().clone();
+    let server = tokio::spawn(accept_one(listener, config.clone()));
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = Addr::tcp("127.0.0.1", relay.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        let (mut inbound, _) = relay.accept().await.unwrap();
+        let Addr::Tcp { host, port } = target else {
+            unreachable!()
+        };
+        let mut outbound = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .unwrap();
+        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    });
+    let client = Channel::connect(&relay_addr, &Uid::new("member"), &config).await;
+    assert!(client.is_err(), "a relayed proof was accepted");
+    let served = within("the server", server).await.unwrap();
+    assert!(
+        matches!(
+            served,
+            Err(actor_ipc::HandshakeError::Auth(actor_ipc::AuthError::WrongSecret))
+        ),
+        "{served:?}"
+    );
+}

@@ -43,8 +43,11 @@ impl Connection {
             )]))
             .unwrap_or_else(|_| Payload::empty_map());
             match conn.run_raw(EXTENSION_NS, HEARTBEAT_CALL, kwargs).await {
+                // Never more often than this side asked (a peer cannot make it spin).
                 Ok(answer) => match answer.decode::<Interval>() {
-                    Ok(agreed) => conn.start_heartbeats(Duration::from_millis(agreed.interval_ms)),
+                    Ok(agreed) => conn.start_heartbeats(
+                        Duration::from_millis(agreed.interval_ms).max(config.interval),
+                    ),
                     Err(e) => debug!(peer = %conn.peer, error = %e, "unusable heartbeat answer"),
                 },
                 Err(e) => debug!(peer = %conn.peer, error = %e, "peer declined heartbeats"),
@@ -96,7 +99,8 @@ impl Connection {
                     () = closed.cancelled() => return,
                 }
                 let Some(conn) = conn.upgrade() else { return };
-                let heard = conn.heard.swap(false, Ordering::AcqRel);
+                let heard = conn.heard.swap(false, Ordering::AcqRel)
+                    || conn.dispatching.load(Ordering::Relaxed);
                 match liveness.tick(Instant::now(), heard) {
                     Verdict::Beat => {
                         seq += 1;

@@ -138,8 +138,10 @@ pub(crate) struct Connection {
     runtime_error: Mutex<Option<ErrorInfo>>,
     /// Set by the reader on every message; taken by the heartbeat task.
     pub(crate) heard: AtomicBool,
-    /// Set by the reader on every message; taken by the idle watch.
+    /// Set by the reader on every message but heartbeats; taken by the idle watch.
     pub(crate) active: AtomicBool,
+    /// Whether the reader is serving a call inline (and so not reading).
+    pub(crate) dispatching: AtomicBool,
     /// Whether heartbeats run on this connection.
     heartbeats_on: AtomicBool,
     /// Whether the peer fell silent (the connection was shut for it).
@@ -175,6 +177,7 @@ impl Connection {
             runtime_error: Mutex::new(None),
             heard: AtomicBool::new(false),
             active: AtomicBool::new(false),
+            dispatching: AtomicBool::new(false),
             heartbeats_on: AtomicBool::new(false),
             heartbeat_lost: AtomicBool::new(false),
         });

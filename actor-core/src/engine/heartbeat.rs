@@ -15,7 +15,7 @@ pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 const BEATS_PER_TIMEOUT: u32 = 5;
 
 /// The shortest interval either side agrees to (a peer cannot make us spin).
-pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(50);
 
 /// A connection's heartbeat settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +142,7 @@ mod tests {
     fn intervals_agree_on_the_shorter_with_a_floor() {
         assert_eq!(agreed_interval(300 * MS, 200 * MS), 200 * MS);
         assert_eq!(agreed_interval(MS, 200 * MS), MIN_INTERVAL);
+        assert_eq!(agreed_interval(60 * MS, 200 * MS), 60 * MS);
         let config = HeartbeatConfig::with_timeout(Duration::from_secs(5));
         assert_eq!(config.interval, Duration::from_secs(1));
     }

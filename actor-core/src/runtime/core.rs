@@ -189,7 +189,9 @@ impl ActorCore {
             DEFAULT_STREAM_WINDOW,
             (RuntimeCalls::default(), RuntimeCalls::default()),
             1,
-            HeartbeatConfig::from_env(),
+            // A client may not run its runtime between calls (`block_on` now and then): it
+            // neither asks for heartbeats nor agrees to them.
+            None,
         )
     }
 

@@ -1,7 +1,7 @@
 //! The one task that reads a connection. It never waits on a slow consumer (routing never
 //! blocks) and yields now and then so the calls it fed, and the writer, make progress.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 
 use actor_ipc::{Channel, ChannelReader, ChannelSender, Msg, Uid};
 use tracing::{debug, warn};
@@ -59,11 +59,11 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     let stopping = conn.stop_reading.clone();
     let stopping = stopping.cancelled();
     tokio::pin!(stopping);
-    // The writer stops on its own only when writing failed or stalled past its deadline (a
-    // peer that reads nothing): the connection is over then.
+    // Writing failed or stalled past its deadline (a peer that reads nothing): the connection
+    // is over then.
     let sender = conn.sender.clone();
-    let writer_gone = sender.closed();
-    tokio::pin!(writer_gone);
+    let writer_failed = sender.failed();
+    tokio::pin!(writer_failed);
     let mut served = 0_usize;
     let mut routed = 0_usize;
     let reason = loop {
@@ -81,9 +81,9 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 drain_until_closed(&conn, &mut reader).await;
                 break "the actor stopped".to_owned();
             }
-            () = &mut writer_gone => {
-                break "the connection's writer stopped (the peer went away, or read nothing \
-                       for the write stall timeout)"
+            () = &mut writer_failed => {
+                break "writing to the peer failed, or it read nothing for the write stall \
+                       timeout"
                     .to_owned();
             }
         };
@@ -94,7 +94,11 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
         }
         match msg {
             Ok(Some(Msg::Cmd(cmd))) => {
+                // While a call is served inline (it may wait to queue its reply), this side
+                // reads nothing: silence then says nothing about the peer.
+                conn.dispatching.store(true, Ordering::Relaxed);
                 dispatch::dispatch(&conn, cmd).await;
+                conn.dispatching.store(false, Ordering::Relaxed);
                 served += 1;
                 if served % YIELD_EVERY == 0 {
                     tokio::task::yield_now().await;
@@ -164,6 +168,7 @@ async fn drain_until_closed(conn: &Arc<Connection>, reader: &mut ChannelReader) 
     loop {
         tokio::select! {
             msg = reader.recv() => match msg {
+                Ok(Some(Msg::Heartbeat(_))) => conn.heard.store(true, Ordering::Relaxed),
                 // Runtime calls (cancel acknowledgements, registrar calls) still work.
                 Ok(Some(Msg::Cmd(cmd))) if runtime_calls::is_runtime_ns(&cmd.ns) => {
                     runtime_calls::serve(conn, cmd).await

@@ -624,9 +624,9 @@ impl ActorHandle {
                 Err(_) => warn!(uid = %self.core.uid, "unregistering timed out"),
             }
         }
-        for conn in self.core.connections.live() {
-            conn.close().await;
-        }
+        // All at once: each close may wait (bounded) for its queued frames to go out.
+        futures::future::join_all(self.core.connections.live().iter().map(|conn| conn.close()))
+            .await;
         // Readers, acknowledgements and closers end with their connections: wait for them
         // (bounded), so nothing the runtime started outlives the actor unseen.
         self.core.io_tasks.close();

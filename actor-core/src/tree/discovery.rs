@@ -16,7 +16,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use actor_ipc::{Addr, Uid, Value, WireAddr};
 
 use crate::{
-    base::error::{Error, FUNCTION_NOT_FOUND, Result},
+    base::error::{Error, FUNCTION_NOT_FOUND, PERMISSION_ERROR, Result},
     portal::{Portal, connect},
     runtime::{self, ActorCore, INTROSPECTION_NS},
 };
@@ -33,6 +33,19 @@ pub fn default_registrar() -> Result<Addr> {
     let url = std::env::var(REGISTRAR_ENV).unwrap_or_else(|_| DEFAULT_REGISTRAR.to_owned());
     url.parse()
         .map_err(|e| Error::Usage(format!("registrar address {url:?}: {e}")))
+}
+
+/// Whether a failed connection means nothing serves the address any more (refused, or no such
+/// socket), rather than a live actor refusing us.
+fn is_dead(e: &actor_ipc::ConnectError) -> bool {
+    matches!(
+        e,
+        actor_ipc::ConnectError::Io { source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            )
+    )
 }
 
 /// Whether a call failed because the peer does not have it (a tractor 0.1.0a5 registrar, or
@@ -195,10 +208,11 @@ impl Registry {
             };
             match connect(&addr).await {
                 Ok(portal) => return Ok(Some(portal)),
-                Err(Error::Connect(e)) => {
+                Err(Error::Connect(e)) if is_dead(&e) => {
                     tracing::debug!(%name, %addr, error = %e, "registered actor is unreachable; dropping it");
                     self.drop_dead(name, &addr).await?;
                 }
+                // Alive but refusing us (authentication, its connection limit): say so.
                 Err(e) => return Err(e),
             }
         }
@@ -217,14 +231,16 @@ impl Registry {
                 let addr = self.addr_of(value)?;
                 match connect(&addr).await {
                     Ok(portal) => return Ok(portal),
-                    Err(Error::Connect(_)) => self.drop_dead(name, &addr).await?,
+                    Err(Error::Connect(e)) if is_dead(&e) => self.drop_dead(name, &addr).await?,
                     Err(e) => return Err(e),
                 }
             }
         }
     }
 
-    /// Unregisters every `name` entry at `addr`.
+    /// Unregisters every `name` entry at `addr`. The registrar checks that it is dead: if it
+    /// says the holder is alive (`PermissionError`), that is the lookup's error, not a reason
+    /// to look again.
     async fn drop_dead(&self, name: &str, addr: &Addr) -> Result<()> {
         for (key, registered) in self.get_registry().await? {
             let Some((entry_name, uuid)) = key.rsplit_once('.') else {
@@ -235,8 +251,13 @@ impl Registry {
                     name: entry_name.to_owned(),
                     uuid: uuid.to_owned(),
                 };
-                // Someone else may have dropped it first.
-                let _ = self.unregister(&uid).await;
+                match self.unregister(&uid).await {
+                    Err(Error::Remote(e)) if e.type_str == PERMISSION_ERROR => {
+                        return Err(Error::Remote(e));
+                    }
+                    // Someone else may have dropped it first.
+                    _ => {}
+                }
             }
         }
         Ok(())

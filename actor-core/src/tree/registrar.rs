@@ -53,14 +53,29 @@ struct Entry {
     held_by: Option<u64>,
 }
 
+/// How many liveness probes a registrar runs at once.
+const MAX_PROBES: usize = 16;
+
 /// The registrar's table.
-#[derive(Default)]
 pub(crate) struct RegistrarTable {
     /// In registration order, so lookups by name return the earliest.
     entries: std::sync::Mutex<Vec<Entry>>,
     changed: Notify,
     /// Numbers the connections that hold registrations.
     next_holder: std::sync::atomic::AtomicU64,
+    /// Bounds the liveness probes running at once.
+    probes: tokio::sync::Semaphore,
+}
+
+impl Default for RegistrarTable {
+    fn default() -> Self {
+        Self {
+            entries: std::sync::Mutex::default(),
+            changed: Notify::new(),
+            next_holder: std::sync::atomic::AtomicU64::new(0),
+            probes: tokio::sync::Semaphore::new(MAX_PROBES),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -166,11 +181,12 @@ impl RegistrarTable {
             .collect()
     }
 
-    fn addr_of(&self, uid: &Uid) -> Option<WireAddr> {
+    /// `uid`'s address, and whether an open connection holds its registration.
+    fn addr_of(&self, uid: &Uid) -> Option<(WireAddr, bool)> {
         lock(&self.entries)
             .iter()
             .find(|e| e.uid == *uid)
-            .map(|e| e.addr.clone())
+            .map(|e| (e.addr.clone(), e.held_by.is_some()))
     }
 
     /// Serves one `self` registrar call from `caller`; `Err` is the error reply.
@@ -190,14 +206,15 @@ impl RegistrarTable {
             "unregister_actor" => {
                 let a: UidArg = args(func, kwargs)?;
                 let uid = uid(a.uid);
-                let Some(addr) = self.addr_of(&uid) else {
+                let Some((addr, held)) = self.addr_of(&uid) else {
                     // As tractor does for an unknown uid.
                     return Err(ErrorInfo::new(
                         "KeyError",
                         format!("{uid} is not registered"),
                     ));
                 };
-                if *caller != uid && holder_alive(&addr).await {
+                // An entry whose connection is open belongs to a live actor; others are probed.
+                if *caller != uid && (held || self.holder_alive(&addr).await) {
                     return Err(ErrorInfo::new(
                         PERMISSION_ERROR,
                         format!(
@@ -291,12 +308,22 @@ impl RegistrarTable {
     }
 }
 
-/// Whether something still accepts connections at a registered address.
-async fn holder_alive(addr: &WireAddr) -> bool {
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, Transport::connect(&addr.to_addr())).await,
-        Ok(Ok(_)) | Err(_)
-    )
+impl RegistrarTable {
+    /// Whether something may still serve a registered address: only a refused connection (or a
+    /// socket file that is gone) proves it dead. Probes run a few at a time, so a flood of
+    /// unregistrations cannot make the registrar open connections without bound.
+    async fn holder_alive(&self, addr: &WireAddr) -> bool {
+        let Ok(_probing) = self.probes.acquire().await else {
+            return true;
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, Transport::connect(&addr.to_addr())).await {
+            Ok(Err(e)) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            ),
+            Ok(Ok(_)) | Err(_) => true,
+        }
+    }
 }
 
 /// Shared handle on a registrar table, for an actor that serves one.

@@ -75,7 +75,11 @@ pub(crate) fn keep_registered(
             {
                 return;
             }
-            match register_once(&core, &registrar, &addr).await {
+            let attempt = tokio::select! {
+                attempt = register_once(&core, &registrar, &addr) => attempt,
+                () = stop.cancelled() => return,
+            };
+            match attempt {
                 Ok(registry) => {
                     info!(uid = %core.uid, %registrar, "registered (again)");
                     current = Some(registry);
