@@ -268,7 +268,9 @@ async fn an_authentication_relayed_to_another_listener_is_refused() {
     assert!(
         matches!(
             served,
-            Err(actor_ipc::HandshakeError::Auth(actor_ipc::AuthError::WrongSecret))
+            Err(actor_ipc::HandshakeError::Auth(
+                actor_ipc::AuthError::WrongSecret
+            ))
         ),
         "{served:?}"
     );
