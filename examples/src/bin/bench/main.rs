@@ -37,6 +37,7 @@ mod baseline;
 mod server;
 mod soak;
 mod workloads;
+mod yardstick;
 
 use std::{
     error::Error,
@@ -90,6 +91,14 @@ struct Cli {
     /// How long the soak's stream runs, in minutes.
     #[arg(long, default_value_t = 10.0, requires = "soak")]
     soak_minutes: f64,
+    /// The minimal runtime's Cargo project (not part of this repository): measure it in the
+    /// same invocation, each run interleaved with ours, pinned and unpinned, and print ours as
+    /// ratios of it.
+    #[arg(long, value_name = "DIR")]
+    yardstick: Option<std::path::PathBuf>,
+    /// With --yardstick: where the processes run (pinned: all on CPU 0).
+    #[arg(long, value_enum, default_value_t = PlacementChoice::Both)]
+    placement: PlacementChoice,
     /// Internal: serve as a server process of this kind (started by the bench itself).
     #[arg(long, value_enum, hide = true, requires = "listen")]
     serve: Option<ServerKind>,
@@ -103,6 +112,14 @@ struct Cli {
 enum Choice {
     Uds,
     Tcp,
+    Both,
+}
+
+/// `--placement` values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PlacementChoice {
+    Pinned,
+    Unpinned,
     Both,
 }
 
@@ -281,6 +298,9 @@ fn main() -> ExitCode {
     if cli.soak {
         return soak_all(&cli, transports);
     }
+    if let Some(dir) = cli.yardstick.clone() {
+        return against_yardstick(&cli, &dir, transports, &sizes, began);
+    }
     let mut runs = Vec::new();
     for run in 1..=cli.runs {
         if cli.runs > 1 {
@@ -307,6 +327,107 @@ fn main() -> ExitCode {
     print_ratios(&figures);
     eprintln!("\nwall time: {:.1} s", began.elapsed().as_secs_f64());
     ExitCode::SUCCESS
+}
+
+/// `--yardstick`: per placement, `--runs` rounds of the yardstick then ours; medians, then
+/// ours as ratios of the yardstick.
+fn against_yardstick(
+    cli: &Cli,
+    dir: &std::path::Path,
+    transports: &[Transport],
+    sizes: &Sizes,
+    began: Instant,
+) -> ExitCode {
+    use yardstick::{Placement, Yardstick};
+    let yard = match Yardstick::build(dir) {
+        Ok(yard) => yard,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let placements: &[Placement] = match cli.placement {
+        PlacementChoice::Pinned => &[Placement::Pinned],
+        PlacementChoice::Unpinned => &[Placement::Unpinned],
+        PlacementChoice::Both => &[Placement::Pinned, Placement::Unpinned],
+    };
+    let mut all = Vec::new();
+    for &placement in placements {
+        if let Err(e) = placement.apply() {
+            eprintln!("bench: cannot place the processes ({placement:?}): {e}");
+            return ExitCode::FAILURE;
+        }
+        let mut runs = Vec::new();
+        for run in 1..=cli.runs {
+            eprintln!("\n#### {} run {run} of {}", placement.suffix(), cli.runs);
+            let mut figures = Vec::new();
+            for &transport in transports {
+                match yard.measure(transport, &cli.workloads) {
+                    Ok(measured) => figures.extend(measured),
+                    Err(e) => {
+                        eprintln!("bench: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            let (ours, outcome) = measure(cli, transports, sizes);
+            figures.extend(ours);
+            if let Err(e) = outcome {
+                eprintln!("bench: {e}");
+                return ExitCode::FAILURE;
+            }
+            runs.push(figures);
+        }
+        for mut figure in medians(&runs) {
+            figure.implementation = format!("{}-{}", figure.implementation, placement.suffix());
+            all.push(figure);
+        }
+    }
+    for f in &all {
+        println!(
+            "RESULT {} {} {}",
+            f.implementation,
+            f.metric,
+            format_value(f.value)
+        );
+    }
+    print_table(&all, cli.runs as usize);
+    print_yardstick_ratios(&all, placements);
+    eprintln!("\nwall time: {:.1} s", began.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}
+
+/// Ours as ratios of the yardstick, per placement and transport.
+fn print_yardstick_ratios(figures: &[Figure], placements: &[yardstick::Placement]) {
+    let actors: Vec<&str> = implementations(figures)
+        .into_iter()
+        .filter(|n| n.starts_with("actor-"))
+        .collect();
+    let mut header = format!("{:<22} {:>8}", "actor vs minimal", "target");
+    for name in &actors {
+        header.push_str(&format!(" {name:>24}"));
+    }
+    eprintln!("\n{header}");
+    for &(metric, target) in TARGETS {
+        if !actors.iter().any(|a| find(figures, a, metric).is_some()) {
+            continue;
+        }
+        let mut line = format!("{metric:<22} {:>8}", target.describe());
+        for &name in &actors {
+            let placement = placements
+                .iter()
+                .find(|p| name.ends_with(p.suffix()))
+                .map_or("", |p| p.suffix());
+            let transport = if name.contains("-uds") { "uds" } else { "tcp" };
+            let base = format!("minimal-{transport}-{placement}");
+            let cell = ratio_cell(figures, name, &base, metric, target);
+            line.push_str(&format!(" {cell:>24}"));
+        }
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "(ratio = actor / minimal runtime, same transport and placement, measured in this run)"
+    );
 }
 
 /// One run of every chosen workload: the figures measured, and whether all went well.
@@ -729,6 +850,19 @@ enum Goal {
     Kib(f64),
 }
 
+impl Goal {
+    /// The target as a table shows it.
+    fn describe(self) -> String {
+        match self {
+            Self::AtMost(x) => format!("<={x}x"),
+            Self::AtLeast(x) => format!(">={x}x"),
+            Self::Info => String::new(),
+            Self::RoundTrips(x) => format!("<={x} RTT"),
+            Self::Kib(x) => format!("<={} MiB", x / 1024.0),
+        }
+    }
+}
+
 const TARGETS: &[(&str, Goal)] = &[
     ("W1.spawn_median_ms", Goal::AtMost(2.0)),
     ("W1.spawn16_wall_ms", Goal::AtMost(2.0)),
@@ -765,14 +899,7 @@ fn print_ratios(figures: &[Figure]) {
         if !actors.iter().any(|a| find(figures, a, metric).is_some()) {
             continue;
         }
-        let goal = match target {
-            Goal::AtMost(x) => format!("<={x}x"),
-            Goal::AtLeast(x) => format!(">={x}x"),
-            Goal::Info => String::new(),
-            Goal::RoundTrips(x) => format!("<={x} RTT"),
-            Goal::Kib(x) => format!("<={} MiB", x / 1024.0),
-        };
-        let mut line = format!("{metric:<22} {goal:>8}");
+        let mut line = format!("{metric:<22} {:>8}", target.describe());
         for &name in &actors {
             let base = name.replacen("actor-", "baseline-", 1);
             let base = base.trim_end_matches("-mt");
