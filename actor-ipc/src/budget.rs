@@ -174,8 +174,11 @@ impl Budgets {
 
     pub(crate) fn charge_now(&self, bytes: usize) -> Charge<'_> {
         let bytes = chargeable(bytes);
-        for budget in self.all() {
-            budget.charge(bytes);
+        // Small frames touch no shared counter (the hot path of small messages).
+        if bytes > 0 {
+            for budget in self.all() {
+                budget.charge(bytes);
+            }
         }
         Charge {
             budgets: self,

@@ -29,10 +29,16 @@ pub(crate) async fn register_once(
     addr: &Addr,
 ) -> Result<Registry> {
     let registry = Registry::connect_as_actor(core.clone(), registrar).await?;
-    registry.register(&core.uid, addr).await?;
-    if let Some(tree) = core.tree.get()
-        && let Err(e) = registry.register_tree(&core.uid, tree).await
-    {
+    // Both calls go out at once (one round trip): the registrar serves them in order.
+    let tree = async {
+        match core.tree.get() {
+            Some(tree) => registry.register_tree(&core.uid, tree).await,
+            None => Ok(()),
+        }
+    };
+    let (registered, tree) = futures::join!(registry.register(&core.uid, addr), tree);
+    registered?;
+    if let Err(e) = tree {
         debug!(uid = %core.uid, error = %e, "the registrar did not take our tree");
     }
     Ok(registry)
