@@ -74,6 +74,13 @@ pub struct ChannelConfig {
     /// watched by heartbeats instead (a silent peer is gone within their timeout); set it on
     /// an actor serving untrusted clients.
     pub idle_timeout: Option<Duration>,
+    /// Low-latency mode: how long the reader spins (polling the socket, yielding to the
+    /// runtime between polls) before it parks to wait for the next frame. `None` (the default)
+    /// parks at once. Spinning saves the wake-up of a parked thread (about 50 µs across CPUs
+    /// on small VMs) when frames come back to back; it is adaptive, so an idle connection
+    /// costs nothing: the reader spins only while frames keep arriving within this time.
+    /// Worth it on dedicated cores; it burns CPU the other tasks of a busy machine could use.
+    pub spin: Option<Duration>,
 }
 
 impl Default for ChannelConfig {
@@ -90,6 +97,7 @@ impl Default for ChannelConfig {
             write_stall_timeout: Duration::from_secs(30),
             max_connections: 4096,
             idle_timeout: None,
+            spin: None,
         }
     }
 }
@@ -201,6 +209,8 @@ impl Channel {
                 frames,
                 peer,
                 stall_timeout: config.frame_stall_timeout,
+                spin: config.spin,
+                spinning: true,
             },
         })
     }
@@ -247,6 +257,10 @@ fn is_disconnect(e: &io::Error) -> bool {
 pub struct ChannelReader {
     frames: FramedRead<ReadHalf, FrameCodec>,
     stall_timeout: Duration,
+    /// Low-latency mode's spin before parking (`ChannelConfig::spin`).
+    spin: Option<Duration>,
+    /// Whether the last wait ended within the spin time (spin again) or not (park at once).
+    spinning: bool,
     peer: Uid,
 }
 
@@ -270,31 +284,65 @@ impl ChannelReader {
         // arrive whole). Only while part of a frame is buffered does a timer run, restarted
         // whenever more of it arrives.
         let mut stall: Option<(usize, Pin<Box<tokio::time::Sleep>>)> = None;
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(frame) = self.frames.poll_next_unpin(cx) {
-                return Poll::Ready(frame.transpose());
+        if let Some(spin) = self.spin {
+            let began = std::time::Instant::now();
+            if self.spinning {
+                // Poll, and between polls let the runtime run (its I/O driver is polled
+                // without blocking), until a frame is in or the spin time is over.
+                loop {
+                    let polled = std::future::poll_fn(|cx| {
+                        Poll::Ready(match self.poll_frame(cx, &mut stall) {
+                            Poll::Ready(frame) => Some(frame),
+                            Poll::Pending => None,
+                        })
+                    })
+                    .await;
+                    if let Some(frame) = polled {
+                        return frame;
+                    }
+                    if began.elapsed() >= spin {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
             }
-            let buffered = self.frames.read_buffer().len();
-            if buffered == 0 {
-                stall = None;
-                return Poll::Pending;
-            }
-            let progressed = stall.as_ref().is_none_or(|(seen, _)| *seen != buffered);
-            if progressed {
-                let timer = Box::pin(tokio::time::sleep(self.stall_timeout));
-                stall = Some((buffered, timer));
-            }
-            if let Some((_, timer)) = stall.as_mut()
-                && timer.as_mut().poll(cx).is_ready()
-            {
-                return Poll::Ready(Err(FrameError::Stalled {
-                    received: buffered,
-                    after: self.stall_timeout,
-                }));
-            }
-            Poll::Pending
-        })
-        .await
+            let frame = std::future::poll_fn(|cx| self.poll_frame(cx, &mut stall)).await;
+            // Frames that keep coming within the spin time are worth spinning for; after a
+            // longer wait (an idle peer), park at once until they come quickly again.
+            self.spinning = began.elapsed() < spin;
+            return frame;
+        }
+        std::future::poll_fn(|cx| self.poll_frame(cx, &mut stall)).await
+    }
+
+    /// Polls for the next frame; the stall timer runs while part of one is buffered.
+    fn poll_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        stall: &mut Option<(usize, Pin<Box<tokio::time::Sleep>>)>,
+    ) -> Poll<Result<Option<Bytes>, FrameError>> {
+        if let Poll::Ready(frame) = self.frames.poll_next_unpin(cx) {
+            return Poll::Ready(frame.transpose());
+        }
+        let buffered = self.frames.read_buffer().len();
+        if buffered == 0 {
+            *stall = None;
+            return Poll::Pending;
+        }
+        let progressed = stall.as_ref().is_none_or(|(seen, _)| *seen != buffered);
+        if progressed {
+            let timer = Box::pin(tokio::time::sleep(self.stall_timeout));
+            *stall = Some((buffered, timer));
+        }
+        if let Some((_, timer)) = stall.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(FrameError::Stalled {
+                received: buffered,
+                after: self.stall_timeout,
+            }));
+        }
+        Poll::Pending
     }
 
     /// The peer's uid.

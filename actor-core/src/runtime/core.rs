@@ -184,6 +184,7 @@ impl ActorCore {
             HashSet::default(),
             ChannelConfig {
                 secret,
+                spin: spin_from_env(),
                 ..ChannelConfig::default()
             },
             DEFAULT_STREAM_WINDOW,
@@ -248,6 +249,20 @@ fn introspection_calls() -> RuntimeCalls {
     });
     calls.register("thread_runner", threads);
     calls
+}
+
+/// Low-latency mode for every actor (and client) of a process, and of the children it
+/// starts (they inherit the variable): the microseconds a connection's reader spins before
+/// parking (`ChannelConfig::spin`). Unset or `0`: off.
+pub const LOW_LATENCY_ENV: &str = "ACTOR_LOW_LATENCY_SPIN_US";
+
+/// The spin [`LOW_LATENCY_ENV`] asks for.
+pub(crate) fn spin_from_env() -> Option<std::time::Duration> {
+    std::env::var(LOW_LATENCY_ENV)
+        .ok()
+        .and_then(|us| us.trim().parse::<u64>().ok())
+        .filter(|us| *us > 0)
+        .map(std::time::Duration::from_micros)
 }
 
 /// A runtime call's value, encoded (an encoding failure is the call's error).

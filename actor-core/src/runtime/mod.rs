@@ -9,7 +9,9 @@ pub(crate) mod services;
 pub(crate) mod thread_runner;
 
 pub(crate) use self::core::ActorCore;
-pub use self::core::{DEFAULT_STREAM_WINDOW, INTROSPECTION_NS, MAX_BLOCKING_THREADS};
+pub use self::core::{
+    DEFAULT_STREAM_WINDOW, INTROSPECTION_NS, LOW_LATENCY_ENV, MAX_BLOCKING_THREADS,
+};
 pub(crate) use self::scope::{
     CallNurseries, RuntimeActor, announce, claim_runtime, collect_inline_nurseries, current,
     enter_runtime, join_runtime, own_nursery, serving_actor, with_call_nurseries, with_current,

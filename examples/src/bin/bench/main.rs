@@ -416,7 +416,7 @@ fn print_yardstick_ratios(figures: &[Figure], placements: &[yardstick::Placement
         for &name in &actors {
             let placement = placements
                 .iter()
-                .find(|p| name.ends_with(p.suffix()))
+                .find(|p| name.ends_with(&format!("-{}", p.suffix())))
                 .map_or("", |p| p.suffix());
             let transport = if name.contains("-uds") { "uds" } else { "tcp" };
             let base = format!("minimal-{transport}-{placement}");
