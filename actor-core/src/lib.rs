@@ -58,7 +58,7 @@ mod serving;
 pub mod team;
 mod tree;
 
-pub use actor_ipc::{self as ipc, Addr, Payload, Secret, Uid, Value};
+pub use actor_ipc::{self as ipc, Addr, Blob, Payload, Secret, Uid, Value};
 /// Makes `async fn main` a root actor; the same binary also runs as a child actor.
 pub use actor_macros::main;
 /// Registers a function as remotely callable. See the crate documentation.

@@ -32,6 +32,7 @@
 
 pub mod addr;
 pub mod auth;
+mod blob;
 mod budget;
 pub mod channel;
 pub mod error;
@@ -45,6 +46,7 @@ pub mod transport;
 
 pub use addr::{Addr, WireAddr};
 pub use auth::Secret;
+pub use blob::Blob;
 pub use channel::{
     Channel, ChannelConfig, ChannelReader, ChannelSender, FrameSink, SendBudget, TrySendError,
     UNCHARGED_BELOW,

@@ -49,6 +49,16 @@ impl Payload {
         T::deserialize(&mut de).map_err(|e| DecodeError::Payload(e.to_string()))
     }
 
+    /// Decodes into a Rust type, consuming the payload: [`Blob`](crate::Blob)s in it slice the
+    /// frame it arrived in instead of copying (the runtime decodes results and stream items so).
+    pub fn decode_owned<T: DeserializeOwned>(self) -> Result<T, DecodeError> {
+        crate::blob::decode_from(self.0, |bytes| {
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            de.set_max_depth(MAX_NESTING);
+            T::deserialize(&mut de).map_err(|e| DecodeError::Payload(e.to_string()))
+        })
+    }
+
     /// The payload as a dynamic value (for untyped calls, logging and tools). Values nested
     /// more than [`MAX_NESTING`] levels are refused.
     pub fn to_value(&self) -> Result<Value, DecodeError> {

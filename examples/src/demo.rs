@@ -26,14 +26,15 @@ pub fn count(n: u64) -> impl Stream<Item = u64> {
 }
 
 /// Streams `n` byte blobs (msgpack bin) of `size` bytes each; a size over the frame limit
-/// (16 MiB) is refused with a `ValueError` before anything is allocated.
+/// (16 MiB) is refused with a `ValueError` before anything is allocated. Items are
+/// [`actor::Blob`]s: a Rust caller receives each as a slice of its frame, without a copy.
 #[actor::remote(ns = "demo")]
-pub fn blob(n: u64, size: u64) -> impl Stream<Item = actor::Result<bytes::Bytes>> {
+pub fn blob(n: u64, size: u64) -> impl Stream<Item = actor::Result<actor::Blob>> {
     let limit = actor::ipc::DEFAULT_MAX_FRAME_LEN as u64;
     let blob = (size <= limit)
         .then(|| bytes::Bytes::from(vec![0xab_u8; usize::try_from(size).unwrap_or(0)]));
     futures::stream::iter(0..n).map(move |_| {
-        blob.clone().ok_or_else(|| {
+        blob.clone().map(actor::Blob).ok_or_else(|| {
             actor::Error::raise(
                 "ValueError",
                 format!("blob size {size} is over the frame limit of {limit} bytes"),

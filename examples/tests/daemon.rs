@@ -74,7 +74,7 @@ async fn serves_every_demo_function_on_both_addresses() {
             .unwrap();
         assert_eq!(counted, (0..100).collect::<Vec<_>>());
 
-        let blobs: Vec<bytes::Bytes> = portal
+        let blobs: Vec<actor::Blob> = portal
             .open_stream_from(demo::blob { n: 3, size: 70_000 })
             .await
             .unwrap()

@@ -316,7 +316,7 @@ impl Context {
         if let Some(outcome) = lock(&shared.outcome).take() {
             inbox.finished = true;
             return match outcome {
-                Ok(value) => Ok(value.decode()?),
+                Ok(value) => Ok(value.decode_owned()?),
                 Err(error) => Err(inbox.conn.remote_error(*error)),
             };
         }
@@ -326,7 +326,7 @@ impl Context {
         }
         loop {
             match inbox.next_step().await? {
-                Step::Returned(value) => return Ok(value.decode()?),
+                Step::Returned(value) => return Ok(value.decode_owned()?),
                 Step::Failed(error) => return Err(inbox.conn.remote_error(*error)),
                 // Items the caller did not read (still credited, so the callee can finish).
                 Step::Item(value) => inbox.consumed_item(value.as_bytes().len()),

@@ -135,7 +135,7 @@ impl Inbox {
         value: Payload,
     ) -> Result<T> {
         self.consumed_item(value.as_bytes().len());
-        Ok(value.decode()?)
+        Ok(value.decode_owned()?)
     }
 
     /// Records one stream item of `size` payload bytes consumed; with flow control on, grants

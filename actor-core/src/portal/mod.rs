@@ -205,7 +205,7 @@ impl Portal {
             match inbox.next_step().await? {
                 Step::Ignored => continue,
                 Step::Started(value) => {
-                    let started = value.decode()?;
+                    let started = value.decode_owned()?;
                     return Ok((Context::caller(inbox, credits, func), started));
                 }
                 Step::Failed(error) => return Err(self.conn.remote_error(*error)),
@@ -321,6 +321,6 @@ impl<T> CallHandle<T> {
 impl<T: DeserializeOwned> CallHandle<T> {
     /// Waits for the result.
     pub async fn result(self) -> Result<T> {
-        Ok(self.result_payload().await?.decode()?)
+        Ok(self.result_payload().await?.decode_owned()?)
     }
 }

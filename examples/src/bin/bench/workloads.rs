@@ -87,7 +87,7 @@ impl Target for Portal {
     ) -> BoxResult<()> {
         let mut stream = self.open_stream_from(blob { n, size }).await?;
         while let Some(item) = stream.next().await {
-            each(item?)?;
+            each(item?.into_bytes())?;
         }
         Ok(())
     }
