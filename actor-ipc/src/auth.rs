@@ -383,26 +383,15 @@ async fn next_frame(
     match frames.next().await {
         None => Ok(None),
         Some(Ok(body)) => Ok(Some(body)),
-        Some(Err(crate::error::FrameError::Io(e))) if is_disconnect(&e) => Ok(None),
+        Some(Err(crate::error::FrameError::Io(e))) if crate::channel::is_disconnect(&e) => Ok(None),
         Some(Err(e)) => Err(AuthError::Frame(e)),
     }
-}
-
-/// Whether an I/O error just means the peer went away.
-fn is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-    )
 }
 
 /// Writes one complete frame.
 async fn send(write: &mut WriteHalf, frame: Bytes) -> Result<(), AuthError> {
     write.write_all(&frame).await.map_err(|e| {
-        if is_disconnect(&e) {
+        if crate::channel::is_disconnect(&e) {
             AuthError::PeerClosed
         } else {
             AuthError::Io(e)

@@ -242,7 +242,7 @@ impl Channel {
 }
 
 /// Whether an I/O error just means the peer went away.
-fn is_disconnect(e: &io::Error) -> bool {
+pub(crate) fn is_disconnect(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionReset

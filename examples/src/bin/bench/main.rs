@@ -399,32 +399,14 @@ fn against_yardstick(
 
 /// Ours as ratios of the yardstick, per placement and transport.
 fn print_yardstick_ratios(figures: &[Figure], placements: &[yardstick::Placement]) {
-    let actors: Vec<&str> = implementations(figures)
-        .into_iter()
-        .filter(|n| n.starts_with("actor-"))
-        .collect();
-    let mut header = format!("{:<22} {:>8}", "actor vs minimal", "target");
-    for name in &actors {
-        header.push_str(&format!(" {name:>24}"));
-    }
-    eprintln!("\n{header}");
-    for &(metric, target) in TARGETS {
-        if !actors.iter().any(|a| find(figures, a, metric).is_some()) {
-            continue;
-        }
-        let mut line = format!("{metric:<22} {:>8}", target.describe());
-        for &name in &actors {
-            let placement = placements
-                .iter()
-                .find(|p| name.ends_with(&format!("-{}", p.suffix())))
-                .map_or("", |p| p.suffix());
-            let transport = if name.contains("-uds") { "uds" } else { "tcp" };
-            let base = format!("minimal-{transport}-{placement}");
-            let cell = ratio_cell(figures, name, &base, metric, target);
-            line.push_str(&format!(" {cell:>24}"));
-        }
-        eprintln!("{line}");
-    }
+    print_ratio_table(figures, "actor vs minimal", 24, |name| {
+        let placement = placements
+            .iter()
+            .find(|p| name.ends_with(&format!("-{}", p.suffix())))
+            .map_or("", |p| p.suffix());
+        let transport = if name.contains("-uds") { "uds" } else { "tcp" };
+        format!("minimal-{transport}-{placement}")
+    });
     eprintln!(
         "(ratio = actor / minimal runtime, same transport and placement, measured in this run)"
     );
@@ -883,6 +865,24 @@ const TARGETS: &[(&str, Goal)] = &[
 /// Each actor figure against its target: a ratio to the baseline on the same transport
 /// (W6 in round trips of the same implementation's W2 p50; W8 in MiB).
 fn print_ratios(figures: &[Figure]) {
+    print_ratio_table(figures, "actor vs baseline", 15, |name| {
+        let base = name.replacen("actor-", "baseline-", 1);
+        base.trim_end_matches("-mt").to_owned()
+    });
+    eprintln!(
+        "(ratio = actor / baseline on the same transport; the baseline server runs on a \
+         current-thread runtime, also for the -mt columns)"
+    );
+}
+
+/// A table of every actor implementation's figures as ratios of the one `base_of` names,
+/// checked against the targets.
+fn print_ratio_table(
+    figures: &[Figure],
+    title: &str,
+    width: usize,
+    base_of: impl Fn(&str) -> String,
+) {
     let actors: Vec<&str> = implementations(figures)
         .into_iter()
         .filter(|n| n.starts_with("actor-"))
@@ -890,9 +890,9 @@ fn print_ratios(figures: &[Figure]) {
     if actors.is_empty() {
         return;
     }
-    let mut header = format!("{:<22} {:>8}", "actor vs baseline", "target");
+    let mut header = format!("{title:<22} {:>8}", "target");
     for name in &actors {
-        header.push_str(&format!(" {name:>15}"));
+        header.push_str(&format!(" {name:>width$}"));
     }
     eprintln!("\n{header}");
     for &(metric, target) in TARGETS {
@@ -901,17 +901,11 @@ fn print_ratios(figures: &[Figure]) {
         }
         let mut line = format!("{metric:<22} {:>8}", target.describe());
         for &name in &actors {
-            let base = name.replacen("actor-", "baseline-", 1);
-            let base = base.trim_end_matches("-mt");
-            let cell = ratio_cell(figures, name, base, metric, target);
-            line.push_str(&format!(" {cell:>15}"));
+            let cell = ratio_cell(figures, name, &base_of(name), metric, target);
+            line.push_str(&format!(" {cell:>width$}"));
         }
         eprintln!("{line}");
     }
-    eprintln!(
-        "(ratio = actor / baseline on the same transport; the baseline server runs on a \
-         current-thread runtime, also for the -mt columns)"
-    );
 }
 
 fn ratio_cell(figures: &[Figure], name: &str, base: &str, metric: &str, target: Goal) -> String {
