@@ -118,7 +118,10 @@ impl Secret {
         while bytes.last().is_some_and(u8::is_ascii_whitespace) {
             bytes.pop();
         }
-        Self::new(bytes).map_err(|e| AuthError::BadSecret(format!("{}: {e}", path.display())))
+        Self::new(bytes).map_err(|e| match e {
+            AuthError::BadSecret(why) => AuthError::BadSecret(format!("{}: {why}", path.display())),
+            other => other,
+        })
     }
 
     /// The secret as lowercase hex, to hand to a child through a pipe.

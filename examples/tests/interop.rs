@@ -145,6 +145,64 @@ async fn python_calls_rust() {
     assert!(exit.success(), "{exit}");
 }
 
+/// A Rust actor with a secret refuses a real tractor 0.1.0a5 peer (which cannot authenticate)
+/// with a clear log line, runs none of its calls (not even `self cancel`), and keeps serving.
+#[tokio::test]
+async fn python_without_the_secret_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncBufReadExt;
+    let python = tractor_python();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a secret python does not know, 32+").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut daemon = Command::new(DAEMON)
+        .args([
+            "--name",
+            "guarded",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--auth-file",
+        ])
+        .arg(&secret)
+        .env("ACTOR_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(daemon.stdout.take().unwrap()).lines();
+    let line = within("the daemon to listen", lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    let addr: actor::Addr = line.strip_prefix("listening on ").unwrap().parse().unwrap();
+    let actor::Addr::Tcp { port, .. } = &addr else {
+        unreachable!()
+    };
+    let stdout = stdout_of_success(
+        "the python side",
+        Command::new(&python)
+            .arg(workspace().join("tests/interop/python_refused.py"))
+            .arg(port.to_string()),
+    )
+    .await;
+    assert!(stdout.contains("ok   refused: call"), "{stdout}");
+    assert!(stdout.contains("ok   refused: cancel"), "{stdout}");
+    // Still serving (the cancel never ran), and it said why it refused.
+    assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+    let mut stderr = tokio::io::BufReader::new(daemon.stderr.take().unwrap()).lines();
+    within("the refusal's log line", async {
+        loop {
+            let line = stderr.next_line().await.unwrap().expect("stderr ended");
+            if line.contains("did not authenticate") {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
 /// A Rust portal calls a Python tractor actor found by name through the Rust registrar:
 /// results, Python exceptions, a stream, a context (tractor's duplicate `stop` handled), and a
 /// Python task cancelled by dropping the call.
