@@ -19,14 +19,23 @@ thread_local! {
 
 /// Runs `decode` on `bytes` with them as the source [`Blob`]s slice.
 pub(crate) fn decode_from<R>(bytes: Bytes, decode: impl FnOnce(&[u8]) -> R) -> R {
-    // Kept and put back: a decode may run inside another (a Deserialize impl that decodes).
-    let previous = SOURCE.with(|source| source.replace(Some(bytes)));
-    let out = SOURCE.with(|source| {
+    // Put back, also if the decode panics: a frame must not stay pinned in the thread.
+    struct Restore(Option<Bytes>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            SOURCE.with(|source| *source.borrow_mut() = previous);
+        }
+    }
+    // Inside another owned decode (the source is borrowed), decode plainly: Blobs copy then.
+    if SOURCE.with(|source| source.try_borrow_mut().is_err()) {
+        return decode(&bytes);
+    }
+    let _restore = Restore(SOURCE.with(|source| source.replace(Some(bytes))));
+    SOURCE.with(|source| {
         let source = source.borrow();
         decode(source.as_deref().unwrap_or_default())
-    });
-    SOURCE.with(|source| *source.borrow_mut() = previous);
-    out
+    })
 }
 
 /// The part of the source buffer `bytes` is, if it is one.
@@ -145,5 +154,33 @@ mod tests {
                 "a borrowed decode must copy"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Payload;
+
+    /// A type whose decoding decodes another payload, owned.
+    #[derive(Debug)]
+    struct Nested(Blob);
+
+    impl<'de> Deserialize<'de> for Nested {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let outer = Blob::deserialize(deserializer)?;
+            let inner = Payload::from_msgpack(outer.0.clone()).unwrap();
+            Ok(Nested(inner.decode_owned().unwrap()))
+        }
+    }
+
+    #[test]
+    fn an_owned_decode_inside_another_works() {
+        let inner = Payload::encode(&Blob(Bytes::from_static(b"inner"))).unwrap();
+        let outer = Payload::encode(&Blob(inner.into_bytes())).unwrap();
+        let nested: Nested = outer.decode_owned().unwrap();
+        assert_eq!(&nested.0[..], b"inner");
     }
 }
