@@ -516,6 +516,16 @@ impl ChannelSender {
         self.budgets.connection_used()
     }
 
+    /// Asks the writer to write what is queued, shut the write direction down and stop,
+    /// without waiting (and without the sentinel: for a connection that is over). The socket
+    /// closes once its reader is gone too, even while handles on this sender remain. Does
+    /// nothing if the queue is full (the writer is busy, and stops on its own stall deadline)
+    /// or already closed.
+    pub fn shutdown_soon(&self) {
+        let (done, _) = oneshot::channel();
+        let _ = self.queue.try_send(Outgoing::Shutdown(done));
+    }
+
     /// Whether the writer has stopped (the connection failed or was closed).
     pub fn is_closed(&self) -> bool {
         self.queue.is_closed()

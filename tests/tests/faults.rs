@@ -727,11 +727,10 @@ async fn a_peer_closing_mid_frame_fails_the_portals_stream_within_a_second() {
         }
         assert!(after.is_none(), "an item after the error: {after:?}");
         assert!(portal.is_closed(), "the portal outlived its connection");
-        // Its socket closes with the portal (a portal kept after its connection broke keeps
-        // its sending side open until dropped).
-        drop(portal);
+        // Its socket closes with its connection, while the portal is still held.
         within("the fake actor to end", fake)
             .await
             .expect("the fake actor");
+        drop(portal);
     }
 }

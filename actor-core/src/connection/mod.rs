@@ -212,6 +212,8 @@ impl Connection {
         // senders wakes every waiting call with "disconnected".
         self.tasks.close();
         self.calls.close();
+        // The socket closes now, not when the last portal on it is dropped.
+        self.sender.shutdown_soon();
     }
 
     /// Flushes and closes the connection (teardown): the sentinel, then FIN.

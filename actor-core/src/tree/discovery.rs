@@ -13,7 +13,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use actor_ipc::{Addr, Uid, Value, WireAddr};
+use actor_ipc::{Addr, ConnectError, HandshakeError, Uid, Value, WireAddr};
 
 use crate::{
     base::error::{Error, FUNCTION_NOT_FOUND, PERMISSION_ERROR, Result},
@@ -34,6 +34,9 @@ pub fn default_registrar() -> Result<Addr> {
     url.parse()
         .map_err(|e| Error::Usage(format!("registrar address {url:?}: {e}")))
 }
+
+/// How many times a lookup tries an unreachable registered actor before it says so.
+const LOOKUP_ROUNDS: u32 = 5;
 
 /// Whether a failed connection means nothing serves the address any more (refused, or no such
 /// socket), rather than a live actor refusing us.
@@ -202,17 +205,33 @@ impl Registry {
     /// A portal to an actor called `name`, if one is registered and answers. Registered actors
     /// found dead on the way are unregistered.
     pub async fn find_actor(&self, name: &str) -> Result<Option<Portal>> {
+        let mut attempts = 0;
         loop {
             let Some(addr) = self.query_actor(name).await? else {
                 return Ok(None);
             };
             match connect(&addr).await {
                 Ok(portal) => return Ok(Some(portal)),
-                Err(Error::Connect(e)) if is_dead(&e) => {
-                    tracing::debug!(%name, %addr, error = %e, "registered actor is unreachable; dropping it");
-                    self.drop_dead(name, &addr).await?;
+                // A live actor refusing us (authentication): the lookup's error.
+                Err(
+                    e @ Error::Connect(ConnectError::Handshake {
+                        source: HandshakeError::Auth(_),
+                        ..
+                    }),
+                ) => return Err(e),
+                Err(Error::Connect(e)) => {
+                    // Unreachable: dead, or dying (the registrar has not heard yet), or at its
+                    // connection limit. The registrar drops it if it is dead; a few rounds let
+                    // it learn of a death, and bound the lookup if the actor is alive.
+                    attempts += 1;
+                    tracing::debug!(%name, %addr, error = %e, "registered actor is unreachable");
+                    if attempts >= LOOKUP_ROUNDS {
+                        return Err(Error::Connect(e));
+                    }
+                    if self.drop_dead(name, &addr).await.is_err() {
+                        tokio::task::yield_now().await;
+                    }
                 }
-                // Alive but refusing us (authentication, its connection limit): say so.
                 Err(e) => return Err(e),
             }
         }
