@@ -229,3 +229,30 @@ async fn names(registry: &Registry) -> Vec<String> {
         .filter_map(|k| k.rsplit_once('.').map(|(name, _)| name.to_owned()))
         .collect()
 }
+
+/// A program holding the registrar's address but stopped (SIGSTOP: its port accepts, nothing
+/// answers) does not stop new programs: they start, spawn children and serve, registering in
+/// the background once it answers again.
+#[tokio::test]
+async fn a_stopped_program_holding_the_registrar_does_not_stop_new_trees() {
+    let dir = tempfile::tempdir().unwrap();
+    let registrar = registrar_in(dir.path());
+    let first = Program::start(&registrar).await;
+    let pid = first.child.id().unwrap().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let mut second = Program::start(&registrar).await;
+    let addr = second.spawn("worker").await;
+    assert!(!addr.is_empty());
+    signal("-CONT");
+    // Once the registrar answers again, the new tree registers with it.
+    assert_eq!(second.found("worker").await, addr);
+    second.quit().await;
+    first.quit().await;
+}
