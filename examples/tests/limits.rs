@@ -211,3 +211,50 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
     assert!(!running.is_finished(), "the running call was ended");
     running.abort();
 }
+
+#[tokio::test]
+async fn heartbeats_do_not_keep_an_idle_connection_open() {
+    let args = [
+        "--name",
+        "tidy-beats",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--idle-timeout-ms",
+        "300",
+    ]
+    .map(String::from);
+    let (_daemon, addrs) = start_listening(DAEMON, &args, 1).await;
+    // A peer that agrees on heartbeats and sends them, and nothing else.
+    let (mut read, mut write) = Transport::connect(&addrs[0]).await.unwrap().into_split();
+    let me = Uid::new("beating");
+    let ask = Msg::Cmd(Box::new(Cmd {
+        ns: "actor.runtime".into(),
+        func: "heartbeat".into(),
+        kwargs: Payload::from_value(&Value::Map(vec![("interval_ms".into(), 50.into())])),
+        caller: me.clone(),
+        cid: "hb".into(),
+    }));
+    let mut hello = Msg::Handshake(me).to_frame().unwrap().to_vec();
+    hello.extend_from_slice(&ask.to_frame().unwrap());
+    write.write_all(&hello).await.unwrap();
+    let beating = tokio::spawn(async move {
+        for n in 0.. {
+            let beat = Msg::Heartbeat(n).to_frame().unwrap();
+            if write.write_all(&beat).await.is_err() {
+                return;
+            }
+            // The peer's pace (a producer's, not a wait for an event).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let started = Instant::now();
+    let mut got = Vec::new();
+    within(
+        "the idle connection to be closed despite its heartbeats",
+        read.read_to_end(&mut got),
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    beating.abort();
+}

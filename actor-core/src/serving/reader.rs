@@ -87,10 +87,15 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                     .to_owned();
             }
         };
-        if let Ok(Some(_)) = &msg {
-            conn.heard.store(true, std::sync::atomic::Ordering::Relaxed);
-            conn.active
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+        match &msg {
+            // A heartbeat is a sign of life, not activity: a peer cannot keep an idle
+            // connection open by sending them.
+            Ok(Some(Msg::Heartbeat(_))) => conn.heard.store(true, Ordering::Relaxed),
+            Ok(Some(_)) => {
+                conn.heard.store(true, Ordering::Relaxed);
+                conn.active.store(true, Ordering::Relaxed);
+            }
+            _ => {}
         }
         match msg {
             Ok(Some(Msg::Cmd(cmd))) => {
