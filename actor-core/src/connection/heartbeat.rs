@@ -43,11 +43,10 @@ impl Connection {
             )]))
             .unwrap_or_else(|_| Payload::empty_map());
             match conn.run_raw(EXTENSION_NS, HEARTBEAT_CALL, kwargs).await {
-                // Never more often than this side asked (a peer cannot make it spin).
+                // The interval both sides use (the peer's timeout may need beats more often
+                // than ours); `start_heartbeats` floors it, so a peer cannot make us spin.
                 Ok(answer) => match answer.decode::<Interval>() {
-                    Ok(agreed) => conn.start_heartbeats(
-                        Duration::from_millis(agreed.interval_ms).max(config.interval),
-                    ),
+                    Ok(agreed) => conn.start_heartbeats(Duration::from_millis(agreed.interval_ms)),
                     Err(e) => debug!(peer = %conn.peer, error = %e, "unusable heartbeat answer"),
                 },
                 Err(e) => debug!(peer = %conn.peer, error = %e, "peer declined heartbeats"),
