@@ -511,11 +511,6 @@ impl ChannelSender {
         finished.await.map_err(|_| SendError::Closed)
     }
 
-    /// The bytes queued on this connection and not yet written.
-    pub fn queued_bytes(&self) -> usize {
-        self.budgets.connection_used()
-    }
-
     /// Asks the writer to write what is queued, shut the write direction down and stop,
     /// without waiting (and without the sentinel: for a connection that is over). The socket
     /// closes once its reader is gone too, even while handles on this sender remain. Does
