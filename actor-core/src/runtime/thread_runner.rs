@@ -338,7 +338,15 @@ impl<R> Future for Invocation<R> {
         let this = self.get_mut();
         if let Poll::Ready(result) = Pin::new(&mut this.result).poll(cx) {
             this.done = true;
-            return Poll::Ready(result.unwrap_or_else(|_| Err(no_result(this.func))));
+            return Poll::Ready(match result {
+                Ok(result) => result,
+                // Dropped unrun: the stopping actor gave it up (also when it arrived after
+                // the stop began), so the caller may run it elsewhere.
+                Err(_) if this.runner.reroute(this.id) => Err(Error::Rerouted {
+                    func: this.func.to_owned(),
+                }),
+                Err(_) => Err(no_result(this.func)),
+            });
         }
         if this.stopping.as_mut().poll(cx).is_ready() {
             this.done = true;
@@ -362,6 +370,28 @@ impl<R> Drop for Invocation<R> {
     fn drop(&mut self) {
         if !self.done {
             self.runner.cancel(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An invocation submitted once the actor has begun to stop never runs; its caller gets
+    /// `Rerouted` (to run it elsewhere), not an error that looks like a panic.
+    #[test]
+    fn an_invocation_submitted_after_the_stop_is_rerouted() {
+        let stopping = CancellationToken::new();
+        let runner = ThreadRunner::new(1, stopping.clone());
+        stopping.cancel();
+        let invocation = runner.submit("late", || Ok(1_u8));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| unreachable!("a runtime: {e}"));
+        match runtime.block_on(invocation) {
+            Err(Error::Rerouted { func }) => assert_eq!(func, "late"),
+            other => unreachable!("expected Rerouted, got {other:?}"),
         }
     }
 }
