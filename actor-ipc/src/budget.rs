@@ -159,8 +159,7 @@ impl Budgets {
 
     /// Waits for room in every budget, then charges `bytes` to each.
     pub(crate) async fn charge(&self, bytes: usize) -> Charge<'_> {
-        let bytes = chargeable(bytes);
-        if bytes > 0 {
+        if chargeable(bytes) > 0 {
             self.until_room().await;
         }
         self.charge_now(bytes)
@@ -168,8 +167,7 @@ impl Budgets {
 
     /// Charges `bytes` if every budget has room now.
     pub(crate) fn try_charge(&self, bytes: usize) -> Option<Charge<'_>> {
-        let bytes = chargeable(bytes);
-        (bytes == 0 || self.has_room()).then(|| self.charge_now(bytes))
+        (chargeable(bytes) == 0 || self.has_room()).then(|| self.charge_now(bytes))
     }
 
     pub(crate) fn charge_now(&self, bytes: usize) -> Charge<'_> {

@@ -32,6 +32,8 @@ pub const TOO_MANY_CALLS: &str = "TooManyCalls";
 /// The `type_str` of a registrar call refused by its ownership rules: an actor registers only
 /// itself, and unregisters only itself (or an actor found dead).
 pub const PERMISSION_ERROR: &str = "PermissionError";
+/// The `type_str` of a call refused because its actor is stopping.
+pub const ACTOR_CANCELLED: &str = "ActorCancelled";
 /// The `type_str` of a cancelled context.
 pub const CONTEXT_CANCELLED: &str = "ContextCancelled";
 

@@ -179,7 +179,7 @@ async fn drain_until_closed(conn: &Arc<Connection>, reader: &mut ChannelReader) 
                     runtime_calls::serve(conn, cmd).await
                 }
                 Ok(Some(Msg::Cmd(cmd))) => {
-                    let error = actor_ipc::ErrorInfo::new("ActorCancelled", format!("{} is stopping", conn.core.uid));
+                    let error = actor_ipc::ErrorInfo::new(crate::base::error::ACTOR_CANCELLED, format!("{} is stopping", conn.core.uid));
                     conn.reply_error(&cmd.cid, error).await;
                 }
                 Ok(Some(Msg::Sentinel)) => {

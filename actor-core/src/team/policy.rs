@@ -61,7 +61,7 @@ impl RetryPolicy {
                     || remote.type_str == crate::base::error::REROUTED_TYPE
                     || self.retry_on.contains(&remote.type_str)
                     // The member was stopped under the task (its actor cancelled).
-                    || remote.type_str == "ActorCancelled" =>
+                    || remote.type_str == crate::base::error::ACTOR_CANCELLED =>
             {
                 Failure::Recoverable
             }

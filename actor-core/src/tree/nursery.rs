@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
-    base::error::{Error, RemoteActorError, Result},
+    base::error::{ACTOR_CANCELLED, CONTEXT_CANCELLED, Error, RemoteActorError, Result},
     base::lock,
     base::platform,
     calls::registry::RemoteFn,
@@ -143,7 +143,7 @@ impl State {
 fn is_consequence(error: &Error) -> bool {
     match error {
         Error::Cancelled | Error::ContextCancelled { .. } | Error::Disconnected { .. } => true,
-        Error::Remote(e) => e.type_str == "ActorCancelled" || e.type_str == "ContextCancelled",
+        Error::Remote(e) => e.type_str == ACTOR_CANCELLED || e.type_str == CONTEXT_CANCELLED,
         _ => false,
     }
 }

@@ -148,16 +148,20 @@ impl RegistrarTable {
     }
 
     /// Records the tree of a registered actor, and that the connection saying so holds its
-    /// registration; the holder's number, or `None` if the actor is not registered.
-    fn set_tree(&self, uid: &Uid, tree: String) -> Option<u64> {
-        let holder = self
-            .next_holder
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// registration. `None` if the actor is not registered; `Some(None)` if a connection holds
+    /// it already (repeated calls start no second watch); else the new holder's number.
+    fn set_tree(&self, uid: &Uid, tree: String) -> Option<Option<u64>> {
         let mut entries = lock(&self.entries);
         let entry = entries.iter_mut().find(|e| e.uid == *uid)?;
         entry.tree = Some(tree);
+        if entry.held_by.is_some() {
+            return Some(None);
+        }
+        let holder = self
+            .next_holder
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         entry.held_by = Some(holder);
-        Some(holder)
+        Some(Some(holder))
     }
 
     /// Drops `uid`'s registration if `holder` still holds it (the actor did not register again
@@ -166,11 +170,8 @@ impl RegistrarTable {
         lock(&self.entries).retain(|e| !(e.uid == *uid && e.held_by == Some(holder)));
     }
 
-    fn unregister(&self, uid: &Uid) -> bool {
-        let mut entries = lock(&self.entries);
-        let before = entries.len();
-        entries.retain(|e| e.uid != *uid);
-        entries.len() != before
+    fn unregister(&self, uid: &Uid) {
+        lock(&self.entries).retain(|e| e.uid != *uid);
     }
 
     fn named(&self, name: &str) -> Vec<Entry> {
@@ -282,13 +283,15 @@ impl RegistrarTable {
                         format!("{uid} is not registered"),
                     ));
                 };
-                let ending = request.scope.ending();
-                let table = self.clone();
-                let forget = async move {
-                    ending.cancelled().await;
-                    table.forget_held(&uid, holder);
-                };
-                tokio::spawn(request.core.io_tasks.track_future(forget));
+                if let Some(holder) = holder {
+                    let ending = request.scope.ending();
+                    let table = self.clone();
+                    let forget = async move {
+                        ending.cancelled().await;
+                        table.forget_held(&uid, holder);
+                    };
+                    tokio::spawn(request.core.io_tasks.track_future(forget));
+                }
                 Ok(Value::Nil)
             }
             "find_in_tree" => {
