@@ -336,6 +336,16 @@ pub fn serve_fixture_if_asked() {
     std::process::exit(0);
 }
 
+/// Sends `signal` (e.g. `-KILL`, `-STOP`) to process `pid` with kill(1), failing the test if
+/// it cannot.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed: {status}");
+}
+
 /// Whether `pid` is a live process (a zombie waiting to be reaped counts as gone).
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

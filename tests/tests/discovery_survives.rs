@@ -204,11 +204,7 @@ async fn only_the_holder_unregisters_a_name_unless_it_is_dead() {
         while !names(&registry).await.contains(&"doomed".to_owned()) {}
     })
     .await;
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    actor_tests::signal(pid, "-KILL");
     within("the registrar to forget a killed actor", async {
         while names(&registry).await.contains(&"doomed".to_owned()) {}
     })
@@ -238,19 +234,12 @@ async fn a_stopped_program_holding_the_registrar_does_not_stop_new_trees() {
     let dir = tempfile::tempdir().unwrap();
     let registrar = registrar_in(dir.path());
     let first = Program::start(&registrar).await;
-    let pid = first.child.id().unwrap().to_string();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
-    signal("-STOP");
+    let pid = first.child.id().unwrap();
+    actor_tests::signal(pid, "-STOP");
     let mut second = Program::start(&registrar).await;
     let addr = second.spawn("worker").await;
     assert!(!addr.is_empty());
-    signal("-CONT");
+    actor_tests::signal(pid, "-CONT");
     // Once the registrar answers again, the new tree registers with it.
     assert_eq!(second.found("worker").await, addr);
     second.quit().await;

@@ -116,11 +116,7 @@ fn fixture_actor_entry() {
 /// SIGKILLs `pid`; returns the instant just before the signal was sent.
 fn sigkill(pid: u32) -> Instant {
     let killed = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -KILL {pid} failed: {status}");
+    actor_tests::signal(pid, "-KILL");
     killed
 }
 

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use actor::Error;
-use actor_tests::{process_alive, run_ignored_test_with_env, within};
+use actor_tests::{process_alive, run_ignored_test_with_env, signal, within};
 
 mod beat {
     #[actor::remote(ns = "beat")]
@@ -29,14 +29,6 @@ use beat::*;
 
 /// The timeout the re-run tests use.
 const TIMEOUT_MS: u64 = 1000;
-
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
 
 #[actor::test]
 #[ignore = "run by a_stopped_child_is_detected_within_the_heartbeat_timeout"]

@@ -116,25 +116,24 @@ fn marker(test: &str) -> String {
         .into_owned()
 }
 
-fn kill(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -KILL {pid}");
+/// Waits (bounded) until `n` attempts have started, as the team's events say.
+/// The team's next event, within 10 s.
+async fn next_event(
+    events: &mut std::pin::Pin<Box<impl futures::Stream<Item = TeamEvent>>>,
+) -> TeamEvent {
+    tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("no team event within 10 s")
+        .expect("the team's events ended")
 }
 
-/// Waits (bounded) until `n` attempts have started, as the team's events say.
 async fn until_running(
     events: &mut std::pin::Pin<Box<impl futures::Stream<Item = TeamEvent>>>,
     n: usize,
 ) {
     let mut running = 0;
     while running < n {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("events")
-            .expect("the team goes on");
+        let event = next_event(events).await;
         if let TeamEvent::Task {
             state: TaskState::Running { .. },
             ..
@@ -199,7 +198,7 @@ async fn a_thousand_tasks_survive_two_members_killed_midway_each_reported_once()
             let victims: Vec<u32> = pids.iter().copied().take(2).collect();
             assert_eq!(victims.len(), 2, "at least two members answered by now");
             for pid in &victims {
-                kill(*pid);
+                actor_tests::signal(*pid, "-KILL");
             }
             killed = victims;
         }
@@ -383,10 +382,7 @@ async fn a_member_hung_past_the_deadline_is_killed_and_replaced() {
     let mut dead = None;
     let mut replacement_ready = false;
     while !replacement_ready {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("member events")
-            .expect("the team goes on");
+        let event = next_event(&mut events).await;
         match event {
             TeamEvent::Member {
                 member,
@@ -615,27 +611,11 @@ async fn dropping_an_outcome_stream_cancels_its_tasks_and_frees_the_members() {
     let mut outcomes = team.map((0..4).map(|n| nap { n, ms: 60_000 }));
     // Polled once, it submits its tasks; two start (one per member); then it is dropped.
     assert!(futures::poll!(outcomes.next()).is_pending());
-    let mut running = 0;
-    while running < 2 {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("events")
-            .unwrap();
-        if let TeamEvent::Task {
-            state: TaskState::Running { .. },
-            ..
-        } = event
-        {
-            running += 1;
-        }
-    }
+    until_running(&mut events, 2).await;
     drop(outcomes);
     let mut cancelled = 0;
     while cancelled < 4 {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("events")
-            .unwrap();
+        let event = next_event(&mut events).await;
         if let TeamEvent::Task {
             state: TaskState::Cancelled,
             ..
@@ -671,10 +651,7 @@ async fn a_member_that_resigns_is_replaced() {
     all_gone([resigned]).await;
     let (mut gone, mut ready) = (false, false);
     while !(gone && ready) {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("member events")
-            .unwrap();
+        let event = next_event(&mut events).await;
         match event {
             TeamEvent::Member {
                 member,

@@ -693,11 +693,7 @@ async fn a_killed_child_is_reported_with_its_name_pid_and_signal() {
     let nursery = actor::open_nursery().await.unwrap();
     let victim = nursery.start_actor("victim").enable("scen").await.unwrap();
     let victim_pid = victim.run(pid {}).await.unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &victim_pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    actor_tests::signal(victim_pid, "-KILL");
     let err = tokio::time::timeout(Duration::from_secs(5), nursery.close())
         .await
         .expect("no hang")

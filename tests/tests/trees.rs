@@ -127,13 +127,7 @@ async fn sigkill_of_the_root_leaves_no_descendant() {
 #[tokio::test]
 async fn sigint_to_the_root_tears_the_tree_down_and_exits_with_the_interrupt() {
     let (mut root, pids) = start_tree("wait").await;
-    let pid = root.id().unwrap().to_string();
-    let status = tokio::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    actor_tests::signal(root.id().unwrap(), "-INT");
     let exit = within("the root to exit", root.wait()).await.unwrap();
     assert_eq!(exit.code(), Some(actor::INTERRUPTED_EXIT), "{exit}");
     all_gone_within(&pids, Duration::from_secs(1)).await;
