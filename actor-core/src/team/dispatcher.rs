@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{
-    outcome::{Attempt, MemberState, Task, TaskId, TaskState, TeamEvent, TeamStatus},
+    outcome::{Attempt, MemberState, Outcome, Task, TaskId, TaskState, TeamEvent, TeamStatus},
     policy::{Failure, RetryPolicy, random},
 };
 use crate::{
@@ -57,11 +57,7 @@ pub(crate) enum Sink {
 }
 
 /// A task's outcome, its result still encoded.
-pub(crate) struct RawOutcome {
-    pub(crate) task: TaskId,
-    pub(crate) attempts: Vec<Attempt>,
-    pub(crate) result: Result<Payload>,
-}
+pub(crate) type RawOutcome = Outcome<Payload>;
 
 /// How members are recruited.
 pub(crate) struct MemberSpec {

@@ -295,11 +295,7 @@ impl Team {
             task: Some(id),
         };
         let outcome = match outcome.await {
-            Ok(raw) => Outcome {
-                task: raw.task,
-                attempts: raw.attempts,
-                result: raw.result,
-            },
+            Ok(outcome) => outcome,
             Err(_) => Outcome {
                 task: id,
                 attempts: Vec::new(),
@@ -487,13 +483,8 @@ impl<T: DeserializeOwned> Stream for Outcomes<T> {
             return Poll::Ready(None);
         }
         match this.from.poll_recv(cx) {
-            Poll::Ready(Some(raw)) => {
-                this.in_flight.remove(&raw.task);
-                let outcome = Outcome {
-                    task: raw.task,
-                    attempts: raw.attempts,
-                    result: raw.result,
-                };
+            Poll::Ready(Some(outcome)) => {
+                this.in_flight.remove(&outcome.task);
                 Poll::Ready(Some(decode(outcome)))
             }
             // Every sink is gone without an answer (the team ended): the rest are cancelled.
