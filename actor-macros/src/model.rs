@@ -40,24 +40,10 @@ impl Args {
                 args.ns = Some(parse_ns(&meta)?);
                 Ok(())
             } else if meta.path.is_ident("context") {
-                if args.context {
-                    return Err(meta.error("`context` is given twice"));
-                }
-                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                    return Err(meta.error("`context` takes no value: write `#[remote(context)]`"));
-                }
-                args.context = true;
+                args.context = parse_flag(&meta, args.context, "context", "remote")?;
                 Ok(())
             } else if meta.path.is_ident("blocking") {
-                if args.blocking {
-                    return Err(meta.error("`blocking` is given twice"));
-                }
-                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                    return Err(
-                        meta.error("`blocking` takes no value: write `#[remote(blocking)]`")
-                    );
-                }
-                args.blocking = true;
+                args.blocking = parse_flag(&meta, args.blocking, "blocking", "remote")?;
                 Ok(())
             } else if meta.path.is_ident("started") {
                 if args.started.is_some() {
@@ -82,6 +68,25 @@ impl Args {
         parser.parse2(attr)?;
         Ok(args)
     }
+}
+
+/// A flag argument such as `blocking` (always `true`), refused when given twice or with a
+/// value (shared by `#[remote]` and `#[service]`; `attribute` names the one being parsed).
+pub(crate) fn parse_flag(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    already: bool,
+    flag: &str,
+    attribute: &str,
+) -> syn::Result<bool> {
+    if already {
+        return Err(meta.error(format!("`{flag}` is given twice")));
+    }
+    if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+        return Err(meta.error(format!(
+            "`{flag}` takes no value: write `#[{attribute}({flag})]`"
+        )));
+    }
+    Ok(true)
 }
 
 /// The value of an attribute's `ns = "..."`: a non-empty string (shared by `#[remote]` and

@@ -18,10 +18,13 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
     let mut args = Args::default();
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("ns") {
+            if args.ns.is_some() {
+                return Err(meta.error("`ns` is given twice"));
+            }
             args.ns = Some(crate::model::parse_ns(&meta)?);
             Ok(())
         } else if meta.path.is_ident("blocking") {
-            args.blocking = true;
+            args.blocking = crate::model::parse_flag(&meta, args.blocking, "blocking", "service")?;
             Ok(())
         } else {
             Err(meta

@@ -1,0 +1,4 @@
+#[actor::service(ns = "svc", blocking, blocking)]
+fn flusher() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[actor::service(ns = "a", ns = "b")]
+async fn flusher() {}
+
+fn main() {}
