@@ -531,8 +531,9 @@ impl ChannelSender {
         self.queue.closed().await
     }
 
-    /// Completes when the writer has stopped because writing failed or made no progress for
-    /// the write stall timeout (never on a [`ChannelSender::close`]).
+    /// Completes when the writer gave up because the peer read nothing for the write stall
+    /// timeout (never on a [`ChannelSender::close`], nor on a write error: the reader sees the
+    /// peer's end itself, after what it sent before going).
     pub async fn failed(&self) {
         self.failed.cancelled().await
     }
@@ -579,10 +580,13 @@ async fn run_writer(
                      giving the connection up",
                     budgets.connection_used()
                 );
+                // Only a stall ends the connection from here: after any other write error
+                // (the peer went away) what it sent before going is still there to read,
+                // and the reader meets the end itself.
+                failed.cancel();
             } else {
                 debug!(%peer, error = %e, "channel writer stopped: write failed");
             }
-            failed.cancel();
             release_queued(&mut queue, &budgets).await;
             return;
         }

@@ -59,8 +59,7 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     let stopping = conn.stop_reading.clone();
     let stopping = stopping.cancelled();
     tokio::pin!(stopping);
-    // Writing failed or stalled past its deadline (a peer that reads nothing): the connection
-    // is over then.
+    // Writing stalled past its deadline (a peer that reads nothing): the connection is over.
     let sender = conn.sender.clone();
     let writer_failed = sender.failed();
     tokio::pin!(writer_failed);
@@ -82,9 +81,7 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 break "the actor stopped".to_owned();
             }
             () = &mut writer_failed => {
-                break "writing to the peer failed, or it read nothing for the write stall \
-                       timeout"
-                    .to_owned();
+                break "the peer read nothing for the write stall timeout".to_owned();
             }
         };
         match &msg {
