@@ -31,6 +31,7 @@
 //! ```
 
 pub mod addr;
+mod arena;
 pub mod auth;
 mod blob;
 mod budget;

@@ -34,9 +34,10 @@ impl Payload {
     /// and how tractor peers expect records); byte buffers marked with `serde_bytes` become
     /// msgpack bin.
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, EncodeError> {
-        let mut buf = BytesMut::new().writer();
-        rmp_serde::encode::write_named(&mut buf, value)?;
-        Ok(Self(buf.into_inner().freeze()))
+        let bytes = crate::arena::carve(0, |buf| {
+            rmp_serde::encode::write_named(&mut buf.writer(), value)
+        })?;
+        Ok(Self(bytes))
     }
 
     /// Decodes into a Rust type. This is the payload's one decode.

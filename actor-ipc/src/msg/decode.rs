@@ -84,6 +84,18 @@ impl Msg {
 
     fn decode_map(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Self, DecodeError> {
         let entries = cur.map_len("message")?;
+        // Every call's messages, in the shapes tractor and this runtime write them, are read
+        // in one pass; anything else (malformed input included) takes the general way below.
+        let mut fast = *cur;
+        let read = match entries {
+            1 => read_cmd_message(body, &mut fast),
+            2 => read_answer(body, &mut fast),
+            _ => None,
+        };
+        if let Some(msg) = read {
+            *cur = fast;
+            return Ok(msg);
+        }
         let mut f = Fields::default();
         let mut unknown = Vec::new();
         for _ in 0..entries {
@@ -208,6 +220,53 @@ impl Msg {
         }
         Err(DecodeError::UnknownMessage { keys: unknown })
     }
+}
+
+/// `{"cmd": [...]}`, read in one pass; `None` if it is anything else or malformed.
+fn read_cmd_message(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Msg> {
+    if cur.key_bytes_if_any().ok()?? != b"cmd" {
+        return None;
+    }
+    read_cmd(body, cur).ok().map(|cmd| Msg::Cmd(Box::new(cmd)))
+}
+
+/// `{key: value, "cid": cid}` for `return`, `yield`, `started` and `functype`, read in one
+/// pass; `None` if it is anything else or malformed.
+fn read_answer(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Msg> {
+    let key = cur.key_bytes_if_any().ok()??;
+    if !matches!(key, b"return" | b"yield" | b"started" | b"functype") {
+        return None;
+    }
+    let value = cur.skip_value().ok()?;
+    if cur.key_bytes_if_any().ok()?? != b"cid" {
+        return None;
+    }
+    let cid = cur.str("cid").ok()?.to_owned();
+    let value_of = || Payload::from_checked(body.slice(value.clone()));
+    Some(match key {
+        b"return" => Msg::Return {
+            cid,
+            value: value_of(),
+        },
+        b"yield" => Msg::Yield {
+            cid,
+            value: value_of(),
+        },
+        b"started" => Msg::Started {
+            cid,
+            value: value_of(),
+        },
+        _ => {
+            let name = Cursor::new(&body[..value.end])
+                .seek(value.start)
+                .str("functype")
+                .ok()?;
+            Msg::FuncType {
+                cid,
+                kind: CallKind::parse(name)?,
+            }
+        }
+    })
 }
 
 /// The longest actor name a handshake may carry, in bytes.
@@ -415,6 +474,33 @@ mod tests {
                 value: Payload::encode(&3).unwrap()
             }
         );
+    }
+
+    #[test]
+    fn the_one_pass_reading_agrees_with_the_general_one() {
+        // {"return": 3, "cid": "c1"} (read in one pass) and its keys swapped (the general way).
+        let fast = Msg::decode(Bytes::from_static(b"\x82\xa6return\x03\xa3cid\xa2c1")).unwrap();
+        let general = Msg::decode(Bytes::from_static(b"\x82\xa3cid\xa2c1\xa6return\x03")).unwrap();
+        assert_eq!(fast, general);
+        // {"functype": "nope", "cid": "c1"}: not a kind, so the general way reports it.
+        assert!(matches!(
+            Msg::decode(Bytes::from_static(b"\x82\xa8functype\xa4nope\xa3cid\xa2c1")),
+            Err(DecodeError::InvalidValue {
+                field: "functype",
+                ..
+            })
+        ));
+        // {"cmd": ["ns", "f", 1, ["a", "b"], "c1"]}: kwargs not a map, still answered by cid.
+        let bad = b"\x81\xa3cmd\x95\xa2ns\xa1f\x01\x92\xa1a\xa1b\xa2c1";
+        assert!(matches!(
+            Msg::decode(Bytes::from_static(bad)),
+            Err(DecodeError::BadCmd { cid: Some(cid), .. }) if cid == "c1"
+        ));
+        // Trailing bytes after a message read in one pass are still refused.
+        assert!(matches!(
+            Msg::decode(Bytes::from_static(b"\x82\xa6return\x03\xa3cid\xa2c1\x00")),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        ));
     }
 
     #[test]

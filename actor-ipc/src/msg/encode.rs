@@ -9,6 +9,7 @@ use rmpv::Value;
 use super::{CallKind, CmdRef, Msg, SpawnInit, Uid};
 use crate::{
     addr::WireAddr,
+    arena::carve,
     error::EncodeError,
     frame::{FrameStart, HEADER_LEN, put_framed},
     msgpack::{put_array_len, put_bool, put_map_len, put_nil, put_str, put_uint, put_value},
@@ -93,13 +94,16 @@ impl Msg {
     /// A `yield` frame as three buffers to write back to back: its start, the payload itself
     /// (shared, not copied: for large items), and its end.
     pub fn yield_frame_parts(cid: &str, value: &Payload) -> Result<[Bytes; 3], EncodeError> {
-        let mut tail = BytesMut::with_capacity(16 + cid.len());
-        put_cid(&mut tail, cid);
-        let mut head = BytesMut::with_capacity(HEADER_LEN + 8);
-        let frame = FrameStart::begin(&mut head);
-        put_payload_msg_head(&mut head, "yield");
-        frame.finish_with_trailing(&mut head, value.as_bytes().len() + tail.len())?;
-        Ok([head.freeze(), value.clone().into_bytes(), tail.freeze()])
+        let tail = carve::<EncodeError>(16 + cid.len(), |tail| {
+            put_cid(tail, cid);
+            Ok(())
+        })?;
+        let head = carve(HEADER_LEN + 8, |head| {
+            let frame = FrameStart::begin(head);
+            put_payload_msg_head(head, "yield");
+            frame.finish_with_trailing(head, value.as_bytes().len() + tail.len())
+        })?;
+        Ok([head, value.clone().into_bytes(), tail])
     }
 
     /// A `return` frame, written straight from its parts.
@@ -107,16 +111,14 @@ impl Msg {
         payload_frame("return", cid, value)
     }
 
-    /// Appends a request/response call's whole answer to `buf`: the `functype` frame, then
-    /// the `return` frame (written together, they go out in one write).
-    pub fn put_answer_frames(
-        buf: &mut BytesMut,
-        cid: &str,
-        value: &Payload,
-    ) -> Result<(), EncodeError> {
-        buf.reserve(2 * (HEADER_LEN + 16 + cid.len()) + 16 + value.as_bytes().len());
-        put_framed(buf, |buf| put_functype(buf, cid, CallKind::AsyncFunc))?;
-        put_framed(buf, |buf| put_payload_msg(buf, "return", value, cid))
+    /// A request/response call's whole answer: the `functype` frame, then the `return` frame,
+    /// in one buffer (written together, they go out in one write).
+    pub fn answer_frames(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
+        let size = 2 * (HEADER_LEN + 16 + cid.len()) + 16 + value.as_bytes().len();
+        carve(size, |buf| {
+            put_framed(buf, |buf| put_functype(buf, cid, CallKind::AsyncFunc))?;
+            put_framed(buf, |buf| put_payload_msg(buf, "return", value, cid))
+        })
     }
 
     /// A `cmd` frame, written straight from its parts (the calling hot path: no `Msg` built,
@@ -130,16 +132,12 @@ impl Msg {
             + cmd.caller.name.len()
             + cmd.caller.uuid.len()
             + cmd.cid.len();
-        let mut buf = BytesMut::with_capacity(size);
-        put_framed(&mut buf, |buf| put_cmd(buf, cmd))?;
-        Ok(buf.freeze())
+        carve(size, |buf| put_framed(buf, |buf| put_cmd(buf, cmd)))
     }
 
     /// This message as one complete frame.
     pub fn to_frame(&self) -> Result<Bytes, EncodeError> {
-        let mut buf = BytesMut::with_capacity(self.size_hint());
-        self.write_frame(&mut buf)?;
-        Ok(buf.freeze())
+        carve(self.size_hint(), |buf| self.write_frame(buf))
     }
 
     /// The message as a dynamic value, exactly as it goes on the wire (for tools and logs).
@@ -169,9 +167,9 @@ impl Msg {
 
 fn payload_frame(key: &str, cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
     const OVERHEAD: usize = HEADER_LEN + 16;
-    let mut buf = BytesMut::with_capacity(OVERHEAD + cid.len() + value.as_bytes().len());
-    put_framed(&mut buf, |buf| put_payload_msg(buf, key, value, cid))?;
-    Ok(buf.freeze())
+    carve(OVERHEAD + cid.len() + value.as_bytes().len(), |buf| {
+        put_framed(buf, |buf| put_payload_msg(buf, key, value, cid))
+    })
 }
 
 fn put_cid(buf: &mut BytesMut, cid: &str) {

@@ -8,7 +8,8 @@ use bytes::Bytes;
 
 use crate::error::DecodeError;
 
-/// A read position in one frame body.
+/// A read position in one frame body (copied to try a reading and go back if it fails).
+#[derive(Clone, Copy)]
 pub(crate) struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
