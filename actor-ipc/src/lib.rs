@@ -59,7 +59,8 @@ pub use error::{
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameCodec};
 pub use listener::Listener;
 pub use msg::{
-    CallKind, Cmd, CmdRef, ErrorInfo, MAX_NAME_LEN, MAX_UUID_LEN, Msg, RuntimeVars, SpawnInit, Uid,
+    CallKind, Cid, Cmd, CmdRef, ErrorInfo, MAX_NAME_LEN, MAX_UUID_LEN, Msg, RuntimeVars, SpawnInit,
+    Uid,
 };
 pub use payload::Payload;
 /// The dynamic msgpack value, for untyped calls and tools (re-exported from `rmpv`).

@@ -65,7 +65,7 @@ async fn thirty_two_concurrent_senders_keep_frames_whole_and_in_order() {
                     let filler = "x".repeat(((task * 37 + seq * 13) % 3000) as usize);
                     let value = Payload::encode(&(task, seq, filler)).unwrap();
                     let msg = Msg::Yield {
-                        cid: format!("task-{task}"),
+                        cid: format!("task-{task}").into(),
                         value,
                     };
                     sender.send(&msg).await.unwrap();
@@ -81,7 +81,7 @@ async fn thirty_two_concurrent_senders_keep_frames_whole_and_in_order() {
             let (task, seq, filler): (u64, u64, String) = value.decode().unwrap();
             assert_eq!(cid, format!("task-{task}"));
             assert_eq!(filler.len() as u64, (task * 37 + seq * 13) % 3000);
-            let expected = next_seq.entry(cid).or_default();
+            let expected = next_seq.entry(cid.to_string()).or_default();
             assert_eq!(seq, *expected, "task {task} out of order");
             *expected += 1;
         }
@@ -159,7 +159,7 @@ async fn dropping_a_send_midway_never_leaves_half_a_frame() {
     // Many large sends, each abandoned after a moment: whatever was queued arrives whole.
     for i in 0..50 {
         let msg = Msg::Yield {
-            cid: format!("{i}"),
+            cid: format!("{i}").into(),
             value: big.clone(),
         };
         let _ = tokio::time::timeout(Duration::from_micros(50), client.send(&msg)).await;

@@ -198,11 +198,11 @@ fn msg() -> impl Strategy<Value = Msg> {
     let cmd = (any::<String>(), any::<String>(), map_value(), uid(), cid()).prop_map(
         |(ns, func, kwargs, caller, cid)| {
             Msg::from(Cmd {
-                ns,
-                func,
+                ns: ns.into(),
+                func: func.into(),
                 kwargs: Payload::from_value(&kwargs),
                 caller,
-                cid,
+                cid: cid.into(),
             })
         },
     );
@@ -213,7 +213,7 @@ fn msg() -> impl Strategy<Value = Msg> {
         extras(&["type_str", "tb_str"]),
     )
         .prop_map(|(cid, type_str, tb_str, extra)| Msg::Error {
-            cid,
+            cid: cid.map(Into::into),
             error: Box::new(ErrorInfo {
                 type_str,
                 tb_str,
@@ -224,11 +224,23 @@ fn msg() -> impl Strategy<Value = Msg> {
         uid().prop_map(Msg::Handshake),
         Just(Msg::Sentinel),
         cmd,
-        (cid(), call_kind()).prop_map(|(cid, kind)| Msg::FuncType { cid, kind }),
-        (cid(), payload()).prop_map(|(cid, value)| Msg::Return { cid, value }),
-        (cid(), payload()).prop_map(|(cid, value)| Msg::Yield { cid, value }),
-        (cid(), payload()).prop_map(|(cid, value)| Msg::Started { cid, value }),
-        cid().prop_map(|cid| Msg::Stop { cid }),
+        (cid(), call_kind()).prop_map(|(cid, kind)| Msg::FuncType {
+            cid: cid.into(),
+            kind
+        }),
+        (cid(), payload()).prop_map(|(cid, value)| Msg::Return {
+            cid: cid.into(),
+            value
+        }),
+        (cid(), payload()).prop_map(|(cid, value)| Msg::Yield {
+            cid: cid.into(),
+            value
+        }),
+        (cid(), payload()).prop_map(|(cid, value)| Msg::Started {
+            cid: cid.into(),
+            value
+        }),
+        cid().prop_map(|cid| Msg::Stop { cid: cid.into() }),
         error,
         spawn_init().prop_map(|init| Msg::SpawnInit(Box::new(init))),
     ]

@@ -91,7 +91,7 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
                 func: "add".into(),
                 kwargs: Payload::encode(&Args { a, b }).unwrap(),
                 caller: me.clone(),
-                cid: format!("c{i}"),
+                cid: format!("c{i}").into(),
             });
             channel.send(&cmd).await.unwrap();
         }
@@ -101,7 +101,7 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
             assert_eq!(
                 functype,
                 Msg::FuncType {
-                    cid: cid.clone(),
+                    cid: cid.clone().into(),
                     kind: CallKind::AsyncFunc
                 }
             );

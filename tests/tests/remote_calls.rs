@@ -1187,7 +1187,7 @@ async fn past_the_cap_a_call_is_refused_at_once_and_the_connection_keeps_reading
                 func: func.into(),
                 kwargs,
                 caller: Uid::new("raw"),
-                cid,
+                cid: cid.into(),
             })
         };
         let cap = actor::MAX_CALLS_PER_CONNECTION;

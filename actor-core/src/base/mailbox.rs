@@ -184,7 +184,9 @@ mod tests {
     use super::*;
 
     fn stop(n: u64) -> Msg {
-        Msg::Stop { cid: n.to_string() }
+        Msg::Stop {
+            cid: n.to_string().into(),
+        }
     }
 
     fn recv(rx: &mut MailboxReceiver) -> Option<Msg> {

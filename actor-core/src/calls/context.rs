@@ -49,7 +49,7 @@ use std::{
     task::{Context as TaskContext, Poll, ready},
 };
 
-use actor_ipc::{ErrorInfo, FrameSink, Msg, Payload, Uid};
+use actor_ipc::{Cid, ErrorInfo, FrameSink, Msg, Payload, Uid};
 use futures::{Sink, Stream};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Semaphore;
@@ -105,7 +105,7 @@ pub struct Context {
 /// The state of one end of a context, shared by the context and its stream.
 struct Shared {
     role: Role,
-    cid: String,
+    cid: Cid,
     peer: Uid,
     func: String,
     conn: Arc<Connection>,

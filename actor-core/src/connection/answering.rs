@@ -10,11 +10,10 @@ use crate::base::error::Error;
 impl Connection {
     /// `functype asyncfunc` and `return value`, written together.
     pub(crate) async fn reply_value(&self, cid: &str, value: Payload) {
-        let mut frames = bytes::BytesMut::new();
-        let sent = match Msg::put_answer_frames(&mut frames, cid, &value) {
-            Ok(()) => self
+        let sent = match Msg::answer_frames(cid, &value) {
+            Ok(frames) => self
                 .sender
-                .send_frame(frames.freeze())
+                .send_frame(frames)
                 .await
                 .map_err(|e| self.send_error(e)),
             Err(e) => Err(Error::Encode(e)),
@@ -38,7 +37,7 @@ impl Connection {
                 .push(("src_uid".into(), self.core.uid.to_value()));
         }
         let msg = Msg::Error {
-            cid: Some(cid.to_owned()),
+            cid: Some(cid.into()),
             error: Box::new(error),
         };
         if let Err(e) = self.sender.send(&msg).await {

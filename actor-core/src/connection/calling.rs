@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, sync::Arc, sync::atomic::Ordering};
 
-use actor_ipc::{CallKind, CmdRef, Msg, Payload};
+use actor_ipc::{CallKind, Cid, CmdRef, Msg, Payload};
 use tokio::sync::Semaphore;
 use tracing::debug;
 
@@ -21,10 +21,10 @@ use crate::{
 
 impl Connection {
     /// A fresh call id, unique among this side's calls on this connection.
-    pub(crate) fn new_cid(&self) -> String {
+    pub(crate) fn new_cid(&self) -> Cid {
         use std::fmt::Write;
         let n = self.next_cid.fetch_add(1, Ordering::Relaxed);
-        let mut cid = String::with_capacity(self.cid_prefix.len() + 21);
+        let mut cid = Cid::with_capacity(self.cid_prefix.len() + 21);
         cid.push_str(&self.cid_prefix);
         cid.push('-');
         // Writing an integer into a String cannot fail.
@@ -63,7 +63,7 @@ impl Connection {
         }
         let inbox = Inbox::new(
             self.clone(),
-            cid.to_owned(),
+            Cid::from(cid),
             rx,
             true,
             ReplySequence::new(kind),
@@ -93,7 +93,7 @@ impl Connection {
     }
 
     /// Asks the peer to cancel our call `cid`, without waiting (a dropped call).
-    pub(crate) fn cancel_remote(self: &Arc<Self>, cid: String) {
+    pub(crate) fn cancel_remote(self: &Arc<Self>, cid: Cid) {
         if self.is_closed() {
             return;
         }

@@ -7,7 +7,7 @@ use std::{
     task::{Context as TaskContext, Poll, ready},
 };
 
-use actor_ipc::{Msg, Payload};
+use actor_ipc::{Cid, Msg, Payload};
 
 use super::Connection;
 use crate::{
@@ -50,7 +50,7 @@ impl Drop for Lease {
 /// drop is the cancel scope, across processes.
 pub(crate) struct Inbox {
     pub(crate) conn: Arc<Connection>,
-    pub(crate) cid: String,
+    pub(crate) cid: Cid,
     rx: MailboxReceiver,
     /// Whether this is a call we made (else a task the peer started).
     ours: bool,
@@ -73,7 +73,7 @@ impl Inbox {
     /// the call if unfinished), else a task the peer started.
     pub(crate) fn new(
         conn: Arc<Connection>,
-        cid: String,
+        cid: Cid,
         rx: MailboxReceiver,
         ours: bool,
         sequence: ReplySequence,
@@ -117,7 +117,7 @@ impl Inbox {
             Poll::Ready(None) if self.rx.overran() => {
                 self.finished = true;
                 Poll::Ready(Err(Error::Overrun {
-                    cid: self.cid.clone(),
+                    cid: self.cid.to_string(),
                     capacity: self.rx.capacity().saturating_sub(INBOX_SLACK),
                 }))
             }

@@ -129,7 +129,7 @@ pub(crate) struct Connection {
     flow_requested: AtomicBool,
     /// The call id of our `flow_control` request, whose answer the reader handles itself so
     /// the state is settled before any stream item is routed.
-    flow_cid: Mutex<Option<String>>,
+    flow_cid: Mutex<Option<actor_ipc::Cid>>,
     /// Whether our `flow_control` request awaits its answer (spares a lock per message).
     flow_pending: AtomicBool,
     /// One permit per running call of the peer's.

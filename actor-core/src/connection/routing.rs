@@ -55,7 +55,7 @@ impl Connection {
             match sent {
                 Ok(()) => {}
                 Err(Refused::Full(msg)) => {
-                    let cid = msg.cid().unwrap_or_default().to_owned();
+                    let cid = actor_ipc::Cid::from(msg.cid().unwrap_or_default());
                     self.calls.complete(&cid);
                     warn!(peer = %self.peer, %cid, "stream overrun: its consumer fell behind; cancelling it");
                     self.cancel_remote(cid);

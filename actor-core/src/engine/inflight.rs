@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use actor_ipc::Cid;
 use dashmap::{DashMap, mapref::one::Ref};
 
 use crate::base::FastHash;
@@ -34,7 +35,7 @@ pub(crate) enum InsertError {
 
 /// The calls in flight on one connection.
 pub(crate) struct InFlight<E> {
-    calls: DashMap<String, E, FastHash>,
+    calls: DashMap<Cid, E, FastHash>,
     closed: AtomicBool,
 }
 
@@ -54,7 +55,7 @@ impl<E: Entry> InFlight<E> {
         if self.closed.load(Ordering::Acquire) {
             return Err(InsertError::Closed);
         }
-        match self.calls.entry(cid.to_owned()) {
+        match self.calls.entry(Cid::from(cid)) {
             Slot::Occupied(_) => return Err(InsertError::Duplicate(cid.to_owned())),
             Slot::Vacant(slot) => {
                 slot.insert(entry);
@@ -72,7 +73,7 @@ impl<E: Entry> InFlight<E> {
     }
 
     /// The entry of call `cid`, borrowed (hold it briefly: it locks a shard of the table).
-    pub(crate) fn get(&self, cid: &str) -> Option<Ref<'_, String, E>> {
+    pub(crate) fn get(&self, cid: &str) -> Option<Ref<'_, Cid, E>> {
         self.calls.get(cid)
     }
 
@@ -108,7 +109,7 @@ impl<E: Entry> InFlight<E> {
     /// The connection closed: refuses every later insert, closes and removes every entry.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let cids: Vec<String> = self.calls.iter().map(|e| e.key().clone()).collect();
+        let cids: Vec<Cid> = self.calls.iter().map(|e| e.key().clone()).collect();
         for cid in cids {
             if let Some((_, entry)) = self.calls.remove(&cid) {
                 entry.close();

@@ -45,7 +45,7 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
     if runtime_calls::is_runtime_ns(&cmd.ns) {
         return runtime_calls::serve(conn, cmd).await;
     }
-    if !conn.core.enabled.contains(&cmd.ns) {
+    if !conn.core.enabled.contains(cmd.ns.as_str()) {
         let error = ErrorInfo::new(
             MODULE_NOT_EXPOSED,
             format!("{MODULE_NOT_EXPOSED}: {} is not enabled", cmd.ns),

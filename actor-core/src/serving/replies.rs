@@ -9,7 +9,8 @@ use std::{
     task::Poll,
 };
 
-use actor_ipc::{CallKind, ErrorInfo, Msg, Payload, Uid};
+use actor_ipc::{CallKind, Cid, ErrorInfo, Msg, Payload, Uid};
+use compact_str::CompactString;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -42,8 +43,8 @@ const FRAME_OVERHEAD: usize = 32;
 /// A call the peer made, running here: sends its replies and honours cancellation.
 pub(super) struct RunningCall {
     pub(super) conn: Arc<Connection>,
-    pub(super) cid: String,
-    pub(super) func: String,
+    pub(super) cid: Cid,
+    pub(super) func: CompactString,
     pub(super) cancel: CancellationToken,
     pub(super) canceller: Arc<Mutex<Option<Uid>>>,
     pub(super) credits: Option<Arc<Semaphore>>,

@@ -6,6 +6,10 @@ use std::fmt;
 
 use rmpv::Value;
 
+/// A call id, kept inline when short (this runtime's are; tractor's 36-character uuids are
+/// not): the messages of every call carry one, and a call id costs no allocation then.
+pub type Cid = compact_str::CompactString;
+
 use crate::{addr::WireAddr, payload::Payload};
 
 /// An actor's identity: its name and a random UUID4 (36-character text), sent as the handshake
@@ -93,16 +97,16 @@ impl CallKind {
 /// A call: `{"cmd": [ns, func, kwargs, caller_uid, cid]}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cmd {
-    /// Namespace (`self` for runtime calls).
-    pub ns: String,
-    /// Function name.
-    pub func: String,
+    /// Namespace (`self` for runtime calls); inline when short.
+    pub ns: compact_str::CompactString,
+    /// Function name; inline when short.
+    pub func: compact_str::CompactString,
     /// Arguments by name: a msgpack map, still encoded.
     pub kwargs: Payload,
     /// Who calls.
     pub caller: Uid,
     /// The call id, unique among the caller's calls.
-    pub cid: String,
+    pub cid: Cid,
 }
 
 /// A remote failure: `{"tb_str": trace, "type_str": type name, ...}`.
@@ -174,41 +178,41 @@ pub enum Msg {
     /// The first reply to a call: what kind of function runs.
     FuncType {
         /// The call's id.
-        cid: String,
+        cid: Cid,
         /// The kind.
         kind: CallKind,
     },
     /// A function's result (or a context's final result).
     Return {
         /// The call's id.
-        cid: String,
+        cid: Cid,
         /// The result.
         value: Payload,
     },
     /// One stream item.
     Yield {
         /// The call's id.
-        cid: String,
+        cid: Cid,
         /// The item.
         value: Payload,
     },
     /// A context's first value, sent once by the callee.
     Started {
         /// The call's id.
-        cid: String,
+        cid: Cid,
         /// The value.
         value: Payload,
     },
     /// End of a stream.
     Stop {
         /// The call's id.
-        cid: String,
+        cid: Cid,
     },
     /// A failure: of a call when `cid` is set, of the runtime (e.g. a child that could not
     /// start) when it is not.
     Error {
         /// The failed call's id, if any.
-        cid: Option<String>,
+        cid: Option<Cid>,
         /// What failed.
         error: Box<ErrorInfo>,
     },
@@ -219,7 +223,7 @@ pub enum Msg {
     /// `{"credit": n, "cid": cid}`; see `docs/protocol-notes.md`.
     Credit {
         /// The stream's call id.
-        cid: String,
+        cid: Cid,
         /// How many more items may be sent.
         credit: u64,
     },

@@ -9,7 +9,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use rmpv::Value;
 
-use super::{CallKind, Cmd, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
+use super::{CallKind, Cid, Cmd, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
 use crate::{
     addr::WireAddr,
     error::DecodeError,
@@ -141,12 +141,12 @@ impl Msg {
             *slot = Some(range);
         }
         let at = |range: &Range<usize>| Cursor::new(&body[..range.end]).seek(range.start);
-        let cid = |message: &'static str| -> Result<String, DecodeError> {
+        let cid = |message: &'static str| -> Result<Cid, DecodeError> {
             let range = f.cid.as_ref().ok_or(DecodeError::MissingKey {
                 message,
                 key: "cid",
             })?;
-            Ok(at(range).str("cid")?.to_owned())
+            Ok(Cid::from(at(range).str("cid")?))
         };
         let payload = |range: &Range<usize>| Payload::from_checked(body.slice(range.clone()));
 
@@ -162,7 +162,7 @@ impl Msg {
         if let Some(range) = &f.error {
             let cid = match &f.cid {
                 Some(range) if body.get(range.start) != Some(&0xc0) => {
-                    Some(at(range).str("cid")?.to_owned())
+                    Some(Cid::from(at(range).str("cid")?))
                 }
                 _ => None,
             };
@@ -241,7 +241,7 @@ fn read_answer(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Msg> {
     if cur.key_bytes_if_any().ok()?? != b"cid" {
         return None;
     }
-    let cid = cur.str("cid").ok()?.to_owned();
+    let cid = Cid::from(cur.str("cid").ok()?);
     let value_of = || Payload::from_checked(body.slice(value.clone()));
     Some(match key {
         b"return" => Msg::Return {
@@ -315,8 +315,8 @@ fn read_uid(cur: &mut Cursor<'_>, field: &'static str) -> Result<Uid, DecodeErro
 
 fn read_cmd(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Cmd, DecodeError> {
     cur.array_of("cmd", 5)?;
-    let ns = cur.str("cmd.ns")?.to_owned();
-    let func = cur.str("cmd.func")?.to_owned();
+    let ns = cur.str("cmd.ns")?.into();
+    let func = cur.str("cmd.func")?.into();
     let marker = cur.peek()?;
     if !matches!(marker, 0x80..=0x8f | 0xde | 0xdf) {
         return Err(DecodeError::WrongType {
@@ -328,7 +328,7 @@ fn read_cmd(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Cmd, DecodeError> {
     }
     let kwargs = Payload::from_checked(cur.raw_value(body)?);
     let caller = read_uid(cur, "cmd.caller_uid")?;
-    let cid = cur.str("cmd.cid")?.to_owned();
+    let cid = cur.str("cmd.cid")?.into();
     Ok(Cmd {
         ns,
         func,

@@ -14,7 +14,7 @@ mod catalogue;
 mod decode;
 mod encode;
 
-pub use catalogue::{CallKind, Cmd, CmdRef, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
+pub use catalogue::{CallKind, Cid, Cmd, CmdRef, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
 pub use decode::{MAX_NAME_LEN, MAX_UUID_LEN};
 
 /// Round trips: what `encode` writes, `decode` reads back as the same message.
