@@ -8,21 +8,17 @@
 //!   writer touches the socket;
 //! - a cancelled sender never leaves half a frame: dropping a `send` future either queued the
 //!   whole frame or nothing;
-//! - under load the writer takes every frame already queued (up to 256) and writes them with
-//!   one vectored syscall;
+//! - under load the writer takes everything already queued and writes it with one vectored
+//!   syscall (small frames were copied back to back as they were queued: see `outbox.rs`);
 //! - a full queue makes senders wait: backpressure reaches the code producing messages instead
 //!   of memory growing.
 
-use std::{future::Future, io, io::IoSlice, pin::Pin, task::Poll, time::Duration};
+use std::{future::Future, io, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures::StreamExt;
-use tokio::{
-    io::AsyncWriteExt,
-    sync::{mpsc, oneshot},
-};
-use tokio_util::{codec::FramedRead, sync::CancellationToken};
-use tracing::{debug, warn};
+use tokio::{io::AsyncWriteExt, sync::oneshot};
+use tokio_util::codec::FramedRead;
 
 pub use crate::budget::{SendBudget, UNCHARGED_BELOW};
 use crate::{
@@ -32,6 +28,7 @@ use crate::{
     error::{AuthError, ConnectError, FrameError, HandshakeError, RecvError, SendError},
     frame::{DEFAULT_MAX_FRAME_LEN, FrameCodec},
     msg::{Msg, Uid},
+    outbox::{Outbox, Outgoing, TryQueue, run_writer},
     transport::{ReadHalf, Transport, WriteHalf},
 };
 
@@ -360,61 +357,46 @@ pub enum TrySendError {
     Closed,
 }
 
-/// What the writer task is asked to do.
-enum Outgoing {
-    /// Write this complete frame.
-    Frame(Bytes),
-    /// Write these buffers back to back: together they are complete frames.
-    Parts(Vec<Bytes>),
-    /// Write everything queued before this, shut the write half down, report, and stop.
-    Shutdown(oneshot::Sender<()>),
-}
-
 /// The sending side of a channel: a cloneable handle on the connection's writer queue.
 #[derive(Debug, Clone)]
 pub struct ChannelSender {
-    queue: mpsc::Sender<Outgoing>,
+    outbox: Arc<Outbox>,
+    /// Shared by every clone: when the last one drops, the writer finishes and stops.
+    _senders: Arc<Senders>,
     /// The byte budgets queued frames are charged to.
     budgets: Budgets,
-    /// Cancelled when the writer stopped because writing failed or stalled (not on a close).
-    failed: CancellationToken,
     /// The longest frame body sent: the peer refuses longer ones (with the same default).
     max_frame_len: usize,
 }
 
-impl std::fmt::Debug for Outgoing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Frame(b) => write!(f, "Frame({} bytes)", b.len()),
-            Self::Parts(parts) => write!(f, "Parts({} buffers)", parts.len()),
-            Self::Shutdown(_) => f.write_str("Shutdown"),
-        }
+/// Tells the writer when the last sender is gone.
+#[derive(Debug)]
+struct Senders(Arc<Outbox>);
+
+impl Drop for Senders {
+    fn drop(&mut self) {
+        self.0.senders_gone();
     }
 }
 
-/// The most buffers handed to one vectored write.
-const MAX_IOV: usize = 256;
-
 impl ChannelSender {
     fn spawn_writer(write: WriteHalf, config: &ChannelConfig, peer: &Uid) -> Self {
-        let (queue, rx) = mpsc::channel(config.send_queue_frames.max(1));
+        let outbox = Arc::new(Outbox::new(config.send_queue_frames));
         let budgets = Budgets::new(
             SendBudget::new(config.send_queue_bytes),
             config.shared_send_budget.clone(),
         );
-        let failed = CancellationToken::new();
         tokio::spawn(run_writer(
+            outbox.clone(),
             write,
-            rx,
             budgets.clone(),
             config.write_stall_timeout,
             peer.to_string(),
-            failed.clone(),
         ));
         Self {
-            queue,
+            _senders: Arc::new(Senders(outbox.clone())),
+            outbox,
             budgets,
-            failed,
             max_frame_len: config.max_frame_len,
         }
     }
@@ -437,10 +419,8 @@ impl ChannelSender {
     pub async fn send_frame(&self, frame: Bytes) -> Result<(), SendError> {
         self.check(&frame)?;
         let charge = self.budgets.charge(frame.len()).await;
-        self.queue
-            .send(Outgoing::Frame(frame))
-            .await
-            .map_err(|_| SendError::Closed)?;
+        let charged = chargeable(frame.len());
+        self.outbox.queue(Outgoing::Frame(frame), charged).await?;
         charge.commit();
         Ok(())
     }
@@ -454,14 +434,11 @@ impl ChannelSender {
         if let Some(first) = parts.first() {
             check_header(first, self.max_frame_len)?;
         }
-        let charge = self
-            .budgets
-            .charge(parts.iter().map(Bytes::len).sum())
-            .await;
-        self.queue
-            .send(Outgoing::Parts(parts))
-            .await
-            .map_err(|_| SendError::Closed)?;
+        let len = parts.iter().map(Bytes::len).sum();
+        let charge = self.budgets.charge(len).await;
+        self.outbox
+            .queue(Outgoing::Parts(parts), chargeable(len))
+            .await?;
         charge.commit();
         Ok(())
     }
@@ -475,14 +452,13 @@ impl ChannelSender {
         let Some(charge) = self.budgets.try_charge(frame.len()) else {
             return Err(TrySendError::Full(frame));
         };
-        match self.queue.try_send(Outgoing::Frame(frame)) {
+        let charged = chargeable(frame.len());
+        match self.outbox.try_queue(Outgoing::Frame(frame), charged) {
             Ok(()) => {
                 charge.commit();
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(Outgoing::Frame(frame))) => {
-                Err(TrySendError::Full(frame))
-            }
+            Err(TryQueue::Full(Outgoing::Frame(frame))) => Err(TrySendError::Full(frame)),
             Err(_) => Err(TrySendError::Closed),
         }
     }
@@ -491,9 +467,7 @@ impl ChannelSender {
     /// sinks. Readiness means the writer queue has room; a frame is queued whole or not at all.
     pub fn frame_sink(&self) -> FrameSink {
         FrameSink {
-            inner: tokio_util::sync::PollSender::new(self.queue.clone()),
-            max_frame_len: self.max_frame_len,
-            budgets: self.budgets.clone(),
+            sender: self.clone(),
             room: None,
         }
     }
@@ -504,164 +478,34 @@ impl ChannelSender {
     pub async fn close(&self) -> Result<(), SendError> {
         self.send(&Msg::Sentinel).await?;
         let (done, finished) = oneshot::channel();
-        self.queue
-            .send(Outgoing::Shutdown(done))
-            .await
-            .map_err(|_| SendError::Closed)?;
+        self.outbox.request_shutdown(Some(done));
         finished.await.map_err(|_| SendError::Closed)
     }
 
     /// Asks the writer to write what is queued, shut the write direction down and stop,
     /// without waiting (and without the sentinel: for a connection that is over). The socket
-    /// closes once its reader is gone too, even while handles on this sender remain. Does
-    /// nothing if the queue is full (the writer is busy, and stops on its own stall deadline)
-    /// or already closed.
+    /// closes once its reader is gone too, even while handles on this sender remain. Frames
+    /// sent afterwards are refused.
     pub fn shutdown_soon(&self) {
-        let (done, _) = oneshot::channel();
-        let _ = self.queue.try_send(Outgoing::Shutdown(done));
+        self.outbox.request_shutdown(None);
     }
 
     /// Whether the writer has stopped (the connection failed or was closed).
     pub fn is_closed(&self) -> bool {
-        self.queue.is_closed()
+        self.outbox.is_stopped()
     }
 
     /// Completes when the writer has stopped.
     pub async fn closed(&self) {
-        self.queue.closed().await
+        self.outbox.stopped().await
     }
 
     /// Completes when the writer gave up because the peer read nothing for the write stall
     /// timeout (never on a [`ChannelSender::close`], nor on a write error: the reader sees the
     /// peer's end itself, after what it sent before going).
     pub async fn failed(&self) {
-        self.failed.cancelled().await
+        self.outbox.failed().await
     }
-}
-
-async fn run_writer(
-    mut write: WriteHalf,
-    mut queue: mpsc::Receiver<Outgoing>,
-    budgets: Budgets,
-    stall_timeout: Duration,
-    peer: String,
-    failed: CancellationToken,
-) {
-    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_IOV);
-    // Taken from the queue in bulk: one wake-up and one release of queue room per batch of
-    // frames, not per frame.
-    let mut taken: Vec<Outgoing> = Vec::with_capacity(MAX_IOV);
-    let mut shutdown = None;
-    while shutdown.is_none() {
-        // All senders gone: nothing more will come; close our direction.
-        if queue.recv_many(&mut taken, MAX_IOV).await == 0 {
-            break;
-        }
-        let mut charged = 0;
-        for next in taken.drain(..) {
-            charged += chargeable(next.len());
-            match (next, &shutdown) {
-                (Outgoing::Frame(frame), None) => batch.push(frame),
-                (Outgoing::Parts(parts), None) => batch.extend(parts),
-                // Frames queued after the shutdown request are dropped, as if queued too late.
-                (Outgoing::Frame(_) | Outgoing::Parts(_), Some(_)) => {}
-                (Outgoing::Shutdown(done), _) => {
-                    shutdown.get_or_insert(done);
-                }
-            }
-        }
-        let written = write_all_vectored(&mut write, &mut batch, stall_timeout).await;
-        budgets.release(charged);
-        if let Err(e) = written {
-            if e.kind() == io::ErrorKind::TimedOut {
-                warn!(
-                    %peer,
-                    "the peer read nothing for {stall_timeout:?} with {} bytes queued; \
-                     giving the connection up",
-                    budgets.connection_used()
-                );
-                // Only a stall ends the connection from here: after any other write error
-                // (the peer went away) what it sent before going is still there to read,
-                // and the reader meets the end itself.
-                failed.cancel();
-            } else {
-                debug!(%peer, error = %e, "channel writer stopped: write failed");
-            }
-            release_queued(&mut queue, &budgets).await;
-            return;
-        }
-    }
-    // Refuse further frames before the final flush so no sender believes a late frame went out.
-    queue.close();
-    if let Err(e) = write.shutdown().await {
-        debug!(error = %e, "channel writer: shutdown failed");
-    }
-    if let Some(done) = shutdown {
-        // The closer may have stopped waiting; nothing to do then.
-        let _ = done.send(());
-    }
-    release_queued(&mut queue, &budgets).await;
-}
-
-/// Releases the budget of every frame still queued (the writer stops without writing them),
-/// including frames of senders that held a slot when the queue closed: `recv` ends only once
-/// no such slot is left.
-async fn release_queued(queue: &mut mpsc::Receiver<Outgoing>, budgets: &Budgets) {
-    queue.close();
-    while let Some(next) = queue.recv().await {
-        budgets.release(chargeable(next.len()));
-    }
-}
-
-impl Outgoing {
-    /// The bytes this item was charged.
-    fn len(&self) -> usize {
-        match self {
-            Self::Frame(frame) => frame.len(),
-            Self::Parts(parts) => parts.iter().map(Bytes::len).sum(),
-            Self::Shutdown(_) => 0,
-        }
-    }
-}
-
-/// Writes every buffer completely, gathering them into as few syscalls as the socket allows.
-/// A write that makes no progress for `stall_timeout` fails with `TimedOut`.
-async fn write_all_vectored(
-    write: &mut WriteHalf,
-    bufs: &mut Vec<Bytes>,
-    stall_timeout: Duration,
-) -> io::Result<()> {
-    let mut next = 0;
-    while next < bufs.len() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOV];
-        let mut count = 0;
-        for (slot, buf) in slices.iter_mut().zip(&bufs[next..]) {
-            *slot = IoSlice::new(buf);
-            count += 1;
-        }
-        let mut written =
-            tokio::time::timeout(stall_timeout, write.write_vectored(&slices[..count]))
-                .await
-                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        while written > 0 {
-            let Some(buf) = bufs.get_mut(next) else { break };
-            if written >= buf.len() {
-                written -= buf.len();
-                next += 1;
-            } else {
-                buf.advance(written);
-                written = 0;
-            }
-        }
-        while bufs.get(next).is_some_and(Bytes::is_empty) {
-            next += 1;
-        }
-    }
-    bufs.clear();
-    Ok(())
 }
 
 /// Checks each frame of `buf` (complete frames back to back, each a 4-byte little-endian
@@ -688,17 +532,15 @@ fn check_header(buf: &[u8], limit: usize) -> Result<usize, SendError> {
 
 /// A sink of complete frames feeding a channel's writer (see [`ChannelSender::frame_sink`]).
 pub struct FrameSink {
-    inner: tokio_util::sync::PollSender<Outgoing>,
-    max_frame_len: usize,
-    budgets: Budgets,
-    /// Waiting for room in the byte budgets (only while they are spent).
+    sender: ChannelSender,
+    /// Waiting for room in the byte budgets or the writer queue (only while either is full).
     room: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl std::fmt::Debug for FrameSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameSink")
-            .field("budgets", &self.budgets)
+            .field("budgets", &self.sender.budgets)
             .field("waiting_for_room", &self.room.is_some())
             .finish()
     }
@@ -711,25 +553,36 @@ impl futures::Sink<Bytes> for FrameSink {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), SendError>> {
-        if self.room.is_none() && !self.budgets.has_room() {
-            let budgets = self.budgets.clone();
-            self.room = Some(Box::pin(async move { budgets.until_room().await }));
+        loop {
+            if let Some(room) = self.room.as_mut() {
+                std::task::ready!(room.as_mut().poll(cx));
+                self.room = None;
+            }
+            if self.sender.outbox.is_stopped() {
+                return Poll::Ready(Err(SendError::Closed));
+            }
+            if !self.sender.budgets.has_room() {
+                let budgets = self.sender.budgets.clone();
+                self.room = Some(Box::pin(async move { budgets.until_room().await }));
+                continue;
+            }
+            if !self.sender.outbox.has_room() {
+                let outbox = self.sender.outbox.clone();
+                self.room = Some(Box::pin(async move { outbox.until_room().await }));
+                continue;
+            }
+            return Poll::Ready(Ok(()));
         }
-        if let Some(room) = self.room.as_mut() {
-            std::task::ready!(room.as_mut().poll(cx));
-            self.room = None;
-        }
-        self.inner.poll_reserve(cx).map_err(|_| SendError::Closed)
     }
 
     fn start_send(self: std::pin::Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
-        check_frames(&frame, self.max_frame_len)?;
-        // Disjoint borrows of the fields (the sink is Unpin): no clone of the budgets per frame.
-        let this = self.get_mut();
-        let charge = this.budgets.charge_now(frame.len());
-        this.inner
-            .send_item(Outgoing::Frame(frame))
-            .map_err(|_| SendError::Closed)?;
+        check_frames(&frame, self.sender.max_frame_len)?;
+        let sender = &self.sender;
+        let charge = sender.budgets.charge_now(frame.len());
+        let charged = chargeable(frame.len());
+        // Readiness said there was room; another sender may have taken it since, which
+        // overfills the queue by this one frame rather than losing it.
+        sender.outbox.queue_now(Outgoing::Frame(frame), charged)?;
         charge.commit();
         Ok(())
     }
@@ -743,10 +596,10 @@ impl futures::Sink<Bytes> for FrameSink {
     }
 
     fn poll_close(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         _cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), SendError>> {
-        self.inner.close();
+        // The channel stays open for its other senders.
         std::task::Poll::Ready(Ok(()))
     }
 }

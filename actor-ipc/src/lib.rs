@@ -41,6 +41,7 @@ pub mod frame;
 pub mod listener;
 pub mod msg;
 mod msgpack;
+mod outbox;
 pub use msgpack::MAX_NESTING;
 pub mod payload;
 pub mod transport;

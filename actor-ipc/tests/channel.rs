@@ -169,6 +169,49 @@ async fn dropping_a_send_midway_never_leaves_half_a_frame() {
     assert!(whole <= 50);
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_sender_that_never_waits_still_lets_its_thread_run_other_tasks() {
+    // A producer whose frames are always ready, into a queue that always has room (the peer
+    // reads), must still yield now and then: on one thread, the connection's reader and
+    // writer (and everything else) run only when it does.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, client) = pair(Addr::unix(dir.path().join("coop.sock"))).await;
+    let reading = tokio::spawn(async move {
+        let mut frames = 0_u64;
+        while let Ok(Some(msg)) = server.recv().await {
+            if msg == Msg::Sentinel {
+                break;
+            }
+            frames += 1;
+        }
+        frames
+    });
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let ran = ran.clone();
+        tokio::spawn(async move { ran.store(true, std::sync::atomic::Ordering::SeqCst) })
+    };
+    let frame = Msg::Stop { cid: "c".into() }.to_frame().unwrap();
+    let sender = client.sender().clone();
+    let mut sent_before_it_ran = None;
+    for sent in 0..20_000_u64 {
+        if sent_before_it_ran.is_none() && ran.load(std::sync::atomic::Ordering::SeqCst) {
+            sent_before_it_ran = Some(sent);
+        }
+        sender.send_frame(frame.clone()).await.unwrap();
+    }
+    let sent_before_it_ran = sent_before_it_ran.expect("the other task never ran while sending");
+    assert!(
+        sent_before_it_ran <= 500,
+        "the other task ran only after {sent_before_it_ran} frames"
+    );
+    within("the other task", other).await.unwrap();
+    drop(sender);
+    client.sender().close().await.unwrap();
+    drop(client);
+    assert_eq!(within("the reader", reading).await.unwrap(), 20_000);
+}
+
 #[tokio::test]
 async fn connect_to_nothing_is_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,430 @@
+//! The queue between a connection's senders and its one writer task, and the writer itself.
+//!
+//! Senders append complete frames; the writer takes everything queued at once and writes it
+//! with one vectored syscall. Small frames are copied back to back into one buffer as they are
+//! queued: queuing one costs a short copy under an uncontended lock, and a batch of them is one
+//! contiguous write, where a channel of buffers cost an atomic handshake and a reference-counted
+//! buffer per frame, and the kernel an I/O vector entry each. Large frames (and frames sent in
+//! parts) are queued as they are, shared rather than copied. Order is kept: a run of small
+//! frames is closed off into the queue before anything large is queued after it.
+//!
+//! The writer is woken only when the queue goes from empty to not empty, so a burst of frames
+//! costs one wake-up. Senders wait while `capacity` frames are queued (backpressure on small
+//! frames; large ones are also bounded in bytes by the channel's budgets).
+
+use std::{
+    collections::VecDeque,
+    io::{self, IoSlice},
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::{io::AsyncWriteExt, sync::Notify, sync::oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::{
+    budget::{Budgets, UNCHARGED_BELOW},
+    error::SendError,
+    transport::WriteHalf,
+};
+
+/// The most buffers handed to one vectored write.
+const MAX_IOV: usize = 256;
+
+/// How much room the buffer of small frames gets at a time.
+const SMALL_BLOCK: usize = 16 * 1024;
+
+/// What a sender queues.
+pub(crate) enum Outgoing {
+    /// One complete frame.
+    Frame(Bytes),
+    /// Buffers that together are complete frames, written back to back.
+    Parts(Vec<Bytes>),
+}
+
+/// The state senders and the writer share.
+struct State {
+    /// The newest small frames, back to back (after everything in `queue`).
+    small: BytesMut,
+    /// Older runs of small frames and large frames, in order.
+    queue: VecDeque<Bytes>,
+    /// Frames queued and not yet taken by the writer.
+    frames: usize,
+    /// Budget bytes charged for what is queued, released once it is written.
+    charged: usize,
+    /// Asked to write what is queued, shut the write direction down and stop (nothing is
+    /// queued after the request); the inner sender, if any, hears when that is done.
+    shutdown: Option<Option<oneshot::Sender<()>>>,
+    /// Every sender is gone: nothing more will come.
+    senders_gone: bool,
+    /// The writer stopped: nothing is queued any more.
+    stopped: bool,
+    /// The writer, parked until something is queued.
+    writer: Option<Waker>,
+}
+
+/// The queue of one connection's writer.
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// How many frames may be queued before senders wait.
+    capacity: usize,
+    /// Signalled when a full queue was emptied or the writer stopped.
+    room: Notify,
+    /// Cancelled once the writer stopped, however it stopped.
+    stopped: CancellationToken,
+    /// Cancelled when the writer gave up because the peer read nothing (a write stall).
+    failed: CancellationToken,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Outbox")
+            .field("frames", &state.frames)
+            .field("capacity", &self.capacity)
+            .field("stopped", &state.stopped)
+            .finish()
+    }
+}
+
+impl Outbox {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                small: BytesMut::new(),
+                queue: VecDeque::new(),
+                frames: 0,
+                charged: 0,
+                shutdown: None,
+                senders_gone: false,
+                stopped: false,
+                writer: None,
+            }),
+            capacity: capacity.max(1),
+            room: Notify::new(),
+            stopped: CancellationToken::new(),
+            failed: CancellationToken::new(),
+        }
+    }
+
+    /// The state; every update is one step under the lock, so a poisoned lock is used as is.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `item` (charged `charged` budget bytes), waiting while the queue is full.
+    /// Cancel-safe: dropped while waiting, nothing was queued.
+    pub(crate) async fn queue(&self, item: Outgoing, charged: usize) -> Result<(), SendError> {
+        // Like a channel's send, queuing uses up the task's scheduling budget: a producer
+        // whose items are always ready (and the queue never full) still lets the reader and
+        // the writer of its thread run (they would otherwise wait until the byte budgets
+        // were spent, behind megabytes the peer must read first).
+        tokio::task::coop::consume_budget().await;
+        let mut item = Some(item);
+        // The common case first: room now, and no waiter registered with `room` (that
+        // takes its lock twice).
+        if let Poll::Ready(result) = self.try_queue_inner(&mut item, charged, true) {
+            return result;
+        }
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Registered before the check, so room made between the two is not missed.
+            room.as_mut().enable();
+            match self.try_queue_inner(&mut item, charged, true) {
+                Poll::Ready(result) => return result,
+                Poll::Pending => room.await,
+            }
+        }
+    }
+
+    /// Queues `item` if there is room now; else hands it back.
+    pub(crate) fn try_queue(&self, item: Outgoing, charged: usize) -> Result<(), TryQueue> {
+        let mut item = Some(item);
+        match self.try_queue_inner(&mut item, charged, true) {
+            Poll::Ready(Ok(())) => Ok(()),
+            Poll::Ready(Err(_)) => Err(TryQueue::Closed),
+            Poll::Pending => match item {
+                Some(item) => Err(TryQueue::Full(item)),
+                None => Err(TryQueue::Closed),
+            },
+        }
+    }
+
+    /// Queues `item` even past the capacity (a sink that was told there was room, and lost it
+    /// to another sender meanwhile).
+    pub(crate) fn queue_now(&self, item: Outgoing, charged: usize) -> Result<(), SendError> {
+        let mut item = Some(item);
+        match self.try_queue_inner(&mut item, charged, false) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(SendError::Closed),
+        }
+    }
+
+    fn try_queue_inner(
+        &self,
+        item: &mut Option<Outgoing>,
+        charged: usize,
+        bounded: bool,
+    ) -> Poll<Result<(), SendError>> {
+        let mut state = self.lock();
+        if state.stopped || state.shutdown.is_some() {
+            return Poll::Ready(Err(SendError::Closed));
+        }
+        if bounded && state.frames >= self.capacity {
+            return Poll::Pending;
+        }
+        let Some(item) = item.take() else {
+            return Poll::Ready(Err(SendError::Closed));
+        };
+        match item {
+            Outgoing::Frame(frame) => state.push(frame),
+            Outgoing::Parts(parts) => {
+                for part in parts {
+                    state.push(part);
+                }
+            }
+        }
+        state.frames += 1;
+        state.charged += charged;
+        let writer = state.writer.take();
+        drop(state);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Whether a frame could be queued now without waiting.
+    pub(crate) fn has_room(&self) -> bool {
+        let state = self.lock();
+        state.stopped || state.shutdown.is_some() || state.frames < self.capacity
+    }
+
+    /// Completes when a frame could be queued without waiting (or never could again).
+    pub(crate) async fn until_room(&self) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.has_room() {
+                return;
+            }
+            room.await;
+        }
+    }
+
+    /// Asks the writer to write what is queued, shut the write direction down and stop;
+    /// `done` hears when that is done. Nothing can be queued after this.
+    pub(crate) fn request_shutdown(&self, done: Option<oneshot::Sender<()>>) {
+        let mut state = self.lock();
+        if state.stopped || state.shutdown.is_some() {
+            return;
+        }
+        state.shutdown = Some(done);
+        let writer = state.writer.take();
+        drop(state);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+    }
+
+    /// The last sender is gone: the writer writes what is queued and stops.
+    pub(crate) fn senders_gone(&self) {
+        let mut state = self.lock();
+        state.senders_gone = true;
+        let writer = state.writer.take();
+        drop(state);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+    }
+
+    /// Whether the writer stopped.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.is_cancelled()
+    }
+
+    /// Completes once the writer stopped.
+    pub(crate) async fn stopped(&self) {
+        self.stopped.cancelled().await
+    }
+
+    /// Completes when the writer gave up on a peer that read nothing.
+    pub(crate) async fn failed(&self) {
+        self.failed.cancelled().await
+    }
+
+    /// Takes everything queued into `batch` for the writer; parks it while nothing is.
+    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Bytes>) -> Poll<Taken> {
+        let mut state = self.lock();
+        if state.frames == 0 && state.queue.is_empty() && state.small.is_empty() {
+            if let Some(done) = state.shutdown.take() {
+                return Poll::Ready(Taken::Shutdown(done));
+            }
+            if state.senders_gone {
+                return Poll::Ready(Taken::Shutdown(None));
+            }
+            match &mut state.writer {
+                Some(waker) => waker.clone_from(cx.waker()),
+                None => state.writer = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        batch.extend(state.queue.drain(..));
+        if !state.small.is_empty() {
+            batch.push(state.small.split().freeze());
+        }
+        let was_full = state.frames >= self.capacity;
+        state.frames = 0;
+        let charged = std::mem::take(&mut state.charged);
+        drop(state);
+        if was_full {
+            self.room.notify_waiters();
+        }
+        Poll::Ready(Taken::Frames { charged })
+    }
+
+    /// The writer stopped: refuses everything from now on, and returns the budget bytes of
+    /// what was still queued (never to be written).
+    fn stop(&self) -> usize {
+        let mut state = self.lock();
+        state.stopped = true;
+        state.queue.clear();
+        state.small = BytesMut::new();
+        state.frames = 0;
+        let charged = std::mem::take(&mut state.charged);
+        // A shutdown requested too late to be seen: its waiter hears the writer is gone.
+        state.shutdown = None;
+        drop(state);
+        self.stopped.cancel();
+        self.room.notify_waiters();
+        charged
+    }
+}
+
+impl State {
+    /// Appends one buffer of complete frames (or part of one) after everything queued.
+    fn push(&mut self, buf: Bytes) {
+        if buf.len() < UNCHARGED_BELOW {
+            if self.small.capacity() - self.small.len() < buf.len() {
+                // A block at a time (reused once the writer has written what was in it).
+                self.small.reserve(SMALL_BLOCK);
+            }
+            self.small.extend_from_slice(&buf);
+            return;
+        }
+        if !self.small.is_empty() {
+            let run = self.small.split().freeze();
+            self.queue.push_back(run);
+        }
+        self.queue.push_back(buf);
+    }
+}
+
+/// Why [`Outbox::try_queue`] did not queue.
+pub(crate) enum TryQueue {
+    /// The queue is full; the item comes back.
+    Full(Outgoing),
+    /// The writer stopped.
+    Closed,
+}
+
+/// What the writer took.
+enum Taken {
+    Frames { charged: usize },
+    Shutdown(Option<oneshot::Sender<()>>),
+}
+
+/// Writes what is queued until a shutdown, the last sender's end, or a failed write.
+pub(crate) async fn run_writer(
+    outbox: Arc<Outbox>,
+    mut write: WriteHalf,
+    budgets: Budgets,
+    stall_timeout: Duration,
+    peer: String,
+) {
+    let mut batch: Vec<Bytes> = Vec::new();
+    let done = loop {
+        let taken = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut batch)).await;
+        let charged = match taken {
+            Taken::Frames { charged } => charged,
+            Taken::Shutdown(done) => break done,
+        };
+        let written = write_all_vectored(&mut write, &mut batch, stall_timeout).await;
+        budgets.release(charged);
+        if let Err(e) = written {
+            if e.kind() == io::ErrorKind::TimedOut {
+                warn!(
+                    %peer,
+                    "the peer read nothing for {stall_timeout:?} with {} bytes queued; \
+                     giving the connection up",
+                    budgets.connection_used()
+                );
+                // Only a stall ends the connection from here: after any other write error
+                // (the peer went away) what it sent before going is still there to read,
+                // and the reader meets the end itself.
+                outbox.failed.cancel();
+            } else {
+                debug!(%peer, error = %e, "channel writer stopped: write failed");
+            }
+            budgets.release(outbox.stop());
+            return;
+        }
+    };
+    // Refuse further frames before the final shutdown, so no sender believes a late frame
+    // went out.
+    budgets.release(outbox.stop());
+    if let Err(e) = write.shutdown().await {
+        debug!(error = %e, "channel writer: shutdown failed");
+    }
+    if let Some(done) = done {
+        // The closer may have stopped waiting; nothing to do then.
+        let _ = done.send(());
+    }
+}
+
+/// Writes every buffer completely, gathering them into as few syscalls as the socket allows.
+/// A write that makes no progress for `stall_timeout` fails with `TimedOut`.
+async fn write_all_vectored(
+    write: &mut WriteHalf,
+    bufs: &mut Vec<Bytes>,
+    stall_timeout: Duration,
+) -> io::Result<()> {
+    let mut next = 0;
+    while next < bufs.len() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let mut count = 0;
+        for (slot, buf) in slices.iter_mut().zip(&bufs[next..]) {
+            *slot = IoSlice::new(buf);
+            count += 1;
+        }
+        let mut written =
+            tokio::time::timeout(stall_timeout, write.write_vectored(&slices[..count]))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(buf) = bufs.get_mut(next) else { break };
+            if written >= buf.len() {
+                written -= buf.len();
+                next += 1;
+            } else {
+                buf.advance(written);
+                written = 0;
+            }
+        }
+        while bufs.get(next).is_some_and(Bytes::is_empty) {
+            next += 1;
+        }
+    }
+    bufs.clear();
+    Ok(())
+}
