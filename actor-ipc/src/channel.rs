@@ -15,7 +15,7 @@
 
 use std::{future::Future, io, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::{io::AsyncWriteExt, sync::oneshot};
 use tokio_util::codec::FramedRead;
@@ -25,7 +25,9 @@ use crate::{
     addr::Addr,
     auth::{self, Role, Secret},
     budget::{Budgets, chargeable},
-    error::{AuthError, ConnectError, FrameError, HandshakeError, RecvError, SendError},
+    error::{
+        AuthError, ConnectError, EncodeError, FrameError, HandshakeError, RecvError, SendError,
+    },
     frame::{DEFAULT_MAX_FRAME_LEN, FrameCodec},
     msg::{Msg, Uid},
     outbox::{Outbox, Outgoing, TryQueue, run_writer},
@@ -423,6 +425,31 @@ impl ChannelSender {
         self.outbox.queue(Outgoing::Frame(frame), charged).await?;
         charge.commit();
         Ok(())
+    }
+
+    /// Queues the complete frames `write` appends to a buffer (e.g. with
+    /// [`Msg::put_cmd_frame`]), `size_hint` bytes at most. Small ones (under
+    /// [`UNCHARGED_BELOW`]) are written straight into the writer's queue: no buffer of their
+    /// own, no copy. Larger ones get a buffer and are charged like
+    /// [`ChannelSender::send_frame`]. Waits while the queue is full; cancel-safe.
+    pub async fn send_written(
+        &self,
+        size_hint: usize,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    ) -> Result<(), SendError> {
+        if size_hint >= UNCHARGED_BELOW {
+            let mut buf = BytesMut::with_capacity(size_hint);
+            write(&mut buf)?;
+            return self.send_frame(buf.freeze()).await;
+        }
+        let limit = self.max_frame_len;
+        self.outbox
+            .queue_written(|buf| {
+                let start = buf.len();
+                write(buf)?;
+                check_frames(&buf[start..], limit)
+            })
+            .await
     }
 
     /// Queues buffers that together are complete frames (e.g. a frame's header, a large

@@ -120,15 +120,42 @@ impl Outbox {
     /// Queues `item` (charged `charged` budget bytes), waiting while the queue is full.
     /// Cancel-safe: dropped while waiting, nothing was queued.
     pub(crate) async fn queue(&self, item: Outgoing, charged: usize) -> Result<(), SendError> {
+        self.queue_with(
+            |state| {
+                state.push_item(item);
+                Ok(())
+            },
+            charged,
+        )
+        .await
+    }
+
+    /// Queues small frames that `write` appends straight to the buffer of small frames (no
+    /// buffer of their own, no copy), waiting while the queue is full. Whatever `write` wrote
+    /// is taken back if it fails. Cancel-safe like [`Outbox::queue`].
+    pub(crate) async fn queue_written(
+        &self,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        self.queue_with(|state| state.write_small(write), 0).await
+    }
+
+    /// Queues what `place` puts in the state, once there is room (`place` runs at most once,
+    /// under the lock).
+    async fn queue_with(
+        &self,
+        place: impl FnOnce(&mut State) -> Result<(), SendError>,
+        charged: usize,
+    ) -> Result<(), SendError> {
         // Like a channel's send, queuing uses up the task's scheduling budget: a producer
         // whose items are always ready (and the queue never full) still lets the reader and
         // the writer of its thread run (they would otherwise wait until the byte budgets
         // were spent, behind megabytes the peer must read first).
         tokio::task::coop::consume_budget().await;
-        let mut item = Some(item);
+        let mut place = Some(place);
         // The common case first: room now, and no waiter registered with `room` (that
         // takes its lock twice).
-        if let Poll::Ready(result) = self.try_queue_inner(&mut item, charged, true) {
+        if let Poll::Ready(result) = self.try_place(&mut place, charged, true) {
             return result;
         }
         loop {
@@ -136,7 +163,7 @@ impl Outbox {
             tokio::pin!(room);
             // Registered before the check, so room made between the two is not missed.
             room.as_mut().enable();
-            match self.try_queue_inner(&mut item, charged, true) {
+            match self.try_place(&mut place, charged, true) {
                 Poll::Ready(result) => return result,
                 Poll::Pending => room.await,
             }
@@ -145,30 +172,34 @@ impl Outbox {
 
     /// Queues `item` if there is room now; else hands it back.
     pub(crate) fn try_queue(&self, item: Outgoing, charged: usize) -> Result<(), TryQueue> {
-        let mut item = Some(item);
-        match self.try_queue_inner(&mut item, charged, true) {
-            Poll::Ready(Ok(())) => Ok(()),
-            Poll::Ready(Err(_)) => Err(TryQueue::Closed),
-            Poll::Pending => match item {
-                Some(item) => Err(TryQueue::Full(item)),
-                None => Err(TryQueue::Closed),
-            },
+        let mut state = self.lock();
+        if state.stopped || state.shutdown.is_some() {
+            return Err(TryQueue::Closed);
         }
+        if state.frames >= self.capacity {
+            return Err(TryQueue::Full(item));
+        }
+        state.push_item(item);
+        self.queued(state, charged);
+        Ok(())
     }
 
     /// Queues `item` even past the capacity (a sink that was told there was room, and lost it
     /// to another sender meanwhile).
     pub(crate) fn queue_now(&self, item: Outgoing, charged: usize) -> Result<(), SendError> {
-        let mut item = Some(item);
-        match self.try_queue_inner(&mut item, charged, false) {
+        let mut place = Some(|state: &mut State| {
+            state.push_item(item);
+            Ok(())
+        });
+        match self.try_place(&mut place, charged, false) {
             Poll::Ready(result) => result,
             Poll::Pending => Err(SendError::Closed),
         }
     }
 
-    fn try_queue_inner(
+    fn try_place(
         &self,
-        item: &mut Option<Outgoing>,
+        place: &mut Option<impl FnOnce(&mut State) -> Result<(), SendError>>,
         charged: usize,
         bounded: bool,
     ) -> Poll<Result<(), SendError>> {
@@ -179,17 +210,18 @@ impl Outbox {
         if bounded && state.frames >= self.capacity {
             return Poll::Pending;
         }
-        let Some(item) = item.take() else {
+        let Some(place) = place.take() else {
             return Poll::Ready(Err(SendError::Closed));
         };
-        match item {
-            Outgoing::Frame(frame) => state.push(frame),
-            Outgoing::Parts(parts) => {
-                for part in parts {
-                    state.push(part);
-                }
-            }
+        if let Err(e) = place(&mut state) {
+            return Poll::Ready(Err(e));
         }
+        self.queued(state, charged);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Counts what was just placed in `state` and wakes the writer if it waits.
+    fn queued(&self, mut state: MutexGuard<'_, State>, charged: usize) {
         state.frames += 1;
         state.charged += charged;
         let writer = state.writer.take();
@@ -197,7 +229,6 @@ impl Outbox {
         if let Some(writer) = writer {
             writer.wake();
         }
-        Poll::Ready(Ok(()))
     }
 
     /// Whether a frame could be queued now without waiting.
@@ -309,6 +340,34 @@ impl Outbox {
 }
 
 impl State {
+    fn push_item(&mut self, item: Outgoing) {
+        match item {
+            Outgoing::Frame(frame) => self.push(frame),
+            Outgoing::Parts(parts) => {
+                for part in parts {
+                    self.push(part);
+                }
+            }
+        }
+    }
+
+    /// Lets `write` append small frames to the buffer of small frames; takes back whatever it
+    /// wrote if it fails.
+    fn write_small(
+        &mut self,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        let start = self.small.len();
+        if self.small.capacity() - start < UNCHARGED_BELOW {
+            self.small.reserve(SMALL_BLOCK);
+        }
+        let written = write(&mut self.small);
+        if written.is_err() {
+            self.small.truncate(start);
+        }
+        written
+    }
+
     /// Appends one buffer of complete frames (or part of one) after everything queued.
     fn push(&mut self, buf: Bytes) {
         if buf.len() < UNCHARGED_BELOW {

@@ -21,6 +21,10 @@ use actor_ipc::Msg;
 /// The state both ends share.
 #[derive(Debug, Default)]
 struct State {
+    /// The oldest message, kept out of `queue`: a call answered by one message (most are)
+    /// then needs no deque allocation.
+    first: Option<Msg>,
+    /// The messages after `first`.
     queue: VecDeque<Msg>,
     /// The owner, waiting for a message.
     waker: Option<Waker>,
@@ -32,6 +36,13 @@ struct State {
     overrun: bool,
     /// How many messages may wait for the owner.
     capacity: usize,
+}
+
+impl State {
+    /// How many messages wait for the owner.
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.queue.len()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -92,11 +103,15 @@ impl MailboxSender {
         if state.receiver_gone {
             return Err(Refused::Closed(msg));
         }
-        if state.queue.len() >= state.capacity {
+        if state.len() >= state.capacity {
             state.overrun = true;
             return Err(Refused::Full(msg));
         }
-        state.queue.push_back(msg);
+        if state.first.is_none() && state.queue.is_empty() {
+            state.first = Some(msg);
+        } else {
+            state.queue.push_back(msg);
+        }
         let waker = state.waker.take();
         drop(state);
         if let Some(waker) = waker {
@@ -133,6 +148,11 @@ impl MailboxReceiver {
             return Poll::Ready(Some(msg));
         }
         let mut state = self.shared.lock();
+        if let Some(first) = state.first.take() {
+            // What came after it, in order, for the next receives.
+            std::mem::swap(&mut state.queue, &mut self.batch);
+            return Poll::Ready(Some(first));
+        }
         if state.queue.is_empty() {
             if state.sender_gone {
                 return Poll::Ready(None);
@@ -173,6 +193,7 @@ impl Drop for MailboxReceiver {
         let mut state = self.shared.lock();
         state.receiver_gone = true;
         // What was queued will never be read: drop it now rather than with the sender.
+        state.first = None;
         state.queue.clear();
     }
 }

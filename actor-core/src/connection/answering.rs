@@ -10,14 +10,13 @@ use crate::base::error::Error;
 impl Connection {
     /// `functype asyncfunc` and `return value`, written together.
     pub(crate) async fn reply_value(&self, cid: &str, value: Payload) {
-        let sent = match Msg::answer_frames(cid, &value) {
-            Ok(frames) => self
-                .sender
-                .send_frame(frames)
-                .await
-                .map_err(|e| self.send_error(e)),
-            Err(e) => Err(Error::Encode(e)),
-        };
+        let sent = self
+            .sender
+            .send_written(Msg::answer_frames_size(cid, &value), |buf| {
+                Msg::put_answer_frames(buf, cid, &value)
+            })
+            .await
+            .map_err(|e| self.send_error(e));
         match sent {
             Ok(()) => {}
             // Too large for a frame: the caller gets that error instead of nothing.

@@ -58,6 +58,9 @@ pub(crate) struct Inbox {
     sequence: ReplySequence,
     /// Set once the call reached its end; a drop then cancels nothing.
     pub(crate) finished: bool,
+    /// The reader took this call's route out of the table (it does so with a call's last
+    /// message, `return` or `error`): a drop then has nothing to remove.
+    route_gone: bool,
     /// The credit this consumer grants its producer.
     credit: CreditWindow,
     /// A credit grant was just queued: the next poll yields once, so the connection's writer
@@ -85,6 +88,7 @@ impl Inbox {
             ours,
             sequence,
             finished: false,
+            route_gone: false,
             credit: CreditWindow::default(),
             yield_for_grant: false,
             lease: None,
@@ -100,6 +104,9 @@ impl Inbox {
     /// overran. A step that ends the call marks the inbox finished.
     pub(crate) fn poll_step(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Step>> {
         let msg = ready!(self.poll_recv(cx))?;
+        if matches!(msg, Msg::Return { .. } | Msg::Error { .. }) {
+            self.route_gone = true;
+        }
         let step = self.sequence.on(msg);
         if self.sequence.is_over() {
             self.finished = true;
@@ -163,7 +170,9 @@ impl Inbox {
 impl Drop for Inbox {
     fn drop(&mut self) {
         if self.ours {
-            self.conn.calls.complete(&self.cid);
+            if !self.route_gone {
+                self.conn.calls.complete(&self.cid);
+            }
             if !self.finished {
                 self.conn.cancel_remote(self.cid.clone());
             }

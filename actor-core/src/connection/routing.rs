@@ -35,6 +35,19 @@ impl Connection {
             return;
         }
         let over = matches!(msg, Msg::Return { .. } | Msg::Error { .. });
+        if over && let Some(route) = self.calls.complete(cid) {
+            // The call is over: its route leaves the table with its last message (its inbox
+            // then has nothing to remove), and nothing more may be sent on it.
+            if let Some(sem) = &route.credits {
+                sem.close();
+            }
+            if let Err(Refused::Full(msg)) = route.tx.try_send(msg) {
+                let cid = actor_ipc::Cid::from(msg.cid().unwrap_or_default());
+                warn!(peer = %self.peer, %cid, "stream overrun: its consumer fell behind; cancelling it");
+                self.cancel_remote(cid);
+            }
+            return;
+        }
         // Delivered under the table's read guard: no clone of the route per message.
         if let Some(route) = self.calls.get(cid) {
             if let Msg::FuncType { kind, .. } = &msg
@@ -43,12 +56,6 @@ impl Connection {
             {
                 // Confirms what the caller expects: nothing for it to learn, no wake-up.
                 return;
-            }
-            if over {
-                // The call is over: nothing more may be sent on it.
-                if let Some(sem) = &route.credits {
-                    sem.close();
-                }
             }
             let sent = route.tx.try_send(msg);
             drop(route);

@@ -270,3 +270,17 @@ pub struct CmdRef<'a> {
     /// The call's id.
     pub cid: &'a str,
 }
+
+impl CmdRef<'_> {
+    /// About how many bytes its frame takes (never fewer).
+    pub fn frame_size(&self) -> usize {
+        crate::frame::HEADER_LEN
+            + 32
+            + self.ns.len()
+            + self.func.len()
+            + self.kwargs.as_bytes().len()
+            + self.caller.name.len()
+            + self.caller.uuid.len()
+            + self.cid.len()
+    }
+}

@@ -111,28 +111,31 @@ impl Msg {
         payload_frame("return", cid, value)
     }
 
-    /// A request/response call's whole answer: the `functype` frame, then the `return` frame,
-    /// in one buffer (written together, they go out in one write).
-    pub fn answer_frames(cid: &str, value: &Payload) -> Result<Bytes, EncodeError> {
-        let size = 2 * (HEADER_LEN + 16 + cid.len()) + 16 + value.as_bytes().len();
-        carve(size, |buf| {
-            put_framed(buf, |buf| put_functype(buf, cid, CallKind::AsyncFunc))?;
-            put_framed(buf, |buf| put_payload_msg(buf, "return", value, cid))
-        })
+    /// Appends a request/response call's whole answer to `buf`: the `functype` frame, then
+    /// the `return` frame (written together, they go out in one write).
+    pub fn put_answer_frames(
+        buf: &mut BytesMut,
+        cid: &str,
+        value: &Payload,
+    ) -> Result<(), EncodeError> {
+        put_framed(buf, |buf| put_functype(buf, cid, CallKind::AsyncFunc))?;
+        put_framed(buf, |buf| put_payload_msg(buf, "return", value, cid))
+    }
+
+    /// About how many bytes [`Msg::put_answer_frames`] writes (never fewer).
+    pub fn answer_frames_size(cid: &str, value: &Payload) -> usize {
+        2 * (HEADER_LEN + 16 + cid.len()) + 16 + value.as_bytes().len()
     }
 
     /// A `cmd` frame, written straight from its parts (the calling hot path: no `Msg` built,
     /// nothing copied but into the frame).
     pub fn cmd_frame(cmd: CmdRef<'_>) -> Result<Bytes, EncodeError> {
-        let size = HEADER_LEN
-            + 32
-            + cmd.ns.len()
-            + cmd.func.len()
-            + cmd.kwargs.as_bytes().len()
-            + cmd.caller.name.len()
-            + cmd.caller.uuid.len()
-            + cmd.cid.len();
-        carve(size, |buf| put_framed(buf, |buf| put_cmd(buf, cmd)))
+        carve(cmd.frame_size(), |buf| Self::put_cmd_frame(buf, cmd))
+    }
+
+    /// Appends a `cmd` frame to `buf`, written straight from its parts.
+    pub fn put_cmd_frame(buf: &mut BytesMut, cmd: CmdRef<'_>) -> Result<(), EncodeError> {
+        put_framed(buf, |buf| put_cmd(buf, cmd))
     }
 
     /// This message as one complete frame.
