@@ -63,9 +63,8 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     let sender = conn.sender.clone();
     let writer_failed = sender.failed();
     tokio::pin!(writer_failed);
-    let mut served = 0_usize;
-    let mut routed = 0_usize;
-    let reason = loop {
+    let mut paced = Pacing::default();
+    let reason = 'reading: loop {
         let msg = tokio::select! {
             // The reader first: `stopping` is polled only when no message is ready.
             biased;
@@ -84,85 +83,111 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 break "the peer read nothing for the write stall timeout".to_owned();
             }
         };
-        match &msg {
-            // A heartbeat is a sign of life, not activity: a peer cannot keep an idle
-            // connection open by sending them.
-            Ok(Some(Msg::Heartbeat(_))) => conn.heard.store(true, Ordering::Relaxed),
-            Ok(Some(_)) => {
-                conn.heard.store(true, Ordering::Relaxed);
-                conn.active.store(true, Ordering::Relaxed);
-            }
-            _ => {}
+        if let Some(reason) = handle(&conn, msg, &mut paced).await {
+            break reason;
         }
-        match msg {
-            Ok(Some(Msg::Cmd(cmd))) => {
-                // While a call is served inline (it may wait to queue its reply), this side
-                // reads nothing: silence then says nothing about the peer.
-                conn.dispatching.store(true, Ordering::Relaxed);
-                dispatch::dispatch(&conn, cmd).await;
-                conn.dispatching.store(false, Ordering::Relaxed);
-                served += 1;
-                if served % YIELD_EVERY == 0 {
-                    tokio::task::yield_now().await;
-                }
-            }
-            Ok(Some(Msg::Sentinel)) => {
-                debug!(peer = %conn.peer, "sentinel received");
-                conn.tasks_cancel.cancel();
-                conn.set_reason("the peer sent the sentinel");
-                // Answer with our own sentinel and close.
-                conn.close().await;
-                break "the peer sent the sentinel".to_owned();
-            }
-            Ok(Some(Msg::Error { cid: None, error })) => {
-                warn!(peer = %conn.peer, type_str = %error.type_str, "runtime error from peer: {}", error.tb_str);
-                conn.set_runtime_error(*error);
-            }
-            Ok(Some(Msg::Heartbeat(_))) => {}
-            Ok(Some(msg)) => {
-                conn.route(msg);
-                routed += 1;
-                if routed % ROUTE_YIELD_EVERY == 0 {
-                    tokio::task::yield_now().await;
-                }
-            }
-            Ok(None) => break "the peer closed the connection".to_owned(),
-            Err(actor_ipc::RecvError::Decode(actor_ipc::DecodeError::BadCmd { cid, detail })) => {
-                // One malformed call, read whole: answered (when it can be), the rest goes on.
-                match cid {
-                    Some(cid) => {
-                        let error = actor_ipc::ErrorInfo::new(
-                            crate::base::error::TYPE_ERROR,
-                            format!("malformed cmd: {detail}"),
-                        );
-                        conn.reply_error(&cid, error).await;
-                    }
-                    None => {
-                        warn!(peer = %conn.peer, error = %detail, "ignoring a cmd without a cid")
-                    }
-                }
-            }
-            Err(actor_ipc::RecvError::Frame(actor_ipc::FrameError::Io(e))) => {
-                // A reset or a broken pipe: the peer went away, nothing malformed.
-                debug!(peer = %conn.peer, error = %e, "connection lost");
-                break format!("connection lost: {e}");
-            }
-            Err(actor_ipc::RecvError::Frame(
-                e @ (actor_ipc::FrameError::TruncatedHeader { .. }
-                | actor_ipc::FrameError::TruncatedBody { .. }),
-            )) => {
-                // The connection ended inside a frame: the peer went away mid-write (it
-                // exited, or was killed). Closed all the same, but not a peer's bad input.
-                debug!(peer = %conn.peer, error = %e, "connection lost inside a frame");
-                break format!("connection lost: {e}");
-            }
-            Err(e) => {
-                warn!(peer = %conn.peer, error = %e, "closing a connection after bad input");
-                break format!("bad input: {e}");
+        // The messages read along with that one: handled in a tight loop, without another
+        // trip through `select!` and the frame reader's future for each.
+        while let Some(msg) = reader.try_recv_buffered() {
+            if let Some(reason) = handle(&conn, msg.map(Some), &mut paced).await {
+                break 'reading reason;
             }
         }
     };
     conn.shut(reason);
+}
+
+/// How many calls and replies the reader handled since it last let other tasks run.
+#[derive(Default)]
+struct Pacing {
+    served: usize,
+    routed: usize,
+}
+
+/// Handles one message (or read error); `Some(reason)` when the connection is over.
+async fn handle(
+    conn: &Arc<Connection>,
+    msg: Result<Option<Msg>, actor_ipc::RecvError>,
+    paced: &mut Pacing,
+) -> Option<String> {
+    match &msg {
+        // A heartbeat is a sign of life, not activity: a peer cannot keep an idle
+        // connection open by sending them.
+        Ok(Some(Msg::Heartbeat(_))) => conn.heard.store(true, Ordering::Relaxed),
+        Ok(Some(_)) => {
+            conn.heard.store(true, Ordering::Relaxed);
+            conn.active.store(true, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+    match msg {
+        Ok(Some(Msg::Cmd(cmd))) => {
+            // While a call is served inline (it may wait to queue its reply), this side
+            // reads nothing: silence then says nothing about the peer.
+            conn.dispatching.store(true, Ordering::Relaxed);
+            dispatch::dispatch(conn, cmd).await;
+            conn.dispatching.store(false, Ordering::Relaxed);
+            paced.served += 1;
+            if paced.served % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(Some(Msg::Sentinel)) => {
+            debug!(peer = %conn.peer, "sentinel received");
+            conn.tasks_cancel.cancel();
+            conn.set_reason("the peer sent the sentinel");
+            // Answer with our own sentinel and close.
+            conn.close().await;
+            return Some("the peer sent the sentinel".to_owned());
+        }
+        Ok(Some(Msg::Error { cid: None, error })) => {
+            warn!(peer = %conn.peer, type_str = %error.type_str, "runtime error from peer: {}", error.tb_str);
+            conn.set_runtime_error(*error);
+        }
+        Ok(Some(Msg::Heartbeat(_))) => {}
+        Ok(Some(msg)) => {
+            conn.route(msg);
+            paced.routed += 1;
+            if paced.routed % ROUTE_YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(None) => return Some("the peer closed the connection".to_owned()),
+        Err(actor_ipc::RecvError::Decode(actor_ipc::DecodeError::BadCmd { cid, detail })) => {
+            // One malformed call, read whole: answered (when it can be), the rest goes on.
+            match cid {
+                Some(cid) => {
+                    let error = actor_ipc::ErrorInfo::new(
+                        crate::base::error::TYPE_ERROR,
+                        format!("malformed cmd: {detail}"),
+                    );
+                    conn.reply_error(&cid, error).await;
+                }
+                None => {
+                    warn!(peer = %conn.peer, error = %detail, "ignoring a cmd without a cid")
+                }
+            }
+        }
+        Err(actor_ipc::RecvError::Frame(actor_ipc::FrameError::Io(e))) => {
+            // A reset or a broken pipe: the peer went away, nothing malformed.
+            debug!(peer = %conn.peer, error = %e, "connection lost");
+            return Some(format!("connection lost: {e}"));
+        }
+        Err(actor_ipc::RecvError::Frame(
+            e @ (actor_ipc::FrameError::TruncatedHeader { .. }
+            | actor_ipc::FrameError::TruncatedBody { .. }),
+        )) => {
+            // The connection ended inside a frame: the peer went away mid-write (it
+            // exited, or was killed). Closed all the same, but not a peer's bad input.
+            debug!(peer = %conn.peer, error = %e, "connection lost inside a frame");
+            return Some(format!("connection lost: {e}"));
+        }
+        Err(e) => {
+            warn!(peer = %conn.peer, error = %e, "closing a connection after bad input");
+            return Some(format!("bad input: {e}"));
+        }
+    }
+    None
 }
 
 /// After the actor was cancelled: route replies and acks until the connection closes.
