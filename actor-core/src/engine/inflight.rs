@@ -7,7 +7,7 @@
 //! (routes to their inboxes). What an entry does when cancelled or closed is its own business
 //! ([`Entry`]); the table keeps the bookkeeping exact under concurrent use.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use actor_ipc::Cid;
 use dashmap::{DashMap, mapref::one::Ref};
@@ -36,6 +36,9 @@ pub(crate) enum InsertError {
 /// The calls in flight on one connection.
 pub(crate) struct InFlight<E> {
     calls: DashMap<Cid, E, FastHash>,
+    /// How many calls are in the table: `contains` on an empty table (the common case for a
+    /// connection whose calls are all served inline) then takes no lock.
+    len: AtomicUsize,
     closed: AtomicBool,
 }
 
@@ -43,6 +46,7 @@ impl<E: Entry> Default for InFlight<E> {
     fn default() -> Self {
         Self {
             calls: DashMap::default(),
+            len: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         }
     }
@@ -59,12 +63,13 @@ impl<E: Entry> InFlight<E> {
             Slot::Occupied(_) => return Err(InsertError::Duplicate(cid.to_owned())),
             Slot::Vacant(slot) => {
                 slot.insert(entry);
+                self.len.fetch_add(1, Ordering::AcqRel);
             }
         }
         // A close that ran meanwhile drained the table before this entry arrived: take it out
         // again and close it, so nothing is left behind a closed connection.
         if self.closed.load(Ordering::Acquire) {
-            if let Some((_, entry)) = self.calls.remove(cid) {
+            if let Some(entry) = self.complete(cid) {
                 entry.close();
             }
             return Err(InsertError::Closed);
@@ -79,7 +84,7 @@ impl<E: Entry> InFlight<E> {
 
     /// Whether call `cid` is in flight.
     pub(crate) fn contains(&self, cid: &str) -> bool {
-        self.calls.contains_key(cid)
+        self.len.load(Ordering::Acquire) > 0 && self.calls.contains_key(cid)
     }
 
     /// Changes the entry of call `cid` in place, if it is in flight.
@@ -91,7 +96,9 @@ impl<E: Entry> InFlight<E> {
 
     /// Call `cid` ended: removes and returns its entry.
     pub(crate) fn complete(&self, cid: &str) -> Option<E> {
-        self.calls.remove(cid).map(|(_, entry)| entry)
+        let (_, entry) = self.calls.remove(cid)?;
+        self.len.fetch_sub(1, Ordering::AcqRel);
+        Some(entry)
     }
 
     /// Asks call `cid` to stop, leaving it in the table until it completes; false if no such
@@ -111,7 +118,7 @@ impl<E: Entry> InFlight<E> {
         self.closed.store(true, Ordering::Release);
         let cids: Vec<Cid> = self.calls.iter().map(|e| e.key().clone()).collect();
         for cid in cids {
-            if let Some((_, entry)) = self.calls.remove(&cid) {
+            if let Some(entry) = self.complete(&cid) {
                 entry.close();
             }
         }
@@ -166,6 +173,21 @@ mod tests {
             id,
             ..Probe::default()
         }
+    }
+
+    #[test]
+    fn contains_follows_inserts_completions_and_the_close() {
+        let table = InFlight::default();
+        assert!(!table.contains("a"));
+        assert!(table.insert("a", probe(1)).is_ok());
+        assert!(table.insert("b", probe(2)).is_ok());
+        assert!(table.contains("a") && table.contains("b") && !table.contains("c"));
+        assert!(table.complete("a").is_some());
+        assert!(table.complete("a").is_none());
+        assert!(!table.contains("a") && table.contains("b"));
+        table.close();
+        assert!(!table.contains("b"));
+        assert_eq!(table.len.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use actor_ipc::{Addr, Channel, ChannelConfig, ErrorInfo, Payload, Uid};
@@ -78,8 +81,9 @@ pub(crate) struct ActorCore {
     /// Every other task the runtime starts (connection readers, runtime calls that wait,
     /// closers): teardown waits for them after closing the connections.
     pub(crate) io_tasks: TaskTracker,
-    /// Calls running per namespace (keyed by the registration's static name: no allocation).
-    running: Mutex<HashMap<&'static str, u64, FastHash>>,
+    /// Calls running per enabled namespace: fixed at creation (calls run only in enabled
+    /// namespaces), so counting takes no lock, only an atomic add.
+    running: HashMap<String, Arc<AtomicU64>, FastHash>,
     /// Who asked the whole actor to stop (the `cancel` runtime call's caller).
     pub(crate) canceller: Mutex<Option<Uid>>,
     /// The connections open, for teardown to close.
@@ -141,6 +145,10 @@ impl ActorCore {
         let mut introspection = introspection_calls();
         introspection.extend(extra_extensions);
         let cancel = CancellationToken::new();
+        let running = enabled
+            .iter()
+            .map(|ns| (ns.clone(), Arc::new(AtomicU64::new(0))))
+            .collect();
         Arc::new(Self {
             introspection,
             thread_runner: ThreadRunner::new(thread_slots, cancel.clone()),
@@ -166,7 +174,7 @@ impl ActorCore {
             cancel,
             tasks: TaskTracker::new(),
             io_tasks: TaskTracker::new(),
-            running: Mutex::new(HashMap::default()),
+            running,
             canceller: Mutex::new(None),
             connections: WeakList::default(),
         })
@@ -197,17 +205,19 @@ impl ActorCore {
     }
 
     /// Counts a call in `ns` as running until the returned guard drops.
-    pub(crate) fn count_running(self: &Arc<Self>, ns: &'static str) -> RunningGuard {
-        *lock(&self.running).entry(ns).or_default() += 1;
-        RunningGuard {
-            core: self.clone(),
-            ns,
+    pub(crate) fn count_running(&self, ns: &str) -> RunningGuard {
+        let count = self.running.get(ns).cloned();
+        if let Some(count) = &count {
+            count.fetch_add(1, Ordering::Relaxed);
         }
+        RunningGuard { count }
     }
 
     /// How many calls into `ns` are running now.
     pub(crate) fn running(&self, ns: &str) -> u64 {
-        lock(&self.running).get(ns).copied().unwrap_or(0)
+        self.running
+            .get(ns)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
     }
 
     /// Records who asked the actor to stop (the first one wins).
@@ -218,14 +228,14 @@ impl ActorCore {
 
 /// Decrements the running count of a namespace when dropped.
 pub(crate) struct RunningGuard {
-    core: Arc<ActorCore>,
-    ns: &'static str,
+    /// The namespace's count (none for a namespace that is not enabled: nothing runs there).
+    count: Option<Arc<AtomicU64>>,
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        if let Some(n) = lock(&self.core.running).get_mut(self.ns) {
-            *n = n.saturating_sub(1);
+        if let Some(count) = &self.count {
+            count.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
