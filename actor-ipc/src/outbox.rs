@@ -64,6 +64,17 @@ struct State {
     stopped: bool,
     /// The writer, parked until something is queued.
     writer: Option<Waker>,
+    /// The socket, shared by the writer task and senders writing inline; taken out when the
+    /// writer stops (to shut the write direction down).
+    socket: Option<Arc<WriteHalf>>,
+    /// A sender is writing inline: the writer task waits, so nothing newer overtakes what it
+    /// writes.
+    inline_writing: bool,
+    /// The buffer list of the last inline write, kept for the next one.
+    spare: Vec<Bytes>,
+    /// A task that will write inline soon (a reader answering a burst of calls) asked that
+    /// queuing not wake the writer meanwhile.
+    deferring: bool,
 }
 
 /// The queue of one connection's writer.
@@ -77,6 +88,11 @@ pub(crate) struct Outbox {
     stopped: CancellationToken,
     /// Cancelled when the writer gave up because the peer read nothing (a write stall).
     failed: CancellationToken,
+    /// The byte budgets queued frames were charged to, released once written.
+    budgets: Budgets,
+    /// Low-latency mode: a sender writes what it queued itself when the writer is idle,
+    /// rather than waking it.
+    inline: bool,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -91,7 +107,7 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, socket: WriteHalf, budgets: Budgets, inline: bool) -> Self {
         Self {
             state: Mutex::new(State {
                 small: BytesMut::new(),
@@ -102,11 +118,17 @@ impl Outbox {
                 senders_gone: false,
                 stopped: false,
                 writer: None,
+                socket: Some(Arc::new(socket)),
+                inline_writing: false,
+                spare: Vec::new(),
+                deferring: false,
             }),
             capacity: capacity.max(1),
             room: Notify::new(),
             stopped: CancellationToken::new(),
             failed: CancellationToken::new(),
+            budgets,
+            inline,
         }
     }
 
@@ -208,6 +230,12 @@ impl Outbox {
             return Poll::Ready(Err(SendError::Closed));
         }
         if bounded && state.frames >= self.capacity {
+            // Room comes from the writer: make sure it runs.
+            let writer = state.writer.take();
+            drop(state);
+            if let Some(writer) = writer {
+                writer.wake();
+            }
             return Poll::Pending;
         }
         let Some(place) = place.take() else {
@@ -224,11 +252,33 @@ impl Outbox {
     fn queued(&self, mut state: MutexGuard<'_, State>, charged: usize) {
         state.frames += 1;
         state.charged += charged;
+        if state.deferring {
+            return;
+        }
+        if self.inline {
+            drop(state);
+            // Written now if the writer is idle; else it is at work and takes this too.
+            self.write_inline();
+            return;
+        }
         let writer = state.writer.take();
         drop(state);
         if let Some(writer) = writer {
             writer.wake();
         }
+    }
+
+    /// Until [`Outbox::end_deferring`], queuing does not wake an idle writer: the caller will
+    /// write what is queued itself.
+    pub(crate) fn defer_writes(&self) {
+        self.lock().deferring = true;
+    }
+
+    /// Ends [`Outbox::defer_writes`]: writes what is queued inline if the writer is idle
+    /// (what the socket does not take goes to the writer).
+    pub(crate) fn end_deferring(&self) {
+        self.lock().deferring = false;
+        self.write_inline();
     }
 
     /// Whether a frame could be queued now without waiting.
@@ -294,12 +344,15 @@ impl Outbox {
     /// Takes everything queued into `batch` for the writer; parks it while nothing is.
     fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Bytes>) -> Poll<Taken> {
         let mut state = self.lock();
-        if state.frames == 0 && state.queue.is_empty() && state.small.is_empty() {
-            if let Some(done) = state.shutdown.take() {
-                return Poll::Ready(Taken::Shutdown(done));
-            }
-            if state.senders_gone {
-                return Poll::Ready(Taken::Shutdown(None));
+        if state.inline_writing || state.is_empty() {
+            // (A sender writing inline wakes the writer if it leaves anything behind.)
+            if !state.inline_writing {
+                if let Some(done) = state.shutdown.take() {
+                    return Poll::Ready(Taken::Shutdown(done));
+                }
+                if state.senders_gone {
+                    return Poll::Ready(Taken::Shutdown(None));
+                }
             }
             match &mut state.writer {
                 Some(waker) => waker.clone_from(cx.waker()),
@@ -307,6 +360,13 @@ impl Outbox {
             }
             return Poll::Pending;
         }
+        let charged = self.take(state, batch);
+        Poll::Ready(Taken::Frames { charged })
+    }
+
+    /// Moves everything queued into `batch`, makes room for senders, and returns the budget
+    /// bytes it was charged.
+    fn take(&self, mut state: MutexGuard<'_, State>, batch: &mut Vec<Bytes>) -> usize {
         batch.extend(state.queue.drain(..));
         if !state.small.is_empty() {
             batch.push(state.small.split().freeze());
@@ -318,7 +378,60 @@ impl Outbox {
         if was_full {
             self.room.notify_waiters();
         }
-        Poll::Ready(Taken::Frames { charged })
+        charged
+    }
+
+    /// Writes what is queued from the calling task, as far as the socket takes it without
+    /// waiting, when the writer task is idle (parked, with nothing queued before): the frames
+    /// go out without waking another task. What the socket does not take now is handed back
+    /// to the writer task, ahead of anything queued meanwhile.
+    pub(crate) fn write_inline(&self) {
+        let mut state = self.lock();
+        if state.inline_writing || state.writer.is_none() || state.is_empty() || state.stopped {
+            return;
+        }
+        let Some(socket) = state.socket.clone() else {
+            return;
+        };
+        state.inline_writing = true;
+        let mut batch = std::mem::take(&mut state.spare);
+        let charged = self.take(state, &mut batch);
+        let mut unwritten = 0;
+        while unwritten < batch.len() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let count = fill_slices(&mut slices, &batch[unwritten..]);
+            match socket.try_write_vectored(&slices[..count]) {
+                Ok(0) => break,
+                Ok(written) => unwritten = advance(&mut batch, unwritten, written),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Full, or failed: the writer task waits for room, or meets the error itself.
+                Err(_) => break,
+            }
+        }
+        let mut state = self.lock();
+        state.inline_writing = false;
+        let left: Vec<Bytes> = batch.drain(unwritten..).collect();
+        batch.clear();
+        state.spare = batch;
+        if left.is_empty() {
+            self.budgets.release(charged);
+        } else {
+            for buf in left.into_iter().rev() {
+                state.queue.push_front(buf);
+            }
+            state.frames += 1;
+            state.charged += charged;
+        }
+        // Whatever is left (frames, a shutdown, the senders' end) is the writer task's.
+        let writer = if state.is_empty() && state.shutdown.is_none() && !state.senders_gone {
+            None
+        } else {
+            state.writer.take()
+        };
+        drop(state);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
     }
 
     /// The writer stopped: refuses everything from now on, and returns the budget bytes of
@@ -326,6 +439,7 @@ impl Outbox {
     fn stop(&self) -> usize {
         let mut state = self.lock();
         state.stopped = true;
+        state.socket = None;
         state.queue.clear();
         state.small = BytesMut::new();
         state.frames = 0;
@@ -340,6 +454,11 @@ impl Outbox {
 }
 
 impl State {
+    /// Whether nothing waits to be written.
+    fn is_empty(&self) -> bool {
+        self.frames == 0 && self.queue.is_empty() && self.small.is_empty()
+    }
+
     fn push_item(&mut self, item: Outgoing) {
         match item {
             Outgoing::Frame(frame) => self.push(frame),
@@ -401,13 +520,11 @@ enum Taken {
 }
 
 /// Writes what is queued until a shutdown, the last sender's end, or a failed write.
-pub(crate) async fn run_writer(
-    outbox: Arc<Outbox>,
-    mut write: WriteHalf,
-    budgets: Budgets,
-    stall_timeout: Duration,
-    peer: String,
-) {
+pub(crate) async fn run_writer(outbox: Arc<Outbox>, stall_timeout: Duration, peer: String) {
+    let Some(socket) = outbox.lock().socket.clone() else {
+        return;
+    };
+    let budgets = &outbox.budgets;
     let mut batch: Vec<Bytes> = Vec::new();
     let done = loop {
         let taken = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut batch)).await;
@@ -415,7 +532,7 @@ pub(crate) async fn run_writer(
             Taken::Frames { charged } => charged,
             Taken::Shutdown(done) => break done,
         };
-        let written = write_all_vectored(&mut write, &mut batch, stall_timeout).await;
+        let written = write_all_vectored(&socket, &mut batch, stall_timeout).await;
         budgets.release(charged);
         if let Err(e) = written {
             if e.kind() == io::ErrorKind::TimedOut {
@@ -439,6 +556,18 @@ pub(crate) async fn run_writer(
     // Refuse further frames before the final shutdown, so no sender believes a late frame
     // went out.
     budgets.release(outbox.stop());
+    // The socket is ours alone once no sender writes inline any more (a sender holds it only
+    // while a write that never waits runs).
+    let mut socket = socket;
+    let mut write = loop {
+        match Arc::try_unwrap(socket) {
+            Ok(write) => break write,
+            Err(shared) => {
+                socket = shared;
+                tokio::task::yield_now().await;
+            }
+        }
+    };
     if let Err(e) = write.shutdown().await {
         debug!(error = %e, "channel writer: shutdown failed");
     }
@@ -448,40 +577,57 @@ pub(crate) async fn run_writer(
     }
 }
 
+/// Points `slices` at the first buffers of `bufs`; returns how many.
+fn fill_slices<'a>(slices: &mut [IoSlice<'a>; MAX_IOV], bufs: &'a [Bytes]) -> usize {
+    let mut count = 0;
+    for (slot, buf) in slices.iter_mut().zip(bufs) {
+        *slot = IoSlice::new(buf);
+        count += 1;
+    }
+    count
+}
+
+/// Accounts for `written` bytes from buffer `next` on: returns the first buffer not yet
+/// written whole (partly written buffers are advanced past what was written).
+fn advance(bufs: &mut [Bytes], mut next: usize, mut written: usize) -> usize {
+    while written > 0 {
+        let Some(buf) = bufs.get_mut(next) else { break };
+        if written >= buf.len() {
+            written -= buf.len();
+            next += 1;
+        } else {
+            buf.advance(written);
+            written = 0;
+        }
+    }
+    while bufs.get(next).is_some_and(Bytes::is_empty) {
+        next += 1;
+    }
+    next
+}
+
 /// Writes every buffer completely, gathering them into as few syscalls as the socket allows.
 /// A write that makes no progress for `stall_timeout` fails with `TimedOut`.
 async fn write_all_vectored(
-    write: &mut WriteHalf,
+    socket: &WriteHalf,
     bufs: &mut Vec<Bytes>,
     stall_timeout: Duration,
 ) -> io::Result<()> {
     let mut next = 0;
     while next < bufs.len() {
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
-        let mut count = 0;
-        for (slot, buf) in slices.iter_mut().zip(&bufs[next..]) {
-            *slot = IoSlice::new(buf);
-            count += 1;
-        }
-        let mut written =
-            tokio::time::timeout(stall_timeout, write.write_vectored(&slices[..count]))
-                .await
-                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        while written > 0 {
-            let Some(buf) = bufs.get_mut(next) else { break };
-            if written >= buf.len() {
-                written -= buf.len();
-                next += 1;
-            } else {
-                buf.advance(written);
-                written = 0;
+        let count = fill_slices(&mut slices, &bufs[next..]);
+        match socket.try_write_vectored(&slices[..count]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => next = advance(bufs, next, written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The stall timer (which reads the clock) runs only for a write that waits.
+                tokio::time::timeout(stall_timeout, socket.writable())
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
             }
-        }
-        while bufs.get(next).is_some_and(Bytes::is_empty) {
-            next += 1;
+            Err(e) => return Err(e),
         }
     }
     bufs.clear();

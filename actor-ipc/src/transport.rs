@@ -115,6 +115,42 @@ pub enum WriteHalf {
     Unix(unix::OwnedWriteHalf),
 }
 
+impl ReadHalf {
+    /// Reads what the socket holds right now, with one non-blocking `recv` (`WouldBlock` if
+    /// nothing): unlike tokio's reads, it asks the socket itself rather than the readiness
+    /// tokio last saw, so a spinning reader sees bytes the moment they arrive instead of at
+    /// the runtime's next poll of its I/O driver.
+    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Self::Tcp(r) => r.as_ref().as_raw_fd(),
+            Self::Unix(r) => r.as_ref().as_raw_fd(),
+        };
+        nix::sys::socket::recv(fd, buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT)
+            .map_err(io::Error::from)
+    }
+}
+
+impl WriteHalf {
+    /// Waits until the socket may take more bytes (possibly spuriously: a write can still
+    /// find it full).
+    pub async fn writable(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(w) => w.writable().await,
+            Self::Unix(w) => w.writable().await,
+        }
+    }
+
+    /// Writes what the socket takes now, without waiting (`WouldBlock` if nothing). Through a
+    /// shared reference: the writer task and a sender writing inline share one half.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(w) => w.try_write_vectored(bufs),
+            Self::Unix(w) => w.try_write_vectored(bufs),
+        }
+    }
+}
+
 impl AsyncRead for ReadHalf {
     fn poll_read(
         self: Pin<&mut Self>,

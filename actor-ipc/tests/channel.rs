@@ -19,6 +19,11 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
 
 /// A connected pair of channels over `addr` (a Unix path in `dir`, or TCP on loopback).
 async fn pair(addr: Addr) -> (Channel, Channel) {
+    pair_with(addr, ChannelConfig::default()).await
+}
+
+/// [`pair`], the client side with `config`.
+async fn pair_with(addr: Addr, config: ChannelConfig) -> (Channel, Channel) {
     let listener = Listener::bind(&addr).await.unwrap();
     let addr = listener.local_addr().clone();
     let server_uid = Uid::new("server");
@@ -32,7 +37,6 @@ async fn pair(addr: Addr) -> (Channel, Channel) {
         }
     };
     let client_uid = Uid::new("client");
-    let config = ChannelConfig::default();
     let connect = Channel::connect(&addr, &client_uid, &config);
     let (server, client) = within("handshake", async { tokio::join!(accept, connect) }).await;
     let client = client.unwrap();
@@ -52,9 +56,29 @@ fn addrs(dir: &tempfile::TempDir) -> [Addr; 2] {
 async fn thirty_two_concurrent_senders_keep_frames_whole_and_in_order() {
     const TASKS: u64 = 32;
     const PER_TASK: u64 = 500;
+    // Frames up to 9,000 bytes: small ones are copied into the writer's queue, large ones
+    // queued as they are; with low-latency mode on, senders also write inline, and the
+    // socket fills, so inline writes stop midway and hand the rest to the writer task.
+    const MOST: u64 = 9_000;
     let dir = tempfile::tempdir().unwrap();
-    for addr in addrs(&dir) {
-        let (mut server, client) = pair(addr).await;
+    let low_latency = ChannelConfig {
+        spin: Some(Duration::from_micros(20)),
+        ..ChannelConfig::default()
+    };
+    let cases = addrs(&dir).into_iter().flat_map(|addr| {
+        [
+            (addr.clone(), ChannelConfig::default()),
+            (addr, low_latency.clone()),
+        ]
+    });
+    for (addr, config) in cases {
+        let addr = match addr {
+            Addr::Unix(path) => {
+                Addr::unix(path.with_extension(format!("{:?}", config.spin.is_some())))
+            }
+            tcp => tcp,
+        };
+        let (mut server, client) = pair_with(addr, config).await;
         let sender = client.sender().clone();
         let mut senders = Vec::new();
         for task in 0..TASKS {
@@ -62,7 +86,7 @@ async fn thirty_two_concurrent_senders_keep_frames_whole_and_in_order() {
             senders.push(tokio::spawn(async move {
                 for seq in 0..PER_TASK {
                     // Payloads of varying size, so frames straddle write boundaries.
-                    let filler = "x".repeat(((task * 37 + seq * 13) % 3000) as usize);
+                    let filler = "x".repeat(((task * 37 + seq * 13) % MOST) as usize);
                     let value = Payload::encode(&(task, seq, filler)).unwrap();
                     let msg = Msg::Yield {
                         cid: format!("task-{task}").into(),
@@ -80,7 +104,7 @@ async fn thirty_two_concurrent_senders_keep_frames_whole_and_in_order() {
             };
             let (task, seq, filler): (u64, u64, String) = value.decode().unwrap();
             assert_eq!(cid, format!("task-{task}"));
-            assert_eq!(filler.len() as u64, (task * 37 + seq * 13) % 3000);
+            assert_eq!(filler.len() as u64, (task * 37 + seq * 13) % MOST);
             let expected = next_seq.entry(cid.to_string()).or_default();
             assert_eq!(seq, *expected, "task {task} out of order");
             *expected += 1;
@@ -167,6 +191,41 @@ async fn dropping_a_send_midway_never_leaves_half_a_frame() {
     within("the last send", client.send(&last)).await.unwrap();
     let whole = within("the reader", reader).await.unwrap();
     assert!(whole <= 50);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn frames_written_inline_into_a_full_socket_arrive_whole_and_in_order() {
+    // Low-latency mode: the sender writes inline while the writer task is idle. The peer
+    // reads only when the sender yields, so the socket fills, an inline write stops midway,
+    // and the writer task must send the rest before anything queued after it.
+    const FRAMES: u64 = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ChannelConfig {
+        spin: Some(Duration::from_micros(20)),
+        ..ChannelConfig::default()
+    };
+    let (mut server, client) = pair_with(Addr::unix(dir.path().join("inline.sock")), config).await;
+    let reading = tokio::spawn(async move {
+        for expected in 0..FRAMES {
+            let msg = within("a frame", server.recv()).await.unwrap().unwrap();
+            let Msg::Yield { value, .. } = msg else {
+                panic!("unexpected {msg:?}");
+            };
+            let (seq, filler): (u64, String) = value.decode().unwrap();
+            assert_eq!(seq, expected, "out of order");
+            assert_eq!(filler.len() as u64, 1_000 + seq % 2_500);
+        }
+    });
+    let sender = client.sender().clone();
+    for seq in 0..FRAMES {
+        let filler = "y".repeat((1_000 + seq % 2_500) as usize);
+        let msg = Msg::Yield {
+            cid: "inline".into(),
+            value: Payload::encode(&(seq, filler)).unwrap(),
+        };
+        sender.send(&msg).await.unwrap();
+    }
+    within("the reader", reading).await.unwrap();
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -83,16 +83,22 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
                 break "the peer read nothing for the write stall timeout".to_owned();
             }
         };
+        // The answers to what is read now go out together when it is handled, written by
+        // this task (no wake-up of the writer task for each).
+        conn.sender.defer_writes();
         if let Some(reason) = handle(&conn, msg, &mut paced).await {
+            conn.sender.end_deferring();
             break reason;
         }
         // The messages read along with that one: handled in a tight loop, without another
         // trip through `select!` and the frame reader's future for each.
         while let Some(msg) = reader.try_recv_buffered() {
             if let Some(reason) = handle(&conn, msg.map(Some), &mut paced).await {
+                conn.sender.end_deferring();
                 break 'reading reason;
             }
         }
+        conn.sender.end_deferring();
     };
     conn.shut(reason);
 }
@@ -129,7 +135,10 @@ async fn handle(
             conn.dispatching.store(false, Ordering::Relaxed);
             paced.served += 1;
             if paced.served % YIELD_EVERY == 0 {
+                // The answers so far go out while the reader lets the calls it started run.
+                conn.sender.end_deferring();
                 tokio::task::yield_now().await;
+                conn.sender.defer_writes();
             }
         }
         Ok(Some(Msg::Sentinel)) => {
@@ -149,7 +158,9 @@ async fn handle(
             conn.route(msg);
             paced.routed += 1;
             if paced.routed % ROUTE_YIELD_EVERY == 0 {
+                conn.sender.end_deferring();
                 tokio::task::yield_now().await;
+                conn.sender.defer_writes();
             }
         }
         Ok(None) => return Some("the peer closed the connection".to_owned()),
