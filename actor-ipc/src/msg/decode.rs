@@ -233,6 +233,14 @@ fn read_cmd_message(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Msg> {
 /// `{key: value, "cid": cid}` for `return`, `yield`, `started` and `functype`, read in one
 /// pass; `None` if it is anything else or malformed.
 fn read_answer(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Msg> {
+    // Every request/response call's first answer, as tractor and this runtime write it.
+    const ASYNCFUNC: &[u8] = b"\xa8functype\xa9asyncfunc\xa3cid";
+    if cur.skip_prefix(ASYNCFUNC) {
+        return Some(Msg::FuncType {
+            cid: Cid::from(cur.str("cid").ok()?),
+            kind: CallKind::AsyncFunc,
+        });
+    }
     let key = cur.key_bytes_if_any().ok()??;
     if !matches!(key, b"return" | b"yield" | b"started" | b"functype") {
         return None;
@@ -482,6 +490,23 @@ mod tests {
         let fast = Msg::decode(Bytes::from_static(b"\x82\xa6return\x03\xa3cid\xa2c1")).unwrap();
         let general = Msg::decode(Bytes::from_static(b"\x82\xa3cid\xa2c1\xa6return\x03")).unwrap();
         assert_eq!(fast, general);
+        // {"functype": "asyncfunc", "cid": "c1"}, compared as bytes, and its keys swapped.
+        let fast = Msg::decode(Bytes::from_static(
+            b"\x82\xa8functype\xa9asyncfunc\xa3cid\xa2c1",
+        ))
+        .unwrap();
+        let general = Msg::decode(Bytes::from_static(
+            b"\x82\xa3cid\xa2c1\xa8functype\xa9asyncfunc",
+        ))
+        .unwrap();
+        assert_eq!(fast, general);
+        assert_eq!(
+            fast,
+            Msg::FuncType {
+                cid: "c1".into(),
+                kind: CallKind::AsyncFunc
+            }
+        );
         // {"functype": "nope", "cid": "c1"}: not a kind, so the general way reports it.
         assert!(matches!(
             Msg::decode(Bytes::from_static(b"\x82\xa8functype\xa4nope\xa3cid\xa2c1")),

@@ -55,6 +55,18 @@ impl<'a> Cursor<'a> {
         self.buf.len() - self.pos
     }
 
+    /// Consumes `prefix` if the bytes ahead start with it (a known run of headers and keys,
+    /// compared whole instead of read piece by piece); false, consuming nothing, if not.
+    pub(crate) fn skip_prefix(&mut self, prefix: &[u8]) -> bool {
+        let ahead = self.buf.get(self.pos..).unwrap_or_default();
+        if ahead.starts_with(prefix) {
+            self.pos += prefix.len();
+            true
+        } else {
+            false
+        }
+    }
+
     /// The next marker byte, without consuming it.
     pub(crate) fn peek(&self) -> Result<u8, DecodeError> {
         self.buf
