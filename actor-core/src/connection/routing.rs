@@ -12,6 +12,14 @@ use super::Connection;
 use crate::{base::mailbox::Refused, engine::credit::accepted_credit};
 
 impl Connection {
+    /// A call of ours whose consumer fell behind `msg`: forgotten here, cancelled at the peer.
+    fn overran(self: &Arc<Self>, msg: &Msg) {
+        let cid = actor_ipc::Cid::from(msg.cid().unwrap_or_default());
+        self.calls.complete(&cid);
+        warn!(peer = %self.peer, %cid, "stream overrun: its consumer fell behind; cancelling it");
+        self.cancel_remote(cid);
+    }
+
     /// Delivers one message that is not a `cmd` (the reader's job for replies).
     pub(crate) fn route(self: &Arc<Self>, msg: Msg) {
         if let Msg::Credit { cid, credit } = &msg {
@@ -42,9 +50,7 @@ impl Connection {
                 sem.close();
             }
             if let Err(Refused::Full(msg)) = route.tx.try_send(msg) {
-                let cid = actor_ipc::Cid::from(msg.cid().unwrap_or_default());
-                warn!(peer = %self.peer, %cid, "stream overrun: its consumer fell behind; cancelling it");
-                self.cancel_remote(cid);
+                self.overran(&msg);
             }
             return;
         }
@@ -61,12 +67,7 @@ impl Connection {
             drop(route);
             match sent {
                 Ok(()) => {}
-                Err(Refused::Full(msg)) => {
-                    let cid = actor_ipc::Cid::from(msg.cid().unwrap_or_default());
-                    self.calls.complete(&cid);
-                    warn!(peer = %self.peer, %cid, "stream overrun: its consumer fell behind; cancelling it");
-                    self.cancel_remote(cid);
-                }
+                Err(Refused::Full(msg)) => self.overran(&msg),
                 Err(Refused::Closed(msg)) => {
                     self.calls.complete(msg.cid().unwrap_or_default());
                 }
