@@ -194,16 +194,19 @@ impl Outbox {
 
     /// Queues `item` if there is room now; else hands it back.
     pub(crate) fn try_queue(&self, item: Outgoing, charged: usize) -> Result<(), TryQueue> {
-        let mut state = self.lock();
-        if state.stopped || state.shutdown.is_some() {
-            return Err(TryQueue::Closed);
+        let mut item = Some(item);
+        let mut place = Some(|state: &mut State| {
+            if let Some(item) = item.take() {
+                state.push_item(item);
+            }
+            Ok(())
+        });
+        let placed = self.try_place(&mut place, charged, true);
+        match (placed, item) {
+            (Poll::Ready(Ok(())), _) => Ok(()),
+            (Poll::Pending, Some(item)) => Err(TryQueue::Full(item)),
+            _ => Err(TryQueue::Closed),
         }
-        if state.frames >= self.capacity {
-            return Err(TryQueue::Full(item));
-        }
-        state.push_item(item);
-        self.queued(state, charged);
-        Ok(())
     }
 
     /// Queues `item` even past the capacity (a sink that was told there was room, and lost it
