@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use actor_ipc::{
-    CallKind, Cmd, ErrorInfo, Msg, Payload, RuntimeVars, SpawnInit, Uid, Value, WireAddr,
+    CallKind, Cid, Cmd, ErrorInfo, Msg, Payload, RuntimeVars, SpawnInit, Uid, Value, WireAddr,
 };
 use bytes::Bytes;
 use proptest::{collection::vec, prelude::*};
@@ -115,8 +115,8 @@ fn uid() -> impl Strategy<Value = Uid> {
     ]
 }
 
-fn cid() -> impl Strategy<Value = String> {
-    prop_oneof![any::<String>(), "[0-9a-f-]{36}"]
+fn cid() -> impl Strategy<Value = Cid> {
+    prop_oneof![any::<String>(), "[0-9a-f-]{36}"].prop_map(Cid::from)
 }
 
 fn wire_addr() -> impl Strategy<Value = WireAddr> {
@@ -202,7 +202,7 @@ fn msg() -> impl Strategy<Value = Msg> {
                 func: func.into(),
                 kwargs: Payload::from_value(&kwargs),
                 caller,
-                cid: cid.into(),
+                cid,
             })
         },
     );
@@ -213,7 +213,7 @@ fn msg() -> impl Strategy<Value = Msg> {
         extras(&["type_str", "tb_str"]),
     )
         .prop_map(|(cid, type_str, tb_str, extra)| Msg::Error {
-            cid: cid.map(Into::into),
+            cid,
             error: Box::new(ErrorInfo {
                 type_str,
                 tb_str,
@@ -224,23 +224,11 @@ fn msg() -> impl Strategy<Value = Msg> {
         uid().prop_map(Msg::Handshake),
         Just(Msg::Sentinel),
         cmd,
-        (cid(), call_kind()).prop_map(|(cid, kind)| Msg::FuncType {
-            cid: cid.into(),
-            kind
-        }),
-        (cid(), payload()).prop_map(|(cid, value)| Msg::Return {
-            cid: cid.into(),
-            value
-        }),
-        (cid(), payload()).prop_map(|(cid, value)| Msg::Yield {
-            cid: cid.into(),
-            value
-        }),
-        (cid(), payload()).prop_map(|(cid, value)| Msg::Started {
-            cid: cid.into(),
-            value
-        }),
-        cid().prop_map(|cid| Msg::Stop { cid: cid.into() }),
+        (cid(), call_kind()).prop_map(|(cid, kind)| Msg::FuncType { cid, kind }),
+        (cid(), payload()).prop_map(|(cid, value)| Msg::Return { cid, value }),
+        (cid(), payload()).prop_map(|(cid, value)| Msg::Yield { cid, value }),
+        (cid(), payload()).prop_map(|(cid, value)| Msg::Started { cid, value }),
+        cid().prop_map(|cid| Msg::Stop { cid }),
         error,
         spawn_init().prop_map(|init| Msg::SpawnInit(Box::new(init))),
     ]
