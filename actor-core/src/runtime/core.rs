@@ -123,6 +123,8 @@ pub(crate) struct ActorCore {
     pub(crate) heartbeat: Option<HeartbeatConfig>,
     /// The tree this actor belongs to: its root's uuid (lookups prefer actors of the same).
     pub(crate) tree: OnceLock<String>,
+    /// Listeners opened for children on other hosts, by the local address facing them.
+    pub(crate) facing_listeners: tokio::sync::Mutex<HashMap<std::net::IpAddr, Addr>>,
 }
 
 /// Sends a fatal error to whoever must hear it (a child's parent), once.
@@ -160,6 +162,7 @@ impl ActorCore {
             runtime: OnceLock::new(),
             heartbeat,
             tree: OnceLock::new(),
+            facing_listeners: tokio::sync::Mutex::new(HashMap::new()),
             runtime_calls,
             pending_children: Mutex::new(HashMap::new()),
             addrs: OnceLock::new(),

@@ -653,7 +653,7 @@ impl ActorHandle {
 }
 
 /// Whether a TCP host only reaches this machine.
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host
             .trim_matches(|c| c == '[' || c == ']')

@@ -5,6 +5,7 @@
 
 pub(crate) mod actor;
 pub mod discovery;
+pub(crate) mod hosts;
 pub mod nursery;
 pub(crate) mod registrar;
 pub(crate) mod registration;

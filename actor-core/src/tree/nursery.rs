@@ -282,9 +282,12 @@ impl Recruiter {
             let mut children = lock(&self.state.children);
             children.push(slot.clone());
         }
-        self.core
-            .io_tasks
-            .spawn(supervise(slot.clone(), started.process, self.state.clone()));
+        self.core.io_tasks.spawn(supervise(
+            slot.clone(),
+            started.process,
+            started.lifeline,
+            self.state.clone(),
+        ));
         let torn_down = self.state.tearing_down.load(Ordering::Acquire);
         if torn_down || (self.state.failed.is_cancelled() && !one_shot) {
             // Teardown began (or a failure cancels daemons): this child goes down too.
@@ -358,6 +361,14 @@ impl StartActor<'_> {
     /// The child's log filter (default: this process's).
     pub fn log(mut self, filter: impl Into<String>) -> Self {
         self.request.log = Some(filter.into());
+        self
+    }
+
+    /// Runs the child on `host` (see [`Program::host`]; a later [`StartActor::program`]
+    /// brings its own placement).
+    pub fn host(mut self, host: crate::tree::hosts::Host) -> Self {
+        let program = std::mem::take(&mut self.request.program);
+        self.request.program = program.host(host);
         self
     }
 }
@@ -529,7 +540,12 @@ impl Drop for Nursery {
 ///
 /// A child that falls silent (missed heartbeats: stopped, hung) while its process lives is
 /// killed and reported as lost: it can no longer be supervised.
-async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, state: Arc<State>) {
+async fn supervise(
+    slot: Arc<ChildSlot>,
+    mut process: tokio::process::Child,
+    lifeline: Option<tokio::process::ChildStdin>,
+    state: Arc<State>,
+) {
     let mut lost = None;
     let status = tokio::select! {
         status = process.wait() => status,
@@ -542,6 +558,8 @@ async fn supervise(slot: Arc<ChildSlot>, mut process: tokio::process::Child, sta
             process.wait().await
         }
     };
+    // The launcher is gone: the session it carried is too.
+    drop(lifeline);
     slot.reaped.store(true, Ordering::Release);
     // Let the connection's reader take in what the child sent before exiting (a startup error
     // arrives just before the end of the stream).

@@ -9,7 +9,7 @@
 use std::{process::Stdio, sync::Arc, time::Duration};
 
 use actor_ipc::{
-    Addr, Channel, ErrorInfo, Msg, RuntimeVars, Secret, SpawnInit, Uid, Value, WireAddr,
+    Addr, Channel, ErrorInfo, Listener, Msg, RuntimeVars, Secret, SpawnInit, Uid, Value, WireAddr,
 };
 use tokio::{io::AsyncWriteExt, process::Child, sync::oneshot};
 use tracing::debug;
@@ -18,12 +18,15 @@ use crate::{
     base::error::{Error, RemoteActorError, Result},
     base::lock,
     base::platform,
-    base::secret::{AUTH_STDIN_ENV, set_process_secret},
+    base::secret::{AUTH_FILE_ENV, AUTH_STDIN_ENV, set_process_secret},
     calls::registry,
     portal::Portal,
     runtime::{self, ActorCore},
     serving,
-    tree::actor::{Actor, RuntimeFlavor},
+    tree::{
+        actor::{Actor, RuntimeFlavor},
+        hosts::{self, Host},
+    },
 };
 
 /// The environment a child reads its spec from.
@@ -46,6 +49,8 @@ pub(crate) struct ChildSpec {
     parent: Addr,
     parent_pid: u32,
     tree: Option<String>,
+    /// Set on a child started on another host: that host, as its parent named it.
+    remote_host: Option<String>,
 }
 
 impl ChildSpec {
@@ -60,6 +65,7 @@ impl ChildSpec {
             parent,
             parent_pid,
             tree: std::env::var(TREE_ENV).ok(),
+            remote_host: std::env::var(hosts::CHILD_HOST_ENV).ok(),
         })
     }
 }
@@ -73,6 +79,7 @@ pub struct Program {
     args: Vec<String>,
     env: Vec<(String, String)>,
     module_paths: Vec<(String, String)>,
+    host: Host,
 }
 
 impl Program {
@@ -109,7 +116,28 @@ impl Program {
         self.env.push((key.into(), value.into()));
         self
     }
+
+    /// Runs the child on `host` (default: this host). On another host the program is the one
+    /// at the same path there (or the path given with [`Program::path`]): nothing is copied.
+    /// A tree with a remote child must have a secret (see [`crate::AUTH_FILE_ENV`]): its
+    /// actors then listen beyond loopback, and refuse whoever does not prove it.
+    pub fn host(mut self, host: Host) -> Self {
+        self.host = host;
+        self
+    }
 }
+
+/// The variables of this runtime a remote child gets from its parent's environment (a local
+/// child inherits the whole environment; a remote one only what its command line carries).
+const HANDED_ON_ENV: [&str; 7] = [
+    LOG_ENV,
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    crate::engine::heartbeat::HEARTBEAT_TIMEOUT_ENV,
+    crate::runtime::core::LOW_LATENCY_ENV,
+    hosts::SSH_CONFIG_ENV,
+    hosts::SSH_PROGRAM_ENV,
+];
 
 /// What the parent tells a child to be.
 #[derive(Debug, Clone)]
@@ -125,6 +153,9 @@ pub(crate) struct StartedChild {
     pub(crate) uid: Uid,
     pub(crate) process: Child,
     pub(crate) portal: Portal,
+    /// A remote child's stdin (the launcher's session), held open while it lives: its end is
+    /// the child's signal to stop. Kept apart from `process`, whose `wait` would close it.
+    pub(crate) lifeline: Option<tokio::process::ChildStdin>,
 }
 
 /// Starts a child of `parent` and completes the spawn sequence.
@@ -132,14 +163,27 @@ pub(crate) async fn spawn_child(
     parent: &Arc<ActorCore>,
     request: ChildRequest,
 ) -> Result<StartedChild> {
-    let parent_addr = parent
-        .addrs
-        .get()
-        .and_then(|a| a.first())
-        .cloned()
-        .ok_or_else(|| {
-            Error::Usage("this actor does not listen: it cannot have children".into())
-        })?;
+    let host = request.program.host.clone();
+    let secret = parent.config.secret.clone();
+    if host.is_remote() && secret.is_none() {
+        return Err(Error::Usage(format!(
+            "child {} cannot run on {host}: a tree that spans hosts needs a secret, and this \
+             one has none (give the root one with RootOptions::secret, ActorBuilder::secret \
+             or {AUTH_FILE_ENV})",
+            request.name
+        )));
+    }
+    let parent_addr = match &host {
+        Host::Local => parent
+            .addrs
+            .get()
+            .and_then(|a| a.first())
+            .cloned()
+            .ok_or_else(|| {
+                Error::Usage("this actor does not listen: it cannot have children".into())
+            })?,
+        Host::Ssh(ssh) => address_facing(parent, ssh).await?,
+    };
     let uid = Uid::new(&request.name);
     let (connected, connect_back) = oneshot::channel();
     lock(&parent.pending_children).insert(uid.uuid.clone(), connected);
@@ -151,29 +195,58 @@ pub(crate) async fn spawn_child(
     let forget = || {
         lock(&parent.pending_children).remove(&uid.uuid);
     };
-    let mut command = match (&request.program.tractor_python, &request.program.path) {
-        (Some(python), _) => match tractor_command(python, &uid, &parent_addr) {
+    // How this program re-launches itself as a child (a test binary: the test's filter).
+    let relaunch = parent
+        .launch_args
+        .get()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut command = match (&host, &request.program) {
+        (
+            Host::Local,
+            Program {
+                tractor_python: Some(python),
+                ..
+            },
+        ) => match tractor_command(python, &uid, &parent_addr) {
             Ok(command) => command,
             Err(e) => {
                 forget();
                 return Err(e);
             }
         },
-        (None, Some(path)) => named_command(path, &uid.name),
-        (None, None) => named_command(&std::env::current_exe()?, &uid.name),
+        (
+            Host::Local,
+            Program {
+                path: Some(path), ..
+            },
+        ) => named_command(path, &uid.name),
+        (Host::Local, _) => {
+            let mut command = named_command(&std::env::current_exe()?, &uid.name);
+            command.args(relaunch);
+            command
+        }
+        (Host::Ssh(ssh), program) => {
+            if program.tractor_python.is_some() {
+                forget();
+                return Err(Error::Usage(format!(
+                    "child {}: a tractor child runs on this host only",
+                    uid.name
+                )));
+            }
+            let (path, mut args) = match &program.path {
+                Some(path) => (path.clone(), Vec::new()),
+                None => (std::env::current_exe()?, relaunch.to_vec()),
+            };
+            args.extend(program.args.iter().cloned());
+            let env = remote_env(parent, &request, &uid, &parent_addr, ssh);
+            ssh.command(&path, &args, &env)
+        }
     };
-    if request.program.path.is_none() && request.program.tractor_python.is_none() {
-        // How this program re-launches itself as a child (a test binary: the test's filter).
-        command.args(
-            parent
-                .launch_args
-                .get()
-                .map(Vec::as_slice)
-                .unwrap_or_default(),
-        );
+    if !host.is_remote() {
+        command.args(&request.program.args);
     }
     command
-        .args(&request.program.args)
         // A child's thread slots are its own (`StartActor::thread_slots`), not inherited.
         .env_remove(crate::tree::actor::THREAD_SLOTS_ENV)
         .envs(request.program.env.iter().map(|(k, v)| (k, v)))
@@ -186,9 +259,9 @@ pub(crate) async fn spawn_child(
         .stdin(Stdio::null())
         .kill_on_drop(true);
     // The tree's secret goes through a pipe on the child's stdin: never its arguments or
-    // environment, which other local users can read in /proc.
-    let secret = parent.config.secret.clone();
-    if secret.is_some() {
+    // environment, which other local users can read in /proc. A remote child's stdin (the ssh
+    // session's) stays open after it: it is the child's lifeline.
+    if secret.is_some() || host.is_remote() {
         command.env(AUTH_STDIN_ENV, "1").stdin(Stdio::piped());
     }
     if let Some(log) = request.log.clone().or_else(|| std::env::var(LOG_ENV).ok()) {
@@ -202,13 +275,15 @@ pub(crate) async fn spawn_child(
         }
     };
     let pid = process.id();
-    if let (Some(secret), Some(mut stdin)) = (secret, process.stdin.take()) {
+    if let (Some(secret), Some(stdin)) = (secret, process.stdin.as_mut()) {
         let line = format!("{}\n", secret.to_hex());
         // A child that exits first fails its start below, with its own error.
         if let Err(e) = stdin.write_all(line.as_bytes()).await {
             debug!(child = %uid, error = %e, "could not hand the secret to the child");
         }
     }
+    // A local child's lifeline is its parent-death signal: its stdin closes now.
+    let lifeline = process.stdin.take().filter(|_| host.is_remote());
     let channel = tokio::select! {
         channel = tokio::time::timeout(CONNECT_BACK_TIMEOUT, connect_back) => match channel {
             Ok(Ok(channel)) => channel,
@@ -229,14 +304,14 @@ pub(crate) async fn spawn_child(
             });
         }
     };
-    let registrar = parent
-        .registrar_addr
-        .get()
-        .map(Addr::to_wire)
-        .unwrap_or(WireAddr {
+    let registrar = match parent.registrar_addr.get() {
+        Some(registrar) if host.is_remote() => registrar_facing(parent, registrar, &parent_addr),
+        Some(registrar) => registrar.to_wire(),
+        None => WireAddr {
             host: String::new(),
             port: 0,
-        });
+        },
+    };
     let bind_host = match &parent_addr {
         Addr::Tcp { host, .. } => host.clone(),
         Addr::Unix(_) => "unix".to_owned(),
@@ -283,6 +358,7 @@ pub(crate) async fn spawn_child(
         uid,
         process,
         portal,
+        lifeline,
     })
 }
 
@@ -379,15 +455,7 @@ fn tractor_command(
             "a tractor 0.1.0a5 child needs its parent to listen on TCP".into(),
         ));
     };
-    let setpriv = std::path::Path::new(SETPRIV);
-    let mut command = if setpriv.is_file() {
-        let mut command = tokio::process::Command::new(setpriv);
-        command.args(["--pdeathsig", "KILL", "--"]).arg(python);
-        command
-    } else {
-        tracing::warn!("{SETPRIV} is missing: a Python child will not die with its parent");
-        tokio::process::Command::new(python)
-    };
+    let mut command = with_parent_death_signal(python);
     command
         .args(["-m", "tractor._child", "--uid"])
         .arg(format!(
@@ -409,21 +477,144 @@ fn python_str(text: &str) -> String {
 /// ask for it themselves.
 const SETPRIV: &str = "/usr/bin/setpriv";
 
+/// A command running `program` under the parent-death signal (SIGKILL), when `setpriv` is
+/// installed: a launcher (`ssh`) or a foreign child dies with this process, whatever kills it.
+pub(crate) fn with_parent_death_signal(program: &std::path::Path) -> tokio::process::Command {
+    let setpriv = std::path::Path::new(SETPRIV);
+    if setpriv.is_file() {
+        let mut command = tokio::process::Command::new(setpriv);
+        command.args(["--pdeathsig", "KILL", "--"]).arg(program);
+        command
+    } else {
+        tracing::warn!(
+            "{SETPRIV} is missing: {} will not die with its parent",
+            program.display()
+        );
+        tokio::process::Command::new(program)
+    }
+}
+
+/// The spec of a remote child, for its command line: its names and addresses (nothing
+/// secret), and the runtime's variables of this environment.
+fn remote_env(
+    parent: &ActorCore,
+    request: &ChildRequest,
+    uid: &Uid,
+    parent_addr: &Addr,
+    ssh: &hosts::SshHost,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = HANDED_ON_ENV
+        .iter()
+        .filter(|key| **key != LOG_ENV || request.log.is_none())
+        .filter_map(|key| Some(((*key).to_owned(), std::env::var(key).ok()?)))
+        .collect();
+    if let Some(log) = &request.log {
+        env.push((LOG_ENV.to_owned(), log.clone()));
+    }
+    env.extend(request.program.env.iter().cloned());
+    env.extend([
+        (CHILD_NAME_ENV.to_owned(), uid.name.clone()),
+        (CHILD_UUID_ENV.to_owned(), uid.uuid.clone()),
+        (PARENT_ADDR_ENV.to_owned(), parent_addr.to_string()),
+        // No parent pid on that host: the lifeline is the session's stdin.
+        (PARENT_PID_ENV.to_owned(), "0".to_owned()),
+        (
+            TREE_ENV.to_owned(),
+            parent.tree.get().cloned().unwrap_or_default(),
+        ),
+        (AUTH_STDIN_ENV.to_owned(), "1".to_owned()),
+        (hosts::CHILD_HOST_ENV.to_owned(), ssh.host().to_owned()),
+    ]);
+    env
+}
+
+/// An address of `parent` that `ssh`'s host can reach: a TCP listener beyond loopback it has
+/// (one on every interface stands for the interface facing that host), else a new listener on
+/// the interface facing that host, bound once and kept for the actor's life.
+async fn address_facing(parent: &Arc<ActorCore>, ssh: &hosts::SshHost) -> Result<Addr> {
+    let facing = ssh.local_ip_facing().await?;
+    for addr in parent.addrs.get().map(Vec::as_slice).unwrap_or_default() {
+        if let Addr::Tcp { host, port } = addr
+            && let Ok(ip) = host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+        {
+            if ip.is_unspecified() {
+                return Ok(Addr::tcp(facing.to_string(), *port));
+            }
+            if ip == facing {
+                return Ok(addr.clone());
+            }
+        }
+    }
+    let mut extra = parent.facing_listeners.lock().await;
+    if let Some(addr) = extra.get(&facing) {
+        return Ok(addr.clone());
+    }
+    let listener = Listener::bind(&Addr::tcp(facing.to_string(), 0))
+        .await
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot listen on {facing} (the address facing {}): {e}",
+                ssh.host()
+            ))
+        })?;
+    let addr = listener.local_addr().clone();
+    debug!(%addr, host = ssh.host(), "listening for a remote child");
+    parent
+        .io_tasks
+        .spawn(serving::accept_loop(parent.clone(), listener));
+    extra.insert(facing, addr.clone());
+    Ok(addr)
+}
+
+/// The registrar's address as a remote child should use it: this actor's own address facing
+/// that host when the registrar is this actor at a local-only address (a root serving its
+/// own), else the registrar's address as it is.
+fn registrar_facing(parent: &ActorCore, registrar: &Addr, facing: &Addr) -> WireAddr {
+    let local_only = match registrar {
+        Addr::Unix(_) => true,
+        Addr::Tcp { host, .. } => crate::tree::actor::is_loopback(host),
+    };
+    let is_own = parent
+        .addrs
+        .get()
+        .is_some_and(|addrs| addrs.contains(registrar));
+    if local_only && is_own {
+        facing.to_wire()
+    } else {
+        if local_only {
+            tracing::warn!(
+                %registrar,
+                "a remote child cannot reach the registrar at a local-only address: it will \
+                 not be findable by name"
+            );
+        }
+        registrar.to_wire()
+    }
+}
+
 /// Runs this process as the child `spec` describes, then exits the process. `launch_args` are
 /// how this program re-launches itself for this child's own children.
 pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
-    init_logging(Some(&spec.uid.name));
+    let label = match &spec.remote_host {
+        Some(host) => format!("{}@{host}", spec.uid.name),
+        None => spec.uid.name.clone(),
+    };
+    init_logging(Some(&label));
     if std::env::var_os(AUTH_STDIN_ENV).is_some() {
         match read_secret_from_stdin() {
             Ok(secret) => set_process_secret(secret),
             Err(e) => {
-                eprintln!("[{}] no secret from the parent: {e}", spec.uid.name);
+                eprintln!("[{label}] no secret from the parent: {e}");
                 std::process::exit(1);
             }
         }
     }
-    if !platform::die_with_parent(spec.parent_pid) {
-        eprintln!("[{}] parent already gone; exiting", spec.uid.name);
+    // A remote child's parent is a login shell's sshd, not its parent actor: its lifeline is
+    // its stdin (the session), watched once it serves.
+    if spec.remote_host.is_none() && !platform::die_with_parent(spec.parent_pid) {
+        eprintln!("[{label}] parent already gone; exiting");
         std::process::exit(1);
     }
     let (runtime, slot) = match RuntimeFlavor::default().build_for_actor() {
@@ -438,6 +629,31 @@ pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
     drop(entered);
     drop(runtime);
     std::process::exit(code);
+}
+
+/// How long a remote child whose lifeline ended may take to stop before it exits anyway.
+const LIFELINE_GRACE: Duration = Duration::from_secs(3);
+
+/// Stops this remote child when its stdin (the ssh session) reaches EOF or fails: its parent
+/// or the launcher is gone. The process exits after [`LIFELINE_GRACE`] if stopping hangs.
+fn watch_lifeline(stop: tokio_util::sync::CancellationToken) {
+    let spawned = std::thread::Builder::new()
+        .name("lifeline".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut sink = [0u8; 64];
+            let mut stdin = std::io::stdin().lock();
+            // Anything after the secret line is ignored; only its end matters.
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            stop.cancel();
+            // Likely unheard: stderr is the ended session's too.
+            tracing::warn!("lifeline ended (the parent's session closed); stopping");
+            std::thread::sleep(LIFELINE_GRACE);
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot watch the lifeline: this child outlives only its connection");
+    }
 }
 
 /// Reads the line of hex the parent writes to a child's stdin.
@@ -494,9 +710,21 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
             return 1;
         }
     }
-    let listen = match &spec.parent {
-        Addr::Tcp { .. } => Addr::tcp(init.bind_host.clone(), init.bind_port),
-        Addr::Unix(_) => {
+    let listen = match (&spec.parent, &spec.remote_host) {
+        (Addr::Tcp { .. }, Some(host)) => {
+            let Some(ip) = hosts::remote_listen_host() else {
+                let detail = format!(
+                    "{name} cannot start on {host}: no address to listen on (no SSH_CONNECTION \
+                     and no {})",
+                    hosts::LISTEN_HOST_ENV
+                );
+                report(ErrorInfo::new("RuntimeError", detail)).await;
+                return 1;
+            };
+            Addr::tcp(ip, 0)
+        }
+        (Addr::Tcp { .. }, None) => Addr::tcp(init.bind_host.clone(), init.bind_port),
+        (Addr::Unix(_), _) => {
             Addr::unix(std::env::temp_dir().join(format!("actor-{}.sock", spec.uid.uuid)))
         }
     };
@@ -550,6 +778,9 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
         debug!("parent connection ended; stopping");
         stop.cancel();
     });
+    if spec.remote_host.is_some() {
+        watch_lifeline(actor.cancellation_token());
+    }
     let core = actor.core().clone();
     actor.wait().await;
     // Stopped by a service's end: a failure, in the exit status too.
@@ -568,7 +799,10 @@ pub(crate) fn init_logging(actor_name: Option<&str>) {
         .unwrap_or_else(|| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written is lost, never a panic: a remote child's stderr is
+        // its ssh session's, which ends when its parent goes.
+        .log_internal_errors(false);
     // A subscriber already set by the program wins.
     let _ = match actor_name {
         Some(name) => builder

@@ -1,0 +1,322 @@
+//! Where a child actor runs: on this host (the default) or on another one, reached through the
+//! engine the user already has. We run no daemon and copy no binary: the program must exist at
+//! its path on the other host.
+//!
+//! - `ssh://[user@]host[:port]`: the system's OpenSSH client (`ssh`), with the user's own keys,
+//!   `~/.ssh/config` and agent. The child's spec travels on the remote command line (names,
+//!   addresses: nothing secret); the tree's secret travels on the session's stdin, which then
+//!   stays open as the child's lifeline: when it reaches EOF (the parent, or the `ssh` client,
+//!   died), the child stops.
+//!
+//! A remote child listens on the address its SSH connection arrived on (the remote end of
+//! `SSH_CONNECTION`), or on the one [`SshHost::listen_on`] names, and connects back to its
+//! parent on an address of the parent's reachable from there.
+
+use std::{fmt, net::IpAddr, path::Path, str::FromStr};
+
+use crate::base::error::{Error, Result};
+
+/// Set on a remote child: the host label its log lines carry (`[name@host]`), and the sign
+/// that its lifeline is its stdin, not its parent's pid.
+pub(crate) const CHILD_HOST_ENV: &str = "ACTOR_CHILD_HOST";
+/// Set on a remote child to the address it listens on, when the placement names one.
+pub(crate) const LISTEN_HOST_ENV: &str = "ACTOR_LISTEN_HOST";
+/// A file of OpenSSH client configuration (`ssh -F`) the SSH launcher uses, and hands on to
+/// remote children for their own children.
+pub const SSH_CONFIG_ENV: &str = "ACTOR_SSH_CONFIG";
+/// The `ssh` program the SSH launcher runs (default: `ssh` on the `PATH`).
+pub const SSH_PROGRAM_ENV: &str = "ACTOR_SSH";
+
+/// Where a child actor runs.
+///
+/// Parse one from text (`"local"`, `"ssh://alice@node7:2222"`) or build it with
+/// [`Host::ssh`]:
+///
+/// ```
+/// use actor::Host;
+///
+/// let host: Host = "ssh://alice@node7:2222".parse().unwrap();
+/// assert_eq!(host.to_string(), "ssh://alice@node7:2222");
+/// assert!(host.is_remote());
+/// assert!(!"local".parse::<Host>().unwrap().is_remote());
+/// assert!("ftp://node7".parse::<Host>().is_err());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Host {
+    /// This host: the child is a local process (the default).
+    #[default]
+    Local,
+    /// Another host, through the system's OpenSSH client.
+    Ssh(SshHost),
+}
+
+impl Host {
+    /// A host reached with `ssh` at `spec` (`[user@]host[:port]`, with or without `ssh://`).
+    pub fn ssh(spec: &str) -> Result<Self> {
+        SshHost::parse(spec.strip_prefix("ssh://").unwrap_or(spec)).map(Host::Ssh)
+    }
+
+    /// Whether the child runs on another host (and so must reach its parent over a network).
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, Host::Local)
+    }
+}
+
+impl FromStr for Host {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "" | "local" | "localhost" => Ok(Host::Local),
+            _ => match text.strip_prefix("ssh://") {
+                Some(spec) => SshHost::parse(spec).map(Host::Ssh),
+                None => Err(Error::Usage(format!(
+                    "host {text:?} is neither `local` nor `ssh://[user@]host[:port]`"
+                ))),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Local => f.write_str("local"),
+            Host::Ssh(ssh) => write!(f, "ssh://{ssh}"),
+        }
+    }
+}
+
+/// A host reached through OpenSSH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshHost {
+    user: Option<String>,
+    host: String,
+    port: Option<u16>,
+    options: Vec<String>,
+    listen_on: Option<String>,
+}
+
+impl SshHost {
+    fn parse(spec: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Usage(format!("ssh host {spec:?}: {why}"));
+        let (user, rest) = match spec.rsplit_once('@') {
+            Some((user, rest)) if !user.is_empty() => (Some(user.to_owned()), rest),
+            Some(_) => return Err(bad("the user before `@` is empty")),
+            None => (None, spec),
+        };
+        let (host, port) = match rest.strip_prefix('[') {
+            // [v6]:port or [v6]
+            Some(bracketed) => {
+                let (host, after) = bracketed
+                    .split_once(']')
+                    .ok_or_else(|| bad("`[` without `]`"))?;
+                let port = match after.strip_prefix(':') {
+                    Some(port) => Some(port),
+                    None if after.is_empty() => None,
+                    None => return Err(bad("text after `]` is not `:port`")),
+                };
+                (host, port)
+            }
+            None => match rest.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') => (host, Some(port)),
+                _ => (rest, None),
+            },
+        };
+        let port = port
+            .map(|p| {
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))
+            })
+            .transpose()?;
+        if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
+            return Err(bad("no usable host name"));
+        }
+        Ok(Self {
+            user,
+            host: host.to_owned(),
+            port,
+            options: Vec::new(),
+            listen_on: None,
+        })
+    }
+
+    /// Adds an argument for `ssh` (before the host): `.option("-i").option(key_path)`.
+    pub fn option(mut self, arg: impl Into<String>) -> Self {
+        self.options.push(arg.into());
+        self
+    }
+
+    /// Makes the child listen on this address of its host instead of the one its SSH
+    /// connection arrived on (a host with a separate data network, say).
+    pub fn listen_on(mut self, ip: impl Into<String>) -> Self {
+        self.listen_on = Some(ip.into());
+        self
+    }
+
+    /// The host name or address, as given.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port SSH connects to, for finding the local address facing the host (22 unless
+    /// given; an alias in the user's SSH config may say otherwise, which does not change which
+    /// local interface faces the host).
+    fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(22)
+    }
+
+    /// The command that runs `program` with `args` and `env` on the host.
+    pub(crate) fn command(
+        &self,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> tokio::process::Command {
+        let ssh = std::env::var(SSH_PROGRAM_ENV).unwrap_or_else(|_| "ssh".to_owned());
+        let mut command = crate::tree::spawn::with_parent_death_signal(Path::new(&ssh));
+        // No terminal (a child's stdin is its lifeline, not a tty), never a password prompt.
+        command.args(["-T", "-o", "BatchMode=yes"]);
+        if let Ok(config) = std::env::var(SSH_CONFIG_ENV) {
+            command.arg("-F").arg(config);
+        }
+        if let Some(port) = self.port {
+            command.arg("-p").arg(port.to_string());
+        }
+        if let Some(user) = &self.user {
+            command.arg("-l").arg(user);
+        }
+        command.args(&self.options).arg("--").arg(&self.host);
+        let mut remote = String::from("exec env");
+        let listen = self
+            .listen_on
+            .iter()
+            .map(|ip| (LISTEN_HOST_ENV, ip.as_str()));
+        for (key, value) in env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(listen)
+        {
+            remote.push(' ');
+            remote.push_str(&shell_quote(&format!("{key}={value}")));
+        }
+        remote.push(' ');
+        remote.push_str(&shell_quote(&program.to_string_lossy()));
+        for arg in args {
+            remote.push(' ');
+            remote.push_str(&shell_quote(arg));
+        }
+        command.arg(remote);
+        command
+    }
+
+    /// This host's address that faces the remote one: the source address the kernel picks for
+    /// a packet to it (a UDP socket's `connect` sends nothing).
+    pub(crate) async fn local_ip_facing(&self) -> Result<IpAddr> {
+        let target = tokio::net::lookup_host((self.host.as_str(), self.port_or_default()))
+            .await
+            .map_err(|e| Error::Usage(format!("cannot resolve ssh host {}: {e}", self.host)))?
+            .next()
+            .ok_or_else(|| Error::Usage(format!("ssh host {} has no address", self.host)))?;
+        let unspecified: IpAddr = if target.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        let socket = tokio::net::UdpSocket::bind((unspecified, 0)).await?;
+        socket.connect(target).await.map_err(|e| {
+            Error::Usage(format!(
+                "no route to ssh host {} ({target}): {e}",
+                self.host
+            ))
+        })?;
+        Ok(socket.local_addr()?.ip())
+    }
+}
+
+impl fmt::Display for SshHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `text` as one word for a POSIX shell (the remote login shell runs the command line).
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The address a remote child listens on: the one named for it, else the local end of the SSH
+/// connection it was started through (`SSH_CONNECTION`: client ip, client port, server ip,
+/// server port). `None` when neither is known.
+pub(crate) fn remote_listen_host() -> Option<String> {
+    if let Ok(host) = std::env::var(LISTEN_HOST_ENV) {
+        return Some(host);
+    }
+    let connection = std::env::var("SSH_CONNECTION").ok()?;
+    connection.split_whitespace().nth(2).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_hosts_parse_with_user_port_and_ipv6() {
+        let host: Host = "ssh://bob@10.0.0.2:2222".parse().unwrap();
+        let Host::Ssh(ssh) = &host else {
+            panic!("not ssh: {host:?}")
+        };
+        assert_eq!(ssh.user.as_deref(), Some("bob"));
+        assert_eq!(ssh.host, "10.0.0.2");
+        assert_eq!(ssh.port, Some(2222));
+        assert_eq!(host.to_string(), "ssh://bob@10.0.0.2:2222");
+        let v6: Host = "ssh://[fd00::2]:22".parse().unwrap();
+        assert_eq!(v6.to_string(), "ssh://[fd00::2]:22");
+        let bare = Host::ssh("node7").unwrap();
+        assert_eq!(bare.to_string(), "ssh://node7");
+        for bad in [
+            "ssh://",
+            "ssh://@h",
+            "ssh://h:port",
+            "ssh://-oProxyCommand=x",
+            "tcp://h",
+        ] {
+            assert!(bad.parse::<Host>().is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn the_remote_command_is_one_quoted_word_per_argument() {
+        let Host::Ssh(ssh) = Host::ssh("me@h").unwrap() else {
+            panic!("not ssh")
+        };
+        let command = ssh.command(
+            Path::new("/opt/my app/bin"),
+            &["it's".to_owned()],
+            &[("ACTOR_CHILD_NAME".to_owned(), "w 1".to_owned())],
+        );
+        let args: Vec<String> = command
+            .as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let remote = args.last().unwrap();
+        assert_eq!(
+            remote,
+            r"exec env 'ACTOR_CHILD_NAME=w 1' '/opt/my app/bin' 'it'\''s'"
+        );
+        assert!(args.windows(2).any(|w| w == ["--", "h"]), "{args:?}");
+    }
+}
