@@ -93,7 +93,7 @@ pub use tree::{
         self, DEFAULT_REGISTRAR, Registry, find_actor, get_registry, query_actor, registry,
         wait_for_actor,
     },
-    hosts::{Host, SSH_CONFIG_ENV, SSH_PROGRAM_ENV, SshHost},
+    hosts::{Host, SRUN_PROGRAM_ENV, SSH_CONFIG_ENV, SSH_PROGRAM_ENV, SlurmJob, SshHost},
     nursery::{self, Nursery, OneShot, StartActor, open_nursery},
     spawn::{LOG_ENV, Program},
 };

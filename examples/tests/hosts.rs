@@ -141,6 +141,8 @@ impl Lab {
         )
         .unwrap();
         std::fs::write(path("secret"), "the lab tree's secret, forty bytes or so!").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
         // sshd's privilege-separation directory.
         std::fs::create_dir_all("/run/sshd").unwrap();
         for (index, ip) in lab.ips.clone().iter().enumerate() {

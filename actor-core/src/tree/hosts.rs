@@ -8,11 +8,17 @@
 //!   stays open as the child's lifeline: when it reaches EOF (the parent, or the `ssh` client,
 //!   died), the child stops.
 //!
+//! - `slurm` or `slurm://PARTITION`: a job step started with `srun` (one task), with the
+//!   options the user gives ([`SlurmJob`]); Slurm picks the node. The spec travels in the
+//!   environment (srun exports it to the task), the secret on stdin, which srun forwards and
+//!   which is again the lifeline; and when `srun` dies, Slurm ends the step.
+//!
 //! A remote child listens on the address its SSH connection arrived on (the remote end of
-//! `SSH_CONNECTION`), or on the one [`SshHost::listen_on`] names, and connects back to its
-//! parent on an address of the parent's reachable from there.
+//! `SSH_CONNECTION`), or on the one [`SshHost::listen_on`] names, or else on its host's address
+//! facing its parent; it connects back to its parent on an address of the parent's reachable
+//! from there.
 
-use std::{fmt, net::IpAddr, path::Path, str::FromStr};
+use std::{fmt, net::IpAddr, path::Path, str::FromStr, time::Duration};
 
 use crate::base::error::{Error, Result};
 
@@ -26,6 +32,10 @@ pub(crate) const LISTEN_HOST_ENV: &str = "ACTOR_LISTEN_HOST";
 pub const SSH_CONFIG_ENV: &str = "ACTOR_SSH_CONFIG";
 /// The `ssh` program the SSH launcher runs (default: `ssh` on the `PATH`).
 pub const SSH_PROGRAM_ENV: &str = "ACTOR_SSH";
+/// The `srun` program the Slurm launcher runs (default: `srun` on the `PATH`).
+pub const SRUN_PROGRAM_ENV: &str = "ACTOR_SRUN";
+/// The host label a Slurm child is given; it names itself by its node once it runs.
+pub(crate) const SLURM_LABEL: &str = "slurm";
 
 /// Where a child actor runs.
 ///
@@ -49,6 +59,8 @@ pub enum Host {
     Local,
     /// Another host, through the system's OpenSSH client.
     Ssh(SshHost),
+    /// A node of a Slurm cluster, as a job step started with `srun`.
+    Slurm(SlurmJob),
 }
 
 impl Host {
@@ -61,7 +73,22 @@ impl Host {
     pub fn is_remote(&self) -> bool {
         !matches!(self, Host::Local)
     }
+
+    /// How long a child placed here may take to connect back, given a local child's `local`:
+    /// an SSH login takes longer, and a Slurm job may wait in the queue.
+    pub(crate) fn start_timeout(&self, local: Duration) -> Duration {
+        match self {
+            Host::Local => local,
+            Host::Ssh(_) => SSH_START_TIMEOUT,
+            Host::Slurm(job) => job.queue_wait.unwrap_or(SLURM_QUEUE_WAIT),
+        }
+    }
 }
+
+/// How long a child started over SSH may take to connect back (login, key exchange).
+const SSH_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a Slurm child may wait in the queue and start, unless its job says otherwise.
+const SLURM_QUEUE_WAIT: Duration = Duration::from_secs(300);
 
 impl FromStr for Host {
     type Err = Error;
@@ -69,12 +96,21 @@ impl FromStr for Host {
     fn from_str(text: &str) -> Result<Self> {
         match text {
             "" | "local" | "localhost" => Ok(Host::Local),
-            _ => match text.strip_prefix("ssh://") {
-                Some(spec) => SshHost::parse(spec).map(Host::Ssh),
-                None => Err(Error::Usage(format!(
-                    "host {text:?} is neither `local` nor `ssh://[user@]host[:port]`"
-                ))),
-            },
+            "slurm" | "slurm://" => Ok(Host::Slurm(SlurmJob::new())),
+            _ => {
+                if let Some(spec) = text.strip_prefix("ssh://") {
+                    return SshHost::parse(spec).map(Host::Ssh);
+                }
+                match text.strip_prefix("slurm://") {
+                    Some(partition) if !partition.contains(['/', ' ', '?']) => {
+                        Ok(Host::Slurm(SlurmJob::new().partition(partition)))
+                    }
+                    _ => Err(Error::Usage(format!(
+                        "host {text:?} is none of `local`, `ssh://[user@]host[:port]`, \
+                         `slurm` and `slurm://PARTITION`"
+                    ))),
+                }
+            }
         }
     }
 }
@@ -84,6 +120,10 @@ impl fmt::Display for Host {
         match self {
             Host::Local => f.write_str("local"),
             Host::Ssh(ssh) => write!(f, "ssh://{ssh}"),
+            Host::Slurm(job) => match &job.partition {
+                Some(partition) => write!(f, "slurm://{partition}"),
+                None => f.write_str("slurm"),
+            },
         }
     }
 }
@@ -252,6 +292,111 @@ impl fmt::Display for SshHost {
     }
 }
 
+/// A Slurm job step running one child: `srun --ntasks=1` with the options given here.
+///
+/// ```
+/// use actor::{Host, SlurmJob};
+///
+/// let host = Host::Slurm(SlurmJob::new().partition("debug").time("10:00").arg("--mem=1G"));
+/// assert_eq!(host.to_string(), "slurm://debug");
+/// assert_eq!("slurm://debug".parse::<Host>().unwrap().to_string(), "slurm://debug");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlurmJob {
+    partition: Option<String>,
+    nodes: Option<String>,
+    time: Option<String>,
+    args: Vec<String>,
+    queue_wait: Option<Duration>,
+}
+
+impl SlurmJob {
+    /// A step with Slurm's defaults (its default partition, one node, the partition's time).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `--partition`.
+    pub fn partition(mut self, partition: impl Into<String>) -> Self {
+        self.partition = Some(partition.into());
+        self
+    }
+
+    /// `--nodes` (a count, or a range such as `1-2`).
+    pub fn nodes(mut self, nodes: impl Into<String>) -> Self {
+        self.nodes = Some(nodes.into());
+        self
+    }
+
+    /// `--time` (Slurm's formats: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`...).
+    pub fn time(mut self, time: impl Into<String>) -> Self {
+        self.time = Some(time.into());
+        self
+    }
+
+    /// Any other `srun` argument (`--mem=1G`, `--account=x`), before the program. Inside an
+    /// allocation (`salloc`, or a child that is itself a step), a step waits for free
+    /// resources of the allocation: `--overlap` lets it share them.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// How long the step may wait in the queue and start before the spawn fails (default
+    /// five minutes); `srun` is then killed, which cancels the job.
+    pub fn queue_wait(mut self, wait: Duration) -> Self {
+        self.queue_wait = Some(wait);
+        self
+    }
+
+    /// The command that runs `program` with `args` as the one task of a step named `name`;
+    /// the task gets this process's environment with what the caller adds to the command.
+    pub(crate) fn command(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+    ) -> tokio::process::Command {
+        let srun = std::env::var(SRUN_PROGRAM_ENV).unwrap_or_else(|_| "srun".to_owned());
+        let mut command = crate::tree::spawn::with_parent_death_signal(Path::new(&srun));
+        command
+            .args(["--ntasks=1", "--quiet", "--export=ALL"])
+            .arg(format!("--job-name={name}"));
+        let options = [
+            ("--partition", &self.partition),
+            ("--nodes", &self.nodes),
+            ("--time", &self.time),
+        ];
+        for (flag, value) in options {
+            if let Some(value) = value {
+                command.arg(format!("{flag}={value}"));
+            }
+        }
+        command.args(&self.args).arg("--").arg(program).args(args);
+        command
+    }
+}
+
+/// This host's address that a node of its cluster reaches it at: the first address its host
+/// name resolves to that is not loopback, else the first (a one-machine cluster).
+pub(crate) async fn own_cluster_ip() -> Result<IpAddr> {
+    let name = nix::unistd::gethostname()
+        .map_err(|e| Error::Usage(format!("cannot read this host's name: {e}")))?
+        .to_string_lossy()
+        .into_owned();
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), 0))
+        .await
+        .map_err(|e| Error::Usage(format!("cannot resolve this host's name {name}: {e}")))?
+        .map(|a| a.ip())
+        .collect();
+    addrs
+        .iter()
+        .find(|ip| !ip.is_loopback())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| Error::Usage(format!("this host's name {name} has no address")))
+}
+
 /// `text` as one word for a POSIX shell (the remote login shell runs the command line).
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -259,13 +404,42 @@ fn shell_quote(text: &str) -> String {
 
 /// The address a remote child listens on: the one named for it, else the local end of the SSH
 /// connection it was started through (`SSH_CONNECTION`: client ip, client port, server ip,
-/// server port). `None` when neither is known.
-pub(crate) fn remote_listen_host() -> Option<String> {
+/// server port), else this host's address facing `parent`. `None` when none is known.
+pub(crate) fn remote_listen_host(parent: &crate::Addr) -> Option<String> {
     if let Ok(host) = std::env::var(LISTEN_HOST_ENV) {
         return Some(host);
     }
-    let connection = std::env::var("SSH_CONNECTION").ok()?;
-    connection.split_whitespace().nth(2).map(str::to_owned)
+    if let Some(ip) = std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|c| c.split_whitespace().nth(2).map(str::to_owned))
+    {
+        return Some(ip);
+    }
+    let crate::Addr::Tcp { host, port } = parent else {
+        return None;
+    };
+    use std::net::ToSocketAddrs;
+    let target = (host.trim_matches(|c| c == '[' || c == ']'), *port)
+        .to_socket_addrs()
+        .ok()?
+        .next()?;
+    let any: std::net::SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(target).ok()?;
+    Some(socket.local_addr().ok()?.ip().to_string())
+}
+
+/// The label a remote child's log lines carry: its host as its parent named it, or for a
+/// Slurm step, the node it landed on.
+pub(crate) fn child_host_label(given: &str) -> String {
+    match (given, std::env::var("SLURMD_NODENAME")) {
+        (SLURM_LABEL, Ok(node)) => format!("{SLURM_LABEL}:{node}"),
+        _ => given.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ impl Program {
 
 /// The variables of this runtime a remote child gets from its parent's environment (a local
 /// child inherits the whole environment; a remote one only what its command line carries).
-const HANDED_ON_ENV: [&str; 7] = [
+const HANDED_ON_ENV: [&str; 9] = [
     LOG_ENV,
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -137,6 +137,8 @@ const HANDED_ON_ENV: [&str; 7] = [
     crate::runtime::core::LOW_LATENCY_ENV,
     hosts::SSH_CONFIG_ENV,
     hosts::SSH_PROGRAM_ENV,
+    hosts::SRUN_PROGRAM_ENV,
+    "SLURM_CONF",
 ];
 
 /// What the parent tells a child to be.
@@ -182,7 +184,8 @@ pub(crate) async fn spawn_child(
             .ok_or_else(|| {
                 Error::Usage("this actor does not listen: it cannot have children".into())
             })?,
-        Host::Ssh(ssh) => address_facing(parent, ssh).await?,
+        Host::Ssh(ssh) => address_facing(parent, ssh.local_ip_facing().await?, ssh.host()).await?,
+        Host::Slurm(_) => address_facing(parent, hosts::own_cluster_ip().await?, "slurm").await?,
     };
     let uid = Uid::new(&request.name);
     let (connected, connect_back) = oneshot::channel();
@@ -242,6 +245,22 @@ pub(crate) async fn spawn_child(
             let env = remote_env(parent, &request, &uid, &parent_addr, ssh);
             ssh.command(&path, &args, &env)
         }
+        (Host::Slurm(job), program) => {
+            if program.tractor_python.is_some() {
+                forget();
+                return Err(Error::Usage(format!(
+                    "child {}: a tractor child runs on this host only",
+                    uid.name
+                )));
+            }
+            let (path, mut args) = match &program.path {
+                Some(path) => (path.clone(), Vec::new()),
+                None => (std::env::current_exe()?, relaunch.to_vec()),
+            };
+            args.extend(program.args.iter().cloned());
+            // srun hands this environment, with the spec added below, to the task.
+            job.command(&uid.name, &path, &args)
+        }
     };
     if !host.is_remote() {
         command.args(&request.program.args);
@@ -256,8 +275,14 @@ pub(crate) async fn spawn_child(
         .env(PARENT_PID_ENV, std::process::id().to_string())
         .env(TREE_ENV, parent.tree.get().map_or("", String::as_str))
         .env_remove(AUTH_STDIN_ENV)
+        // A remote child's own children are local to it unless placed elsewhere.
+        .env_remove(hosts::CHILD_HOST_ENV)
+        .env_remove(hosts::LISTEN_HOST_ENV)
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    if let Host::Slurm(_) = &host {
+        command.env(hosts::CHILD_HOST_ENV, hosts::SLURM_LABEL);
+    }
     // The tree's secret goes through a pipe on the child's stdin: never its arguments or
     // environment, which other local users can read in /proc. A remote child's stdin (the ssh
     // session's) stays open after it: it is the child's lifeline.
@@ -285,13 +310,13 @@ pub(crate) async fn spawn_child(
     // A local child's lifeline is its parent-death signal: its stdin closes now.
     let lifeline = process.stdin.take().filter(|_| host.is_remote());
     let channel = tokio::select! {
-        channel = tokio::time::timeout(CONNECT_BACK_TIMEOUT, connect_back) => match channel {
+        channel = tokio::time::timeout(host.start_timeout(CONNECT_BACK_TIMEOUT), connect_back) => match channel {
             Ok(Ok(channel)) => channel,
             _ => {
                 forget();
                 return Err(Error::Timeout {
                     what: format!("child {} did not connect back", uid.name),
-                    after: CONNECT_BACK_TIMEOUT,
+                    after: host.start_timeout(CONNECT_BACK_TIMEOUT),
                 });
             }
         },
@@ -528,11 +553,14 @@ fn remote_env(
     env
 }
 
-/// An address of `parent` that `ssh`'s host can reach: a TCP listener beyond loopback it has
-/// (one on every interface stands for the interface facing that host), else a new listener on
-/// the interface facing that host, bound once and kept for the actor's life.
-async fn address_facing(parent: &Arc<ActorCore>, ssh: &hosts::SshHost) -> Result<Addr> {
-    let facing = ssh.local_ip_facing().await?;
+/// An address of `parent` on `facing` (this host's address facing `toward`): a TCP listener
+/// it has there (one on every interface stands for it), else a new listener there, bound once
+/// and kept for the actor's life.
+async fn address_facing(
+    parent: &Arc<ActorCore>,
+    facing: std::net::IpAddr,
+    toward: &str,
+) -> Result<Addr> {
     for addr in parent.addrs.get().map(Vec::as_slice).unwrap_or_default() {
         if let Addr::Tcp { host, port } = addr
             && let Ok(ip) = host
@@ -555,12 +583,11 @@ async fn address_facing(parent: &Arc<ActorCore>, ssh: &hosts::SshHost) -> Result
         .await
         .map_err(|e| {
             Error::Usage(format!(
-                "cannot listen on {facing} (the address facing {}): {e}",
-                ssh.host()
+                "cannot listen on {facing} (the address facing {toward}): {e}"
             ))
         })?;
     let addr = listener.local_addr().clone();
-    debug!(%addr, host = ssh.host(), "listening for a remote child");
+    debug!(%addr, toward, "listening for remote children");
     parent
         .io_tasks
         .spawn(serving::accept_loop(parent.clone(), listener));
@@ -598,7 +625,7 @@ fn registrar_facing(parent: &ActorCore, registrar: &Addr, facing: &Addr) -> Wire
 /// how this program re-launches itself for this child's own children.
 pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
     let label = match &spec.remote_host {
-        Some(host) => format!("{}@{host}", spec.uid.name),
+        Some(host) => format!("{}@{}", spec.uid.name, hosts::child_host_label(host)),
         None => spec.uid.name.clone(),
     };
     init_logging(Some(&label));
@@ -712,10 +739,10 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
     }
     let listen = match (&spec.parent, &spec.remote_host) {
         (Addr::Tcp { .. }, Some(host)) => {
-            let Some(ip) = hosts::remote_listen_host() else {
+            let Some(ip) = hosts::remote_listen_host(&spec.parent) else {
                 let detail = format!(
-                    "{name} cannot start on {host}: no address to listen on (no SSH_CONNECTION \
-                     and no {})",
+                    "{name} cannot start on {host}: no address to listen on (no SSH_CONNECTION, \
+                     no {}, no route to the parent)",
                     hosts::LISTEN_HOST_ENV
                 );
                 report(ErrorInfo::new("RuntimeError", detail)).await;

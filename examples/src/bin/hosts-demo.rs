@@ -1,9 +1,10 @@
 //! A tree across three hosts: this root, a `relay` child on the first host given, and its
 //! `leaf` child on the second, each started over SSH (the system's `ssh`, with your keys and
-//! config). See docs/hosts.md.
+//! config) or as a Slurm job step (`srun`). See docs/hosts.md.
 //!
 //! ```text
 //! ACTOR_AUTH_FILE=~/.actor-secret hosts-demo ssh://node1 ssh://node2
+//! ACTOR_AUTH_FILE=~/.actor-secret hosts-demo slurm://debug local
 //! ```
 //!
 //! The program must be at the same path on every host (nothing is copied), and the tree needs
@@ -32,9 +33,11 @@ use futures::{Stream, StreamExt};
 #[derive(Parser)]
 #[command(about = "An actor tree across three hosts, over SSH")]
 struct Cli {
-    /// Where the relay runs (`ssh://[user@]host[:port]` or `local`).
+    /// Where the relay runs (`ssh://[user@]host[:port]`, `slurm`, `slurm://PARTITION` or
+    /// `local`).
     relay_host: Option<Host>,
-    /// Where the leaf runs (started by the relay, from the relay's host).
+    /// Where the leaf runs (started by the relay, from the relay's host; `local` is the
+    /// relay's host).
     leaf_host: Option<Host>,
     /// After the calls, keep the tree up until killed.
     #[arg(long)]
@@ -68,7 +71,15 @@ fn place() -> String {
         .and_then(|me| me.registrar().map(|r| r.to_string()))
         .unwrap_or_default();
     let name = me.map(|me| me.uid().name.clone()).unwrap_or_default();
-    let host = std::env::var("ACTOR_CHILD_HOST").unwrap_or_else(|_| "root's host".into());
+    // A remote child's host as its parent named it (a Slurm step: its node); else "local".
+    let host = match (
+        std::env::var("ACTOR_CHILD_HOST"),
+        std::env::var("SLURMD_NODENAME"),
+    ) {
+        (Ok(label), Ok(node)) if label == "slurm" => format!("slurm:{node}"),
+        (Ok(label), _) => label,
+        (Err(_), _) => "local".into(),
+    };
     format!(
         "name={name} host={host} pid={} addr={addr} registrar={registrar}",
         std::process::id()
