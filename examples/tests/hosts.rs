@@ -205,6 +205,8 @@ impl Lab {
             .args(args)
             .env(actor::SSH_CONFIG_ENV, self.path("ssh_config"))
             .env(actor::HEARTBEAT_TIMEOUT_ENV, HEARTBEAT_MS.to_string())
+            // Each actor logs that it serves: remote children's lines come back prefixed.
+            .env(actor::LOG_ENV, "warn,actor::tree::actor=info")
             .env_remove(actor::AUTH_FILE_ENV)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -311,24 +313,46 @@ async fn line_starting<R: AsyncRead + Unpin>(
 }
 
 /// Starts the demo tree on the lab's three hosts; returns the root and its output's lines.
-async fn start_tree(
-    lab: &Lab,
-    extra: &[&str],
-) -> (Child, Lines<BufReader<tokio::process::ChildStdout>>, String) {
+/// A started tree: its root, the root's output lines, the tree's id, and the root's stderr
+/// (its own log and every remote child's), read to the end in the background.
+struct Tree {
+    root: Child,
+    lines: Lines<BufReader<tokio::process::ChildStdout>>,
+    id: String,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+async fn start_tree(lab: &Lab, extra: &[&str]) -> Tree {
     let (relay, leaf) = (lab.ssh_url(1), lab.ssh_url(2));
     let mut args: Vec<&str> = extra.to_vec();
     args.extend([relay.as_str(), leaf.as_str()]);
     let mut root = lab.demo(0, true, &args).spawn().unwrap();
     let mut lines = BufReader::new(root.stdout.take().unwrap()).lines();
-    let tree = line_starting(&mut lines, "tree ").await["tree ".len()..].to_owned();
-    (root, lines, tree)
+    let mut stderr = root.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+        text
+    });
+    let id = line_starting(&mut lines, "tree ").await["tree ".len()..].to_owned();
+    Tree {
+        root,
+        lines,
+        id,
+        stderr,
+    }
 }
 
 #[tokio::test]
 async fn a_tree_spans_three_hosts_with_every_call_kind() {
     let _one = ONE_LAB.lock().await;
     let lab = Lab::new(61).await;
-    let (mut root, mut lines, tree) = start_tree(&lab, &[]).await;
+    let Tree {
+        mut root,
+        mut lines,
+        id: tree,
+        stderr,
+    } = start_tree(&lab, &[]).await;
     let relay_spawn = line_starting(&mut lines, "spawned relay on ").await;
     let leaf_spawn = line_starting(&mut lines, "spawned leaf on ").await;
     let relay = line_starting(&mut lines, "relay: ").await;
@@ -379,13 +403,28 @@ async fn a_tree_spans_three_hosts_with_every_call_kind() {
     assert!(status.success(), "root exited with {status}");
     // Closing the tree ended every process of it, on every host.
     until_gone(&tree, GONE_WITHIN).await;
+    // The remote children's logs came back to the root, each line naming actor and host.
+    let log = within("the root's stderr", stderr).await.unwrap();
+    for (actor, host) in [("relay", 1), ("leaf", 2)] {
+        let prefix = format!("[{actor}@{}] ", lab.ips[host]);
+        assert!(
+            log.lines()
+                .any(|line| line.starts_with(&prefix) && line.contains("actor serving")),
+            "no log line of {actor} prefixed {prefix:?}: {log}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn every_host_finds_the_leaf_by_name_and_killing_the_root_ends_the_tree() {
     let _one = ONE_LAB.lock().await;
     let lab = Lab::new(62).await;
-    let (mut root, mut lines, tree) = start_tree(&lab, &["--hold"]).await;
+    let Tree {
+        mut root,
+        mut lines,
+        id: tree,
+        ..
+    } = start_tree(&lab, &["--hold"]).await;
     let leaf = line_starting(&mut lines, "leaf: ").await;
     let registrar = leaf
         .split_whitespace()
@@ -436,7 +475,12 @@ async fn every_host_finds_the_leaf_by_name_and_killing_the_root_ends_the_tree() 
 async fn cutting_a_hosts_link_mid_stream_fails_both_sides_and_leaves_nothing() {
     let _one = ONE_LAB.lock().await;
     let lab = Lab::new(63).await;
-    let (mut root, mut lines, tree) = start_tree(&lab, &["--hold", "--stream"]).await;
+    let Tree {
+        mut root,
+        mut lines,
+        id: tree,
+        ..
+    } = start_tree(&lab, &["--hold", "--stream"]).await;
     line_starting(&mut lines, "tick 3").await;
     // The leaf's host goes dark: no RST, no FIN, only silence.
     run(
@@ -487,7 +531,12 @@ async fn a_tree_without_a_secret_cannot_span_hosts() {
 async fn a_remote_child_whose_ssh_session_ends_stops_at_once() {
     let _one = ONE_LAB.lock().await;
     let lab = Lab::new(64).await;
-    let (mut root, mut lines, tree) = start_tree(&lab, &["--hold"]).await;
+    let Tree {
+        mut root,
+        mut lines,
+        id: tree,
+        ..
+    } = start_tree(&lab, &["--hold"]).await;
     line_starting(&mut lines, "holding").await;
     let relay = child_process(&tree, "relay", "hosts-demo").expect("the relay runs");
     let launcher = child_process(&tree, "relay", "ssh").expect("the relay's ssh runs");
