@@ -118,3 +118,8 @@ pub struct TeamsGuide;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/services.md")]
 pub struct ServicesGuide;
+
+/// The examples of `docs/hosts.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/hosts.md")]
+pub struct HostsGuide;
