@@ -498,6 +498,16 @@ async fn cutting_a_hosts_link_mid_stream_fails_both_sides_and_leaves_nothing() {
         noticed < Duration::from_millis(HEARTBEAT_MS * 2),
         "the root noticed the cut after {noticed:?}"
     );
+    // The other side of the cut, the relay (which talks to the leaf over the same link),
+    // found the leaf silent and says so.
+    let relay = line_starting(&mut lines, "relay ").await;
+    assert!(
+        relay.starts_with("relay failed: ")
+            && relay.contains("leaf")
+            && relay.contains("heartbeat"),
+        "{relay}"
+    );
+    println!("{failed}\n{relay}");
     let status = within("the root to exit", root.wait()).await.unwrap();
     assert!(!status.success(), "a broken stream must fail the root");
     // The leaf, on the dark side of the cut, cannot be heard from: its side of the error is

@@ -16,7 +16,8 @@
 //! `relay: PLACE`, `leaf: PLACE`, `found leaf at ADDR`, `call: ...`, `stream: ...`,
 //! `context: ...`, `error: ...`, `cancelled: ...`, `latency: ...`, `closed`. With `--hold` it
 //! prints `holding` after the calls and waits (with `--stream`, it prints `tick N` from a
-//! stream of the leaf's instead, and `stream failed: ERROR` if that stream breaks).
+//! stream of the leaf's instead, and `stream failed: ERROR` if that stream breaks, then
+//! `relay failed: ERROR`, the relay's account of its leaf).
 //!
 //! `hosts-demo --find NAME --registrar ADDR` asks the registrar at ADDR for actor NAME and
 //! calls it: `found NAME at ADDR: PLACE`.
@@ -309,6 +310,23 @@ async fn tree(cli: &Cli) -> actor::Result<()> {
                     Ok(n) => println!("tick {n}"),
                     Err(e) => {
                         println!("stream failed: {e}");
+                        // The relay's view: closing its context makes it close its nursery,
+                        // which reports how its leaf ended.
+                        if let Ok(stream) = ctx.open_stream::<String>().await {
+                            drop(stream);
+                        }
+                        let said =
+                            tokio::time::timeout(Duration::from_secs(10), ctx.result::<String>())
+                                .await;
+                        match said {
+                            Ok(Ok(said)) => println!("relay said: {said}"),
+                            Ok(Err(relay)) => {
+                                // One line: the remote trace's lines joined.
+                                let said = relay.to_string().replace('\n', " | ");
+                                println!("relay failed: {said}");
+                            }
+                            Err(_) => println!("relay failed: no answer in 10 s"),
+                        }
                         return Err(e);
                     }
                 }
