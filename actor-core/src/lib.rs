@@ -80,8 +80,9 @@ pub use engine::heartbeat::{DEFAULT_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_ENV, He
 pub use entry::{INTERRUPTED_EXIT, RootOptions, TRANSPORT_ENV, run_root};
 pub use portal::{CallHandle, Portal, connect, connect_as};
 pub use runtime::{
-    DEFAULT_STREAM_WINDOW, INTROSPECTION_NS, InvocationInfo, InvocationStatus, LOW_LATENCY_ENV,
-    MAX_BLOCKING_THREADS, Service, ServiceFlavour, ServiceInfo, ServiceState, ThreadRunnerStatus,
+    ActorReport, CallReport, ChildReport, DEFAULT_STREAM_WINDOW, INTROSPECTION_NS, InvocationInfo,
+    InvocationStatus, LOW_LATENCY_ENV, MAX_BLOCKING_THREADS, PeerReport, Service, ServiceFlavour,
+    ServiceInfo, ServiceReport, ServiceState, ThreadRunnerStatus,
 };
 pub use team::{Team, TeamBuilder};
 pub use tree::{

@@ -90,6 +90,11 @@ pub(crate) struct TaskEntry {
     pub(crate) inbox: Option<MailboxSender>,
     /// Credits for items this side sends on the call.
     pub(crate) credits: Option<Arc<Semaphore>>,
+    /// The function, for introspection.
+    pub(crate) ns: &'static str,
+    pub(crate) func: &'static str,
+    /// When it started.
+    pub(crate) started: std::time::Instant,
 }
 
 impl Entry for TaskEntry {
@@ -283,6 +288,24 @@ impl Connection {
 impl LiveConnection for Connection {
     fn close(&self) -> BoxFuture<'_, ()> {
         Connection::close(self).boxed()
+    }
+
+    fn peer(&self) -> Uid {
+        self.peer.clone()
+    }
+
+    fn running_calls(&self) -> Vec<crate::runtime::introspect::RunningCall> {
+        self.tasks
+            .snapshot(|cid, task| crate::runtime::introspect::RunningCall {
+                ns: task.ns,
+                func: task.func,
+                cid: cid.to_owned(),
+                started: task.started,
+            })
+    }
+
+    fn cancel_call(&self, cid: &str, by: &Uid) -> bool {
+        ConnectionScope::cancel_task(self, cid, by).is_some()
     }
 }
 

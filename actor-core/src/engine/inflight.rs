@@ -124,6 +124,14 @@ impl<E: Entry> InFlight<E> {
         }
     }
 
+    /// `view` of every call in the table now, with its id.
+    pub(crate) fn snapshot<T>(&self, mut view: impl FnMut(&str, &E) -> T) -> Vec<T> {
+        self.calls
+            .iter()
+            .map(|call| view(call.key(), call.value()))
+            .collect()
+    }
+
     /// Whether [`InFlight::close`] ran.
     #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {

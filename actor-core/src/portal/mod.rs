@@ -261,6 +261,32 @@ impl Portal {
         Ok(reply.decode().unwrap_or(false))
     }
 
+    /// The actor's account of itself (`actor.runtime` `info`): process, children, running
+    /// calls, peers, services. Actors of this runtime answer it; a tractor 0.1.0a5 peer
+    /// answers with an error.
+    pub async fn report(&self) -> Result<crate::runtime::ActorReport> {
+        let reply = self
+            .conn
+            .run_raw(
+                crate::runtime::INTROSPECTION_NS,
+                "info",
+                Payload::empty_map(),
+            )
+            .await?;
+        Ok(reply.decode()?)
+    }
+
+    /// Cancels the calls with id `cid` running in the actor, whoever started them
+    /// (`actor.runtime` `cancel_call`); returns how many there were.
+    pub async fn cancel_call(&self, cid: &str) -> Result<usize> {
+        let kwargs = Payload::encode(&std::collections::BTreeMap::from([("cid", cid)]))?;
+        let reply = self
+            .conn
+            .run_raw(crate::runtime::INTROSPECTION_NS, "cancel_call", kwargs)
+            .await?;
+        Ok(reply.decode()?)
+    }
+
     /// Closes the connection with the sentinel: the peer cancels every task this side started.
     pub async fn close(&self) {
         self.conn.close().await;

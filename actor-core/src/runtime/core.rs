@@ -59,12 +59,20 @@ pub const DEFAULT_STREAM_WINDOW: usize = 1024;
 pub(crate) trait LiveConnection: Send + Sync {
     /// Flushes what is queued and closes the connection.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Who is at the other end.
+    fn peer(&self) -> Uid;
+    /// The calls the peer started here that run as tasks now.
+    fn running_calls(&self) -> Vec<super::introspect::RunningCall>;
+    /// Cancels the running call `cid`, as asked by `by`; whether there was one.
+    fn cancel_call(&self, cid: &str, by: &Uid) -> bool;
 }
 
 /// A nursery, as the actor's interrupt handling sees it: something to tear down gracefully.
 pub(crate) trait GracefulTeardown: Send + Sync {
     /// Cancels the nursery's children gracefully and waits for them.
     fn teardown(&self) -> BoxFuture<'_, ()>;
+    /// The children it supervises now.
+    fn children(&self) -> Vec<super::introspect::ChildReport>;
 }
 
 /// The shared state of one actor.
@@ -125,6 +133,10 @@ pub(crate) struct ActorCore {
     pub(crate) tree: OnceLock<String>,
     /// Listeners opened for children on other hosts, by the local address facing them.
     pub(crate) facing_listeners: tokio::sync::Mutex<HashMap<std::net::IpAddr, Addr>>,
+    /// When it started (its uptime in reports).
+    pub(crate) started: std::time::Instant,
+    /// Calls served since it started, for reports (one relaxed add per call).
+    pub(crate) calls_served: AtomicU64,
 }
 
 /// Sends a fatal error to whoever must hear it (a child's parent), once.
@@ -163,6 +175,8 @@ impl ActorCore {
             heartbeat,
             tree: OnceLock::new(),
             facing_listeners: tokio::sync::Mutex::new(HashMap::new()),
+            started: std::time::Instant::now(),
+            calls_served: AtomicU64::new(0),
             runtime_calls,
             pending_children: Mutex::new(HashMap::new()),
             addrs: OnceLock::new(),
@@ -261,6 +275,7 @@ fn introspection_calls() -> RuntimeCalls {
         futures::future::ready(RuntimeReply::answer(encode(&status))).boxed()
     });
     calls.register("thread_runner", threads);
+    super::introspect::register(&mut calls);
     calls
 }
 
@@ -279,7 +294,7 @@ pub(crate) fn spin_from_env() -> Option<std::time::Duration> {
 }
 
 /// A runtime call's value, encoded (an encoding failure is the call's error).
-fn encode<T: serde::Serialize>(value: &T) -> Result<Payload, ErrorInfo> {
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> Result<Payload, ErrorInfo> {
     Payload::encode(value).map_err(|e| ErrorInfo::new("EncodeError", e.to_string()))
 }
 

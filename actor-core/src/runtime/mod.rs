@@ -3,6 +3,7 @@
 //! runtime calls. Connections (floor 3) read it; nothing here knows a connection's type.
 
 pub(crate) mod core;
+pub(crate) mod introspect;
 pub(crate) mod router;
 pub(crate) mod scope;
 pub(crate) mod services;
@@ -12,6 +13,7 @@ pub(crate) use self::core::ActorCore;
 pub use self::core::{
     DEFAULT_STREAM_WINDOW, INTROSPECTION_NS, LOW_LATENCY_ENV, MAX_BLOCKING_THREADS,
 };
+pub use self::introspect::{ActorReport, CallReport, ChildReport, PeerReport, ServiceReport};
 pub(crate) use self::scope::{
     CallNurseries, RuntimeActor, announce, claim_runtime, collect_inline_nurseries, current,
     enter_runtime, join_runtime, own_nursery, serving_actor, with_call_nurseries, with_current,

@@ -36,6 +36,9 @@ use crate::{
 
 /// Serves one `cmd` the peer sent.
 pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
+    conn.core
+        .calls_served
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if cmd.ns == EXTENSION_NS && cmd.func == FLOW_CONTROL_CALL {
         return conn.enable_flow_control(cmd).await;
     }
@@ -178,6 +181,9 @@ async fn start_task(
         canceller: canceller.clone(),
         inbox: inbox_tx,
         credits: credits.clone(),
+        ns: registration.ns,
+        func: registration.name,
+        started: std::time::Instant::now(),
     };
     match conn.tasks.insert(&cmd.cid, entry) {
         Ok(()) => {}

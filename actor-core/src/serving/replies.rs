@@ -132,8 +132,19 @@ impl RunningCall {
                     // invocation answering `Rerouted`) is answered.
                     biased;
                     outcome = &mut fut => outcome,
-                    // An asyncfunc sends nothing when cancelled.
-                    () = self.cancel.cancelled() => return self.cancelled(fut).await,
+                    // An asyncfunc cancelled by its caller (or with its actor) sends nothing,
+                    // as in tractor; one cancelled by a third party (`cancel_call`, the
+                    // `actor cancel` command) tells its caller who did it.
+                    () = self.cancel.cancelled() => {
+                        self.cancelled(fut).await;
+                        let by_other = lock(&self.canceller)
+                            .as_ref()
+                            .is_some_and(|by| *by != self.conn.peer);
+                        if by_other {
+                            self.conn.reply_error(&self.cid, self.cancelled_error()).await;
+                        }
+                        return;
+                    }
                 }
             }
         };
@@ -146,6 +157,21 @@ impl RunningCall {
             Ok(Err(e)) => self.send_error(&e).await,
             Err(panic) => self.send_error(&self.panic_error(&panic)).await,
         }
+    }
+
+    /// The `ContextCancelled` error of a cancelled call, naming who cancelled it: the one who
+    /// asked, else whoever stopped the actor, else the actor itself.
+    fn cancelled_error(&self) -> ErrorInfo {
+        let canceller = lock(&self.canceller)
+            .clone()
+            .or_else(|| lock(&self.conn.core.canceller).clone())
+            .unwrap_or_else(|| self.conn.core.uid.clone());
+        let mut error = ErrorInfo::new(
+            CONTEXT_CANCELLED,
+            format!("{} was remotely cancelled by {canceller}", self.func),
+        );
+        error.extra.push(("canceller".into(), canceller.to_value()));
+        error
     }
 
     /// The call was cancelled: its nurseries close gracefully (their children stop and clean
@@ -352,16 +378,9 @@ impl RunningCall {
         }
         match outcome {
             None => {
-                let canceller = lock(&self.canceller)
-                    .clone()
-                    .or_else(|| lock(&self.conn.core.canceller).clone())
-                    .unwrap_or_else(|| self.conn.core.uid.clone());
-                let mut error = ErrorInfo::new(
-                    CONTEXT_CANCELLED,
-                    format!("{} was remotely cancelled by {canceller}", self.func),
-                );
-                error.extra.push(("canceller".into(), canceller.to_value()));
-                self.conn.reply_error(&self.cid, error).await;
+                self.conn
+                    .reply_error(&self.cid, self.cancelled_error())
+                    .await
             }
             Some(Ok(Ok(value))) => match Msg::return_frame(&self.cid, &value) {
                 Ok(frame) => self.send_final(frame).await,

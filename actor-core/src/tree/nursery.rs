@@ -187,6 +187,8 @@ pub(crate) struct ChildSlot {
     expected: AtomicBool,
     /// Started by `run_in_actor`.
     one_shot: bool,
+    /// Where it was placed (`local`, `ssh://...`, `slurm`), for reports.
+    placement: String,
     /// Where its end is reported.
     on_exit: OnExit,
 }
@@ -256,6 +258,7 @@ impl Recruiter {
         on_exit: OnExit,
     ) -> Result<Arc<ChildSlot>> {
         let name = request.name.clone();
+        let placement = request.program.placement().to_string();
         // A child that cannot start fails this call with its own error, and only this call:
         // the caller decides what it means for the nursery (`?` closes it with the error).
         let started = spawn_child(&self.core, request)
@@ -277,6 +280,7 @@ impl Recruiter {
             expected: AtomicBool::new(false),
             one_shot,
             on_exit,
+            placement,
         });
         {
             let mut children = lock(&self.state.children);
@@ -621,5 +625,18 @@ async fn until_silent(portal: &Portal) {
 impl GracefulTeardown for State {
     fn teardown(&self) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(State::teardown(self))
+    }
+
+    fn children(&self) -> Vec<crate::runtime::ChildReport> {
+        self.snapshot()
+            .iter()
+            .filter(|child| !child.exited.is_cancelled())
+            .map(|child| crate::runtime::ChildReport {
+                name: child.uid.name.clone(),
+                uuid: child.uid.uuid.clone(),
+                pid: child.pid,
+                placement: child.placement.clone(),
+            })
+            .collect()
     }
 }

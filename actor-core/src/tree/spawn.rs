@@ -117,6 +117,11 @@ impl Program {
         self
     }
 
+    /// Where the child runs.
+    pub(crate) fn placement(&self) -> &Host {
+        &self.host
+    }
+
     /// Runs the child on `host` (default: this host). On another host the program is the one
     /// at the same path there (or the path given with [`Program::path`]): nothing is copied.
     /// A tree with a remote child must have a secret (see [`crate::AUTH_FILE_ENV`]): its
@@ -707,6 +712,7 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    let parent_uid = channel.peer().clone();
     let (sender, mut reader) = channel.into_split();
     // The parent's init map is the first message after the handshake.
     let init = match tokio::time::timeout(CONNECT_BACK_TIMEOUT, reader.recv()).await {
@@ -798,7 +804,7 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
         })
     }));
     // Serve the parent's connection; when it ends, this actor ends (no orphans).
-    let parent_conn = serving::adopt(actor.core().clone(), sender, reader, spec.uid.clone());
+    let parent_conn = serving::adopt(actor.core().clone(), sender, reader, parent_uid);
     let stop = actor.cancellation_token();
     actor.core().io_tasks.spawn(async move {
         parent_conn.closed().await;
