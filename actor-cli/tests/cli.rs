@@ -5,6 +5,9 @@
 // Test code: a failed unwrap or panic is a failed test, with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../../examples/tests/common/tractor.rs"]
+mod tractor;
+
 use std::{process::Stdio, time::Duration};
 
 use actor::Context;
@@ -281,5 +284,73 @@ async fn unknown_names_and_missing_registrars_are_clear_errors() -> actor::Resul
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    Ok(())
+}
+
+#[actor::test]
+async fn a_python_tractor_actor_is_listed_and_callable() -> actor::Result<()> {
+    let python = tractor::tractor_python(ACTOR);
+    let module = tractor::workspace().join("tests/interop/pyfuncs.py");
+    let nursery = actor::open_nursery().await?;
+    let child = nursery
+        .start_actor("py-child")
+        .enable("pyfuncs")
+        .program(
+            actor::Program::tractor(python).module_path("pyfuncs", module.display().to_string()),
+        )
+        .await?;
+    let uuid = child.peer().uuid.clone();
+
+    let (code, out, err) = actor(&["ls"]).await;
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("py-child"))
+        .unwrap_or_else(|| panic!("no py-child in:\n{out}"));
+    // The registrar knows it; it does not answer the runtime's introspection.
+    assert!(row.contains(&uuid[..8]) && row.ends_with(" -"), "{row}");
+
+    let (code, out, err) = actor(&["tree"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("└── py-child")
+            && l.contains("does not report: not an actor of this runtime")),
+        "the Python child under the root:\n{out}"
+    );
+
+    let (code, out, err) = actor(&["call", "py-child", "pyfuncs", "add", "a=40", "b=2"]).await;
+    assert_eq!((code, out.as_str()), (0, "42\n"), "{err}");
+    nursery.close().await
+}
+
+#[actor::test]
+async fn top_refreshes_rates_running_calls_and_memory() -> actor::Result<()> {
+    let nursery = actor::open_nursery().await?;
+    let busy = nursery.start_actor("busy").enable("cli").await?;
+    let pid = busy.report().await?.pid;
+    let (code, out, err) =
+        actor(&["--json", "top", "--iterations", "2", "--interval-ms", "100"]).await;
+    assert_eq!(code, 0, "{err}");
+    let rounds: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rounds.len(), 2, "{out}");
+    let row = |round: &serde_json::Value| {
+        round
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "busy")
+            .cloned()
+            .unwrap_or_else(|| panic!("no busy in {round}"))
+    };
+    let (first, second) = (row(&rounds[0]), row(&rounds[1]));
+    assert_eq!(first["pid"], u64::from(pid));
+    assert!(first["rss_kib"].as_u64().unwrap() > 0, "{first}");
+    // A rate needs two rounds: the second has one (the tool's own `info` calls count).
+    assert!(first["calls_per_sec"].is_null(), "{first}");
+    assert!(second["calls_per_sec"].as_f64().unwrap() > 0.0, "{second}");
+    nursery.cancel().await;
     Ok(())
 }

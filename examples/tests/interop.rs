@@ -8,72 +8,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/tractor.rs"]
+mod tractor;
 
-use std::{path::PathBuf, sync::OnceLock, time::Duration};
+use std::time::Duration;
 
 use common::{start_listening, stdout_of_success, within};
 use tokio::process::Command;
+use tractor::workspace;
 
 const REGISTRAR: &str = env!("CARGO_BIN_EXE_registrar");
 const DAEMON: &str = env!("CARGO_BIN_EXE_daemon");
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The build's target directory (`target/` or `$CARGO_TARGET_DIR`), found from where cargo put
-/// this test's binaries: the reference peer's venv is kept there, between runs.
-fn target_dir() -> PathBuf {
-    let bin = PathBuf::from(REGISTRAR);
-    bin.ancestors()
-        .nth(2)
-        .unwrap_or_else(|| panic!("no target directory above {}", bin.display()))
-        .to_path_buf()
-}
-
-/// The reference peer's python, installed on first use by the project's own installer
-/// (`tools/install-tractor-a5.sh`, pinned versions) into `<target>/tractor-a5-venv`. Without
-/// `python3` or its `venv` module the installer says what to install, and every test that
-/// needs the peer fails with that message: they are never skipped.
-fn tractor_python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let script = workspace().join("tools/install-tractor-a5.sh");
-            let venv = target_dir().join("tractor-a5-venv");
-            let out = std::process::Command::new("bash")
-                .arg(&script)
-                .arg(&venv)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
-            assert!(
-                out.status.success(),
-                "the Python reference peer (tractor 0.1.0a5) could not be installed; the \
-                 interop tests need it.\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let python = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            let python = PathBuf::from(python);
-            assert!(
-                python.is_file(),
-                "the installer printed no python: {python:?}"
-            );
-            python
-        })
-        .clone()
-}
 
 /// The golden frames the wire tests check (`actor-ipc/tests/data/vectors.json`) are exactly
 /// what tractor 0.1.0a5's own transport sends today: their generator, run with the real
 /// tractor, prints the committed file byte for byte.
 #[tokio::test]
 async fn the_golden_frames_are_what_tractor_sends() {
-    let python = tractor_python();
+    let python = tractor::tractor_python(REGISTRAR);
     let data = workspace().join("actor-ipc/tests/data");
     let printed = stdout_of_success(
         "the golden-frame generator",
@@ -108,7 +60,7 @@ async fn tcp_registrar() -> (tokio::process::Child, actor::Addr, u16) {
 /// its functions, abandons a stream (the Rust task must end), and cancels the actor.
 #[tokio::test]
 async fn python_calls_rust() {
-    let python = tractor_python();
+    let python = tractor::tractor_python(REGISTRAR);
     let (_registrar, registrar, port) = tcp_registrar().await;
     let args = [
         "--name",
@@ -151,7 +103,7 @@ async fn python_calls_rust() {
 async fn python_without_the_secret_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     use tokio::io::AsyncBufReadExt;
-    let python = tractor_python();
+    let python = tractor::tractor_python(REGISTRAR);
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "a secret python does not know, 32+").unwrap();
@@ -212,7 +164,7 @@ async fn rust_calls_python() {
     use futures::{StreamExt, TryStreamExt};
     use tokio::io::{AsyncBufReadExt, BufReader};
 
-    let python = tractor_python();
+    let python = tractor::tractor_python(REGISTRAR);
     let (_registrar, registrar, port) = tcp_registrar().await;
     let mut server = Command::new(&python)
         .arg(workspace().join("tests/interop/python_serves.py"))
@@ -333,7 +285,7 @@ async fn rust_calls_python() {
 #[actor::test]
 async fn rust_spawns_python() {
     use actor::{Program, Value};
-    let python = tractor_python();
+    let python = tractor::tractor_python(REGISTRAR);
     let nursery = actor::open_nursery().await.unwrap();
     let module = workspace().join("tests/interop/pyfuncs.py");
     let child = nursery
@@ -370,7 +322,7 @@ async fn a_team_of_python_tractor_workers() {
         team::{Task, TaskId},
     };
     use futures::StreamExt;
-    let python = tractor_python();
+    let python = tractor::tractor_python(REGISTRAR);
     let module = workspace().join("tests/interop/pyfuncs.py");
     let nursery = actor::open_nursery().await.unwrap();
     let team = nursery
@@ -439,7 +391,7 @@ async fn a_team_of_python_tractor_workers() {
 #[tokio::test]
 async fn a_rust_actor_registers_with_a_python_registrar() {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let python = tractor_python();
+    let python = tractor::tractor_python(REGISTRAR);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -485,7 +437,7 @@ async fn a_rust_actor_registers_with_a_python_registrar() {
 /// The polyglot example runs: a Rust root with a Rust and a Python child.
 #[tokio::test]
 async fn the_polyglot_example_runs() {
-    let python = tractor_python();
+    let python = tractor::tractor_python(REGISTRAR);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
