@@ -210,6 +210,23 @@ async fn call_prints_results_streams_and_contexts_as_json() -> actor::Result<()>
         "{err}"
     );
 
+    // Errors say what failed, where, and what to do.
+    let (code, _, err) = actor(&["call", "calc", "other", "add"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "namespace `other` is not enabled on actor `calc` (enabled: cli); enable it with \
+             `.enable(\"other\")`"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = actor(&["call", "calc", "cli", "nosuch"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("actor `calc` has no function `cli.nosuch` (functions in `cli`: add, count,"),
+        "{err}"
+    );
+
     let (code, _, err) = actor(&["call", "calc", "cli", "fail", "msg=no way"]).await;
     assert_eq!(code, 1);
     assert!(

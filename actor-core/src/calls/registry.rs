@@ -76,6 +76,17 @@ pub fn lookup(ns: &str, name: &str) -> Option<&'static Registration> {
     table().get(&(ns, name)).copied()
 }
 
+/// The names of the functions registered in `ns`, sorted (for errors that list them).
+pub fn functions_in(ns: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = table()
+        .keys()
+        .filter(|(n, _)| *n == ns)
+        .map(|(_, name)| *name)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// Whether any function or service is registered in `ns`.
 pub fn has_namespace(ns: &str) -> bool {
     table().keys().any(|(n, _)| *n == ns) || services(ns).next().is_some()

@@ -49,16 +49,13 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
         return runtime_calls::serve(conn, cmd).await;
     }
     if !conn.core.enabled.contains(cmd.ns.as_str()) {
-        let error = ErrorInfo::new(
-            MODULE_NOT_EXPOSED,
-            format!("{MODULE_NOT_EXPOSED}: {} is not enabled", cmd.ns),
-        );
+        let error = ErrorInfo::new(MODULE_NOT_EXPOSED, not_enabled(&conn.core, &cmd.ns));
         return conn.reply_error(&cmd.cid, error).await;
     }
     let Some(registration) = registry::lookup(&cmd.ns, &cmd.func) else {
         let error = ErrorInfo::new(
             FUNCTION_NOT_FOUND,
-            format!("{} has no function {:?}", cmd.ns, cmd.func),
+            no_such_function(&conn.core, &cmd.ns, &cmd.func),
         );
         return conn.reply_error(&cmd.cid, error).await;
     };
@@ -87,6 +84,37 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
         return conn.reply_error(&cmd.cid, error).await;
     };
     start_task(conn, cmd, registration, slot, begun).await;
+}
+
+/// Why a call to namespace `ns` was refused, and how to fix it.
+fn not_enabled(core: &crate::runtime::ActorCore, ns: &str) -> String {
+    let mut enabled: Vec<&str> = core.enabled.iter().map(String::as_str).collect();
+    enabled.sort_unstable();
+    let listed = if enabled.is_empty() {
+        "none".to_owned()
+    } else {
+        enabled.join(", ")
+    };
+    format!(
+        "{MODULE_NOT_EXPOSED}: namespace `{ns}` is not enabled on actor `{}` (enabled: \
+         {listed}); enable it with `.enable(\"{ns}\")` where the actor is started",
+        core.uid.name
+    )
+}
+
+/// Why a call to `ns.func` found no function, and what exists instead.
+fn no_such_function(core: &crate::runtime::ActorCore, ns: &str, func: &str) -> String {
+    let known = registry::functions_in(ns);
+    let listed = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        known.join(", ")
+    };
+    format!(
+        "actor `{}` has no function `{ns}.{func}` (functions in `{ns}`: {listed}); is it \
+         marked #[actor::remote(ns = \"{ns}\")] in the program that actor runs?",
+        core.uid.name
+    )
 }
 
 /// The error answering a `cmd` whose call id is already in flight.
