@@ -79,13 +79,23 @@ impl Entry for Route {
     }
 }
 
+/// Who cancelled a call running here.
+#[derive(Debug, Clone)]
+pub(crate) struct CancelledBy {
+    /// The canceller.
+    pub(crate) uid: Uid,
+    /// Through another connection than the call's own (`cancel_call`): its caller did not ask,
+    /// so it is told.
+    pub(crate) elsewhere: bool,
+}
+
 /// A call the peer made, running here.
 pub(crate) struct TaskEntry {
     pub(crate) cancel: CancellationToken,
     /// Cancelled once the task has ended (its last message queued).
     pub(crate) done: CancellationToken,
     /// Who cancelled it, for the `ContextCancelled` error it sends.
-    pub(crate) canceller: Arc<Mutex<Option<Uid>>>,
+    pub(crate) canceller: Arc<Mutex<Option<CancelledBy>>>,
     /// Messages from the caller (a context's stream items).
     pub(crate) inbox: Option<MailboxSender>,
     /// Credits for items this side sends on the call.
@@ -305,23 +315,34 @@ impl LiveConnection for Connection {
     }
 
     fn cancel_call(&self, cid: &str, by: &Uid) -> bool {
-        ConnectionScope::cancel_task(self, cid, by).is_some()
+        self.cancel_running(cid, by, true).is_some()
     }
 }
 
 impl ConnectionScope for Connection {
     fn cancel_task(&self, cid: &str, by: &Uid) -> Option<CancellationToken> {
-        let done = {
-            let task = self.tasks.get(cid)?;
-            lock(&task.canceller).get_or_insert_with(|| by.clone());
-            task.done.clone()
-        };
-        self.tasks.cancel(cid);
-        Some(done)
+        self.cancel_running(cid, by, false)
     }
 
     fn ending(&self) -> CancellationToken {
         self.tasks_cancel.clone()
+    }
+}
+
+impl Connection {
+    /// Cancels the running call `cid` on behalf of `by` (the first canceller is the one
+    /// named); the token of its end, if it runs.
+    fn cancel_running(&self, cid: &str, by: &Uid, elsewhere: bool) -> Option<CancellationToken> {
+        let done = {
+            let task = self.tasks.get(cid)?;
+            lock(&task.canceller).get_or_insert_with(|| CancelledBy {
+                uid: by.clone(),
+                elsewhere,
+            });
+            task.done.clone()
+        };
+        self.tasks.cancel(cid);
+        Some(done)
     }
 }
 

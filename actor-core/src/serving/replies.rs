@@ -9,7 +9,7 @@ use std::{
     task::Poll,
 };
 
-use actor_ipc::{CallKind, Cid, ErrorInfo, Msg, Payload, Uid};
+use actor_ipc::{CallKind, Cid, ErrorInfo, Msg, Payload};
 use compact_str::CompactString;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
@@ -46,7 +46,7 @@ pub(super) struct RunningCall {
     pub(super) cid: Cid,
     pub(super) func: CompactString,
     pub(super) cancel: CancellationToken,
-    pub(super) canceller: Arc<Mutex<Option<Uid>>>,
+    pub(super) canceller: Arc<Mutex<Option<crate::connection::CancelledBy>>>,
     pub(super) credits: Option<Arc<Semaphore>>,
     /// The nurseries the call opened: closed gracefully when it is cancelled.
     pub(super) nurseries: Arc<CallNurseries>,
@@ -139,7 +139,7 @@ impl RunningCall {
                         self.cancelled(fut).await;
                         let by_other = lock(&self.canceller)
                             .as_ref()
-                            .is_some_and(|by| *by != self.conn.peer);
+                            .is_some_and(|by| by.elsewhere);
                         if by_other {
                             self.conn.reply_error(&self.cid, self.cancelled_error()).await;
                         }
@@ -163,7 +163,8 @@ impl RunningCall {
     /// asked, else whoever stopped the actor, else the actor itself.
     fn cancelled_error(&self) -> ErrorInfo {
         let canceller = lock(&self.canceller)
-            .clone()
+            .as_ref()
+            .map(|by| by.uid.clone())
             .or_else(|| lock(&self.conn.core.canceller).clone())
             .unwrap_or_else(|| self.conn.core.uid.clone());
         let mut error = ErrorInfo::new(
