@@ -1,0 +1,60 @@
+//! The benchmark runs end to end: every workload, ours and the baseline's, in real processes
+//! over Unix sockets, each checking its own results (a lost message fails the run). Its
+//! figures are not judged here: speed is measured with the benchmark itself, never asserted in
+//! a test (BENCHMARKS.md).
+
+// Test code: a failed unwrap or panic is a failed test, with the reason printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use tokio::process::Command;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_bench");
+
+#[tokio::test]
+async fn every_workload_runs_and_reports_a_figure() {
+    // Longer than the common wait: eleven workloads, twice, in a debug build.
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(180),
+        Command::new(BENCH)
+            .args(["--quick", "--runtime", "current", "--transport", "uds"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the quick benchmark did not finish within 180 s")
+    .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed ({}): {printed}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `RESULT <impl> <metric> <value>`, a positive number for every workload of ours.
+    for metric in [
+        "W1.spawn_median_ms",
+        "W2.p50_us",
+        "W2.calls_per_s",
+        "W3.calls_per_s",
+        "W4.items_per_s",
+        "W4b.GB_per_s",
+        "W5.rt_per_s",
+        "W6.cancel_p50_us",
+        "W7.fanin_items_per_s",
+        "W8.rss_idle_child_kib",
+        "W9.busy_p50_us",
+    ] {
+        let value: f64 = printed
+            .lines()
+            .find_map(|line| {
+                let mut fields = line.split_whitespace();
+                (fields.next() == Some("RESULT")
+                    && fields.next() == Some("actor-uds")
+                    && fields.next() == Some(metric))
+                .then(|| fields.next()?.parse().ok())
+                .flatten()
+            })
+            .unwrap_or_else(|| panic!("no figure for {metric}:\n{printed}"));
+        assert!(value > 0.0, "{metric} = {value}");
+    }
+}
