@@ -19,8 +19,12 @@
 //! blocking work belongs in `tokio::task::spawn_blocking` (bounded per actor by
 //! [`MAX_BLOCKING_THREADS`]), or it holds up every call on that connection meanwhile.
 //!
-//! ```no_run
-//! use futures::{Stream, StreamExt, TryStreamExt};
+//! A whole round trip, run as a doctest: an actor serving `math` on a Unix socket, and a portal
+//! calling it (in one process here; normally the actor is another process, started by a
+//! nursery or on its own).
+//!
+//! ```
+//! use futures::{Stream, TryStreamExt};
 //!
 //! #[actor::remote(ns = "math")]
 //! async fn add(a: i64, b: i64) -> i64 {
@@ -32,14 +36,49 @@
 //!     futures::stream::iter(0..n)
 //! }
 //!
-//! # async fn demo() -> actor::Result<()> {
-//! let portal = actor::connect(&"unix:///tmp/math.sock".parse().unwrap()).await?;
-//! assert_eq!(portal.run(add { a: 1, b: 2 }).await?, 3);
-//! let items: Vec<u64> = portal.open_stream_from(count { n: 3 }).await?.try_collect().await?;
-//! assert_eq!(items, [0, 1, 2]);
-//! # Ok(()) }
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> actor::Result<()> {
+//!     let socket = std::env::temp_dir().join(format!("actor-doc-{}.sock", std::process::id()));
+//!     let server = actor::Actor::builder("math")
+//!         .listen(actor::Addr::unix(&socket))
+//!         .enable("math")
+//!         .start()
+//!         .await?;
+//!     let portal = actor::connect(&server.addrs()[0]).await?;
+//!     assert_eq!(portal.run(add { a: 1, b: 2 }).await?, 3);
+//!     let items: Vec<u64> = portal.open_stream_from(count { n: 3 }).await?.try_collect().await?;
+//!     assert_eq!(items, [0, 1, 2]);
+//!     // What the actor says of itself (what `actor tree` shows).
+//!     let report = portal.report().await?;
+//!     assert_eq!((report.name.as_str(), report.pid), ("math", std::process::id()));
+//!     server.cancel();
+//!     server.wait().await;
+//!     Ok(())
+//! }
 //! ```
-
+//!
+//! # The model, in one page
+//!
+//! - **Actors** are processes. A program marks its `main` with [`main`]; the same binary runs
+//!   as a child actor when a parent starts it, serving the namespaces the parent enables.
+//! - **Portals** ([`Portal`]) call an actor: a function ([`Portal::run`]), a stream
+//!   ([`Portal::open_stream_from`]) or a context ([`Portal::open_context`], both ways).
+//!   Remote errors arrive as [`Error::Remote`] with the remote trace.
+//! - **Nurseries** ([`open_nursery`]) start children and supervise them: a child that fails
+//!   fails the nursery, closing a nursery stops its children, and no child outlives its
+//!   parent (parent-death signal, the parent connection's end, heartbeats).
+//! - **Cancellation** crosses processes: dropping a call, a stream or a context cancels the
+//!   remote task (tractor's `_cancel_task`); [`Portal::cancel_actor`] stops a whole actor.
+//! - **Discovery**: every tree has a registrar (the root serves one unless one answers at
+//!   [`DEFAULT_REGISTRAR`]); actors register by name and [`find_actor`] finds them.
+//! - **Teams** ([`Team`], `docs/teams.md`) run tasks on worker processes with retries and
+//!   replacement; **services** ([`service`], `docs/services.md`) are an actor's long-running
+//!   work, whose unexpected end is fatal; blocking functions run on bounded thread slots.
+//! - **Hosts** ([`Host`], `docs/hosts.md`): a child can run on another machine over SSH or as a
+//!   Slurm job step.
+//! - **Inspection**: [`Portal::report`] (and the `actor` command built on it) shows an actor's
+//!   children, running calls, peers and services.
+//!
 //! The crate is laid in floors, each using only the ones below it (`docs/ARCHITECTURE.md`):
 //! `base` → `engine` (the protocol's rules, no I/O) → `runtime` (the actor's state) →
 //! `connection` → `calls` → `serving` → `portal` → `tree` → the entry points.
