@@ -572,3 +572,75 @@ async fn a_remote_child_whose_ssh_session_ends_stops_at_once() {
     root.start_kill().unwrap();
     until_gone(&tree, GONE_WITHIN).await;
 }
+
+/// The TCP addresses `pid` listens on (`ip:port`, from `/proc/net/tcp` and the process's
+/// socket descriptors; IPv4).
+fn listening_addresses(pid: u32) -> Vec<String> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    Some(
+                        target
+                            .strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address, state (0A: LISTEN), inode
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            (*state == "0A" && inodes.iter().any(|i| i == inode)).then(|| {
+                let (ip, port) = local.split_once(':')?;
+                let ip = u32::from_str_radix(ip, 16).ok()?;
+                let port = u16::from_str_radix(port, 16).ok()?;
+                // The kernel prints the address in host byte order of its 32-bit value.
+                Some(format!(
+                    "{}:{port}",
+                    std::net::Ipv4Addr::from(ip.swap_bytes())
+                ))
+            })?
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tree_on_one_host_listens_on_loopback_only() {
+    // No lab: a tree whose children are all local binds nothing beyond loopback.
+    let mut root = Command::new(DEMO)
+        .args(["--hold", "local", "local"])
+        .env_remove(actor::AUTH_FILE_ENV)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(root.stdout.take().unwrap()).lines();
+    let pid_of = |line: &str| -> u32 {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix("pid="))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let relay = pid_of(&line_starting(&mut lines, "relay: ").await);
+    let leaf = pid_of(&line_starting(&mut lines, "leaf: ").await);
+    line_starting(&mut lines, "holding").await;
+    for pid in [root.id().unwrap(), relay, leaf] {
+        let listening = listening_addresses(pid);
+        assert!(!listening.is_empty(), "pid {pid} listens on nothing?");
+        assert!(
+            listening.iter().all(|a| a.starts_with("127.")),
+            "pid {pid} listens beyond loopback: {listening:?}"
+        );
+    }
+    root.start_kill().unwrap();
+}
