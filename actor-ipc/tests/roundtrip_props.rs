@@ -195,17 +195,25 @@ fn spawn_init() -> impl Strategy<Value = SpawnInit> {
 }
 
 fn msg() -> impl Strategy<Value = Msg> {
-    let cmd = (any::<String>(), any::<String>(), map_value(), uid(), cid()).prop_map(
-        |(ns, func, kwargs, caller, cid)| {
+    let cmd = (
+        any::<String>(),
+        any::<String>(),
+        map_value(),
+        uid(),
+        cid(),
+        // The optional trace context travels beside `cmd` and comes back as sent.
+        prop::option::of(any::<String>()),
+    )
+        .prop_map(|(ns, func, kwargs, caller, cid, trace)| {
             Msg::from(Cmd {
                 ns: ns.into(),
                 func: func.into(),
                 kwargs: Payload::from_value(&kwargs),
                 caller,
                 cid,
+                trace,
             })
-        },
-    );
+        });
     let error = (
         prop::option::of(cid()),
         any::<String>(),

@@ -167,6 +167,7 @@ async fn the_daemon_with_a_secret_serves_only_peers_that_prove_it() {
             kwargs: Payload::from_value(&Value::Map(Vec::new())),
             caller: me.clone(),
             cid: "c1".into(),
+            trace: None,
         }));
         let mut bytes = Msg::Handshake(me).to_frame().unwrap().to_vec();
         bytes.extend_from_slice(&cancel.to_frame().unwrap());

@@ -44,6 +44,7 @@ async fn greedy_stream(addr: &Addr, n: u64, size: u64) -> ReadHalf {
         kwargs: Payload::from_value(&kwargs),
         caller: me.clone(),
         cid: "1".into(),
+        trace: None,
     }));
     let mut bytes = Msg::Handshake(me).to_frame().unwrap().to_vec();
     bytes.extend_from_slice(&cmd.to_frame().unwrap());
@@ -233,6 +234,7 @@ async fn heartbeats_do_not_keep_an_idle_connection_open() {
         kwargs: Payload::from_value(&Value::Map(vec![("interval_ms".into(), 50.into())])),
         caller: me.clone(),
         cid: "hb".into(),
+        trace: None,
     }));
     let mut hello = Msg::Handshake(me).to_frame().unwrap().to_vec();
     hello.extend_from_slice(&ask.to_frame().unwrap());

@@ -92,6 +92,7 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
                 kwargs: Payload::encode(&Args { a, b }).unwrap(),
                 caller: me.clone(),
                 cid: format!("c{i}").into(),
+                trace: None,
             });
             channel.send(&cmd).await.unwrap();
         }
@@ -120,6 +121,7 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
             kwargs: Payload::encode(&std::collections::BTreeMap::from([("a", "x")])).unwrap(),
             caller: me.clone(),
             cid: "bad".into(),
+            trace: None,
         });
         channel.send(&bad).await.unwrap();
         let reply = within("the error", channel.recv()).await.unwrap().unwrap();

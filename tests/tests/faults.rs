@@ -400,6 +400,7 @@ fn cmd_frame(func: &str, cid: &str) -> Bytes {
         kwargs: Payload::empty_map(),
         caller: Uid::new("raw"),
         cid: cid.into(),
+        trace: None,
     })
     .to_frame()
     .expect("encode a cmd")
@@ -539,6 +540,7 @@ async fn a_client_closing_its_socket_mid_stream_ends_the_stream_and_the_actor_se
                 .expect("encode"),
             caller: Uid::new("raw"),
             cid: "blobs".into(),
+            trace: None,
         });
         raw.send(&cmd).await;
         let functype = raw.recv().await;

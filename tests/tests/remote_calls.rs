@@ -383,6 +383,7 @@ async fn raw_call(channel: &mut Channel, ns: &str, func: &str, kwargs: Payload) 
         kwargs,
         caller: Uid::new("raw"),
         cid: "raw-1".into(),
+        trace: None,
     });
     channel.send(&cmd).await.unwrap();
     let mut replies = Vec::new();
@@ -533,6 +534,7 @@ async fn sentinel_and_eof_cancel_the_connections_tasks() {
                 kwargs: Payload::empty_map(),
                 caller: Uid::new("doomed"),
                 cid: "sleeper".into(),
+                trace: None,
             });
             channel.send(&cmd).await.unwrap();
             let functype = within("functype", channel.recv()).await.unwrap().unwrap();
@@ -583,6 +585,7 @@ async fn a_duplicate_call_id_is_refused_and_the_running_call_goes_on() {
                 kwargs,
                 caller: Uid::new("raw"),
                 cid: cid.into(),
+                trace: None,
             })
         };
         channel
@@ -993,6 +996,7 @@ async fn a_hostile_credit_grant_changes_nothing() {
             kwargs: Payload::encode(&std::collections::HashMap::from([("window", 4u64)])).unwrap(),
             caller: Uid::new("greedy"),
             cid: "flow".into(),
+            trace: None,
         });
         channel.send(&flow).await.unwrap();
         let stream = Msg::from(Cmd {
@@ -1001,6 +1005,7 @@ async fn a_hostile_credit_grant_changes_nothing() {
             kwargs: Payload::empty_map(),
             caller: Uid::new("greedy"),
             cid: "s".into(),
+            trace: None,
         });
         channel.send(&stream).await.unwrap();
         channel
@@ -1149,6 +1154,7 @@ async fn a_function_that_waits_announces_its_functype_once() {
             kwargs,
             caller: Uid::new("raw"),
             cid: "w".into(),
+            trace: None,
         });
         channel.send(&cmd).await.unwrap();
         let first = within("functype", channel.recv()).await.unwrap().unwrap();
@@ -1188,6 +1194,7 @@ async fn past_the_cap_a_call_is_refused_at_once_and_the_connection_keeps_reading
                 kwargs,
                 caller: Uid::new("raw"),
                 cid: cid.into(),
+                trace: None,
             })
         };
         let cap = actor::MAX_CALLS_PER_CONNECTION;
@@ -1312,6 +1319,7 @@ async fn a_malformed_cmd_is_answered_and_the_connection_goes_on() {
                 kwargs,
                 caller: Uid::new("raw"),
                 cid: cid.into(),
+                trace: None,
             })
         };
         channel

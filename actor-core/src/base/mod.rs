@@ -5,6 +5,7 @@ pub mod error;
 pub(crate) mod mailbox;
 pub(crate) mod platform;
 pub(crate) mod secret;
+pub(crate) mod trace;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 

@@ -75,12 +75,14 @@ impl Connection {
         kwargs: Payload,
         cid: &str,
     ) -> Result<()> {
+        let trace = crate::base::trace::current_traceparent();
         let cmd = CmdRef {
             ns,
             func,
             kwargs: &kwargs,
             caller: &self.core.uid,
             cid,
+            trace: trace.as_deref(),
         };
         self.sender
             .send_written(cmd.frame_size(), |buf| Msg::put_cmd_frame(buf, cmd))

@@ -63,11 +63,21 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
         // Refused before it runs: the call in flight under that id goes on untouched.
         return refuse_duplicate(conn, &cmd.cid).await;
     }
+    // The call's span: `actor.call`, child of the caller's span when the cmd carries it.
+    let span = crate::base::trace::serving_span(
+        &conn.core.uid,
+        &cmd.ns,
+        &cmd.func,
+        &cmd.cid,
+        cmd.trace.as_deref(),
+    );
     let begun = match registration.handler {
-        Handler::Func(start) => match serve_inline(conn, &mut cmd, registration.ns, start).await {
-            Some(begun) => Some(begun),
-            None => return,
-        },
+        Handler::Func(start) => {
+            match serve_inline(conn, &mut cmd, registration.ns, start, &span).await {
+                Some(begun) => Some(begun),
+                None => return,
+            }
+        }
         _ => None,
     };
     // Never wait for a slot here: the reader would stop reading (cancels, the sentinel, EOF).
@@ -83,7 +93,7 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>) {
         );
         return conn.reply_error(&cmd.cid, error).await;
     };
-    start_task(conn, cmd, registration, slot, begun).await;
+    start_task(conn, cmd, registration, slot, begun, span).await;
 }
 
 /// Why a call to namespace `ns` was refused, and how to fix it.
@@ -140,11 +150,13 @@ async fn serve_inline(
     cmd: &mut Cmd,
     ns: &'static str,
     start: fn(Payload) -> Result<CallFuture>,
+    span: &tracing::Span,
 ) -> Option<Begun> {
     // Counted while it runs, like a call served as a task.
     let running = conn.core.count_running(ns);
     let mut kwargs = Some(std::mem::replace(&mut cmd.kwargs, Payload::nil()));
     let polled = std::future::poll_fn(|cx| {
+        let _in_span = span.enter();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             with_current_sync(conn.core.clone(), || {
                 let mut fut = start(kwargs.take().unwrap_or_else(Payload::nil))?;
@@ -187,6 +199,7 @@ async fn start_task(
     registration: &'static Registration,
     slot: OwnedSemaphorePermit,
     begun: Option<Begun>,
+    span: tracing::Span,
 ) {
     let handler = registration.handler;
     let window = conn.core.stream_window;
@@ -258,7 +271,8 @@ async fn start_task(
         }
         conn.tasks.complete(&cmd.cid);
     };
-    conn.core
-        .tasks
-        .spawn(with_current(core, with_call_nurseries(nurseries, task)));
+    conn.core.tasks.spawn(with_current(
+        core,
+        with_call_nurseries(nurseries, tracing::Instrument::instrument(task, span)),
+    ));
 }

@@ -134,7 +134,7 @@ impl Program {
 
 /// The variables of this runtime a remote child gets from its parent's environment (a local
 /// child inherits the whole environment; a remote one only what its command line carries).
-const HANDED_ON_ENV: [&str; 9] = [
+const HANDED_ON_ENV: [&str; 10] = [
     LOG_ENV,
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -144,6 +144,7 @@ const HANDED_ON_ENV: [&str; 9] = [
     hosts::SSH_PROGRAM_ENV,
     hosts::SRUN_PROGRAM_ENV,
     "SLURM_CONF",
+    crate::base::trace::TRACE_DIR_ENV,
 ];
 
 /// What the parent tells a child to be.
@@ -824,28 +825,34 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
 /// (default: warnings), each line prefixed with the actor's name when it is a child (a child's
 /// stderr is its parent's, so the parent's terminal shows whose line it is).
 pub(crate) fn init_logging(actor_name: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = std::env::var(LOG_ENV)
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // A log line that cannot be written is lost, never a panic: a remote child's stderr is
         // its ssh session's, which ends when its parent goes.
         .log_internal_errors(false);
-    // A subscriber already set by the program wins.
-    let _ = match actor_name {
-        Some(name) => builder
+    // The filter is the log's own: spans recorded for tracing (the `otel` feature) are not
+    // filtered by the log level.
+    let fmt = match actor_name {
+        Some(name) => fmt
             .event_format(NamePrefix {
                 name: name.to_owned(),
                 inner: tracing_subscriber::fmt::format(),
             })
-            .try_init(),
-        None => builder.try_init(),
+            .with_filter(filter)
+            .boxed(),
+        None => fmt.with_filter(filter).boxed(),
     };
+    let subscriber = tracing_subscriber::registry().with(fmt);
+    #[cfg(feature = "otel")]
+    let subscriber = subscriber.with(crate::base::trace::layer_from_env());
+    // A subscriber already set by the program wins.
+    let _ = subscriber.try_init();
 }
 
 /// Prefixes each log line with `[actor name]`.

@@ -429,6 +429,7 @@ fn main() {
         kwargs: &kwargs,
         caller: &call.caller,
         cid: &call.cid,
+        trace: None,
     })
     .unwrap();
     case!("cmd", 2_000_000, &expected, cmd(&call));

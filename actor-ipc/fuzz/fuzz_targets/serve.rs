@@ -303,6 +303,7 @@ fn cmd(ns: &str, func: &str, kwargs: Value, cid: String) -> Msg {
         kwargs: Payload::from_value(&kwargs),
         caller: fuzz_uid(),
         cid,
+        trace: None,
     }))
 }
 

@@ -107,6 +107,10 @@ pub struct Cmd {
     pub caller: Uid,
     /// The call id, unique among the caller's calls.
     pub cid: Cid,
+    /// The caller's trace context, a W3C `traceparent` (`00-TRACEID-SPANID-FLAGS`): the
+    /// optional top-level key `trace` of the `cmd` message, beside `cmd` (tractor 0.1.0a5
+    /// reads only `cmd` and ignores it). `None` when the caller sends none.
+    pub trace: Option<String>,
 }
 
 /// A remote failure: `{"tb_str": trace, "type_str": type name, ...}`.
@@ -269,6 +273,8 @@ pub struct CmdRef<'a> {
     pub caller: &'a Uid,
     /// The call's id.
     pub cid: &'a str,
+    /// The caller's trace context (see [`Cmd::trace`]).
+    pub trace: Option<&'a str>,
 }
 
 impl CmdRef<'_> {
@@ -282,5 +288,6 @@ impl CmdRef<'_> {
             + self.caller.name.len()
             + self.caller.uuid.len()
             + self.cid.len()
+            + self.trace.map_or(0, |t| t.len() + 8)
     }
 }

@@ -36,6 +36,7 @@ struct Fields {
     runtime_vars: Option<Range<usize>>,
     credit: Option<Range<usize>>,
     heartbeat: Option<Range<usize>>,
+    trace: Option<Range<usize>>,
 }
 
 const MAX_KEYS_REPORTED: usize = 8;
@@ -126,6 +127,7 @@ impl Msg {
                 b"_runtime_vars" => &mut f.runtime_vars,
                 b"credit" => &mut f.credit,
                 b"heartbeat" => &mut f.heartbeat,
+                b"trace" => &mut f.trace,
                 other => {
                     let other =
                         std::str::from_utf8(other).map_err(|_| DecodeError::InvalidUtf8 {
@@ -152,7 +154,14 @@ impl Msg {
 
         if let Some(range) = &f.cmd {
             return match read_cmd(body, &mut at(range)) {
-                Ok(cmd) => Ok(Self::Cmd(Box::new(cmd))),
+                Ok(mut cmd) => {
+                    // A trace context that is not a string is ignored, as an unknown key is.
+                    cmd.trace = f
+                        .trace
+                        .as_ref()
+                        .and_then(|range| at(range).str("trace").ok().map(str::to_owned));
+                    Ok(Self::Cmd(Box::new(cmd)))
+                }
                 Err(source) => Err(DecodeError::BadCmd {
                     cid: cmd_cid(&mut at(range)),
                     detail: source.to_string(),
@@ -343,6 +352,7 @@ fn read_cmd(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Cmd, DecodeError> {
         kwargs,
         caller,
         cid,
+        trace: None,
     })
 }
 

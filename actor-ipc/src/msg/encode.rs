@@ -30,6 +30,7 @@ impl Msg {
                     kwargs: &cmd.kwargs,
                     caller: &cmd.caller,
                     cid: &cmd.cid,
+                    trace: cmd.trace.as_deref(),
                 },
             ),
             Self::FuncType { cid, kind } => put_functype(buf, cid, *kind),
@@ -158,7 +159,13 @@ impl Msg {
         const OVERHEAD: usize = 64;
         OVERHEAD
             + match self {
-                Self::Cmd(cmd) => cmd.kwargs.as_bytes().len() + cmd.ns.len() + cmd.func.len() + 64,
+                Self::Cmd(cmd) => {
+                    cmd.kwargs.as_bytes().len()
+                        + cmd.ns.len()
+                        + cmd.func.len()
+                        + cmd.trace.as_ref().map_or(0, |t| t.len() + 8)
+                        + 64
+                }
                 Self::Return { value, .. }
                 | Self::Yield { value, .. }
                 | Self::Started { value, .. } => value.as_bytes().len(),
@@ -188,7 +195,7 @@ fn put_uid(buf: &mut BytesMut, uid: &Uid) {
 }
 
 fn put_cmd(buf: &mut BytesMut, cmd: CmdRef<'_>) {
-    put_map_len(buf, 1);
+    put_map_len(buf, if cmd.trace.is_some() { 2 } else { 1 });
     put_str(buf, "cmd");
     put_array_len(buf, 5);
     put_str(buf, cmd.ns);
@@ -196,6 +203,10 @@ fn put_cmd(buf: &mut BytesMut, cmd: CmdRef<'_>) {
     buf.put_slice(cmd.kwargs.as_bytes());
     put_uid(buf, cmd.caller);
     put_str(buf, cmd.cid);
+    if let Some(trace) = cmd.trace {
+        put_str(buf, "trace");
+        put_str(buf, trace);
+    }
 }
 
 fn put_functype(buf: &mut BytesMut, cid: &str, kind: CallKind) {

@@ -96,6 +96,7 @@ async fn call_child(addr: &Addr) -> Result<(), Error> {
         kwargs: Payload::encode(&AddArgs { a: 1, b: 2 })?,
         caller: me.clone(),
         cid: "c1".into(),
+        trace: None,
     });
     show("parent → child", &call)?;
     channel.send(&call).await?;
@@ -116,6 +117,7 @@ async fn call_child(addr: &Addr) -> Result<(), Error> {
         kwargs: Payload::empty_map(),
         caller: me,
         cid: "c2".into(),
+        trace: None,
     });
     show("parent → child", &missing)?;
     channel.send(&missing).await?;
