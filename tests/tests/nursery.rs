@@ -129,3 +129,20 @@ async fn a_child_that_cannot_start_fails_its_own_start_with_its_error_and_only_t
         .expect("the failed start was the caller's alone");
     assert_eq!(sum.result().await.unwrap(), 4);
 }
+
+#[actor::test]
+async fn a_program_that_cannot_be_run_is_named_in_the_error() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let missing = "/nonexistent/actor-program";
+    let err = nursery
+        .start_actor("ghost")
+        .program(actor::Program::path(missing))
+        .await
+        .expect_err("a missing program cannot start");
+    let text = err.to_string();
+    assert!(
+        text.contains("ghost") && text.contains(&format!("cannot run {missing}")),
+        "{text}"
+    );
+    nursery.close().await.unwrap();
+}

@@ -302,7 +302,14 @@ pub(crate) async fn spawn_child(
         Ok(process) => process,
         Err(e) => {
             forget();
-            return Err(Error::Io(e));
+            // Which program could not be run: the bare OS error does not say.
+            let program = command
+                .as_std()
+                .get_program()
+                .to_string_lossy()
+                .into_owned();
+            let detail = format!("cannot run {program}: {e}");
+            return Err(Error::Io(std::io::Error::new(e.kind(), detail)));
         }
     };
     let pid = process.id();
@@ -321,7 +328,10 @@ pub(crate) async fn spawn_child(
             _ => {
                 forget();
                 return Err(Error::Timeout {
-                    what: format!("child {} did not connect back", uid.name),
+                    what: format!(
+                        "child {} ({host}) did not connect back to {parent_addr}",
+                        uid.name
+                    ),
                     after: host.start_timeout(CONNECT_BACK_TIMEOUT),
                 });
             }
