@@ -24,14 +24,9 @@ struct Listed {
 /// The registered actors, each asked for its report (at once, each within the timeout).
 async fn listed(context: &Context) -> Result<Vec<Listed>, Failure> {
     let registry = context.registry().await?;
-    let table = tokio::time::timeout(context.timeout, registry.get_registry())
-        .await
-        .map_err(|_| {
-            Failure::Unreachable(format!(
-                "the registrar at {} did not answer within {:?}",
-                context.registrar, context.timeout
-            ))
-        })?
+    let table = context
+        .ask_registrar(registry.get_registry())
+        .await?
         .map_err(|e| {
             Failure::Failed(format!(
                 "reading the registrar at {}: {e}",

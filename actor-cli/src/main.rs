@@ -128,21 +128,34 @@ pub(crate) struct Context {
 impl Context {
     /// The registrar, connected; a clear error naming the address when nothing answers there.
     pub(crate) async fn registry(&self) -> Result<Registry, Failure> {
-        let connected =
-            tokio::time::timeout(self.timeout, Registry::connect(&self.registrar)).await;
-        match connected {
-            Ok(Ok(registry)) => Ok(registry),
-            Ok(Err(e)) => Err(Failure::Unreachable(format!(
+        match self
+            .ask_registrar(Registry::connect(&self.registrar))
+            .await?
+        {
+            Ok(registry) => Ok(registry),
+            Err(e) => Err(Failure::Unreachable(format!(
                 "no registrar answers at {}: {e}\n  is a tree running? point --registrar or \
                  ACTOR_REGISTRAR at its registrar (a tree's root serves one, by default at \
                  tcp://127.0.0.1:1616)",
                 self.registrar
             ))),
-            Err(_) => Err(Failure::Unreachable(format!(
-                "the registrar at {} did not answer within {:?}",
-                self.registrar, self.timeout
-            ))),
         }
+    }
+
+    /// `request` to the registrar, within the timeout: a registrar that does not answer in
+    /// time is unreachable.
+    pub(crate) async fn ask_registrar<T>(
+        &self,
+        request: impl std::future::Future<Output = T>,
+    ) -> Result<T, Failure> {
+        tokio::time::timeout(self.timeout, request)
+            .await
+            .map_err(|_| {
+                Failure::Unreachable(format!(
+                    "the registrar at {} did not answer within {:?}",
+                    self.registrar, self.timeout
+                ))
+            })
     }
 
     /// A portal to `target`: an address, or a name looked up at the registrar.
@@ -153,14 +166,9 @@ impl Context {
                 .map_err(|e| Failure::Failed(format!("{target:?} is not an address: {e}")))?
         } else {
             let registry = self.registry().await?;
-            let found = tokio::time::timeout(self.timeout, registry.query_actor(target))
-                .await
-                .map_err(|_| {
-                    Failure::Unreachable(format!(
-                        "the registrar at {} did not answer within {:?}",
-                        self.registrar, self.timeout
-                    ))
-                })?
+            let found = self
+                .ask_registrar(registry.query_actor(target))
+                .await?
                 .map_err(|e| Failure::Failed(format!("looking up {target}: {e}")))?;
             found.ok_or_else(|| {
                 Failure::NotFound(format!(

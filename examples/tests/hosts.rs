@@ -17,9 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::within;
+use common::{line_starting, within};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, BufReader, Lines},
+    io::{AsyncBufReadExt, BufReader, Lines},
     process::{Child, Command},
 };
 
@@ -292,27 +292,6 @@ async fn until_gone(tree: &str, bound: Duration) -> Duration {
     began.elapsed()
 }
 
-/// Reads lines until one starts with `prefix`; returns it. Fails on EOF or timeout, with
-/// what was read.
-async fn line_starting<R: AsyncRead + Unpin>(
-    lines: &mut Lines<BufReader<R>>,
-    prefix: &str,
-) -> String {
-    let mut seen = Vec::new();
-    let found = within(&format!("a line starting {prefix:?}"), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with(prefix) {
-                return Some(line);
-            }
-            seen.push(line);
-        }
-        None
-    })
-    .await;
-    found.unwrap_or_else(|| panic!("no line starting {prefix:?}; the output was {seen:#?}"))
-}
-
-/// Starts the demo tree on the lab's three hosts; returns the root and its output's lines.
 /// A started tree: its root, the root's output lines, the tree's id, and the root's stderr
 /// (its own log and every remote child's), read to the end in the background.
 struct Tree {

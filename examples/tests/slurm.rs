@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::within;
+use common::{line_starting, within};
 use tokio::{
     io::{AsyncBufReadExt, BufReader, Lines},
     process::{Child, ChildStdout, Command},
@@ -231,22 +231,6 @@ fn nix_hostname() -> String {
         .unwrap()
         .trim()
         .to_owned()
-}
-
-/// Reads lines until one starts with `prefix`; returns it.
-async fn line_starting(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> String {
-    let mut seen = Vec::new();
-    let found = within(&format!("a line starting {prefix:?}"), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with(prefix) {
-                return Some(line);
-            }
-            seen.push(line);
-        }
-        None
-    })
-    .await;
-    found.unwrap_or_else(|| panic!("no line starting {prefix:?}; the output was {seen:#?}"))
 }
 
 fn start(cluster: &Cluster, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {

@@ -71,3 +71,30 @@ pub(crate) fn open_files_limit() -> u64 {
         Err(_) => u64::MAX,
     })
 }
+
+/// Set on a remote child: the host label its log lines carry (`[name@host]`), and the sign
+/// that its lifeline is its stdin, not its parent's pid.
+pub(crate) const CHILD_HOST_ENV: &str = "ACTOR_CHILD_HOST";
+
+/// The host label a Slurm child is given; it names itself by its node once it runs.
+pub(crate) const SLURM_LABEL: &str = "slurm";
+
+/// The label a remote child's log lines and reports carry: its host as its parent named it,
+/// or for a Slurm step, the node it landed on.
+pub(crate) fn child_host_label(given: &str) -> String {
+    match (given, std::env::var("SLURMD_NODENAME")) {
+        (SLURM_LABEL, Ok(node)) => format!("{SLURM_LABEL}:{node}"),
+        _ => given.to_owned(),
+    }
+}
+
+/// The host this process runs on, as reports name it: a remote child's label, else the
+/// machine's host name.
+pub(crate) fn host_label() -> String {
+    match std::env::var(CHILD_HOST_ENV) {
+        Ok(given) => child_host_label(&given),
+        Err(_) => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_default(),
+    }
+}

@@ -118,20 +118,6 @@ pub(crate) struct RunningCall {
     pub(crate) started: Instant,
 }
 
-/// The name `info` reports for the host: the placement label of a remote child, else the
-/// machine's host name.
-fn host_name() -> String {
-    if let Ok(label) = std::env::var("ACTOR_CHILD_HOST") {
-        return match std::env::var("SLURMD_NODENAME") {
-            Ok(node) if label == "slurm" => format!("slurm:{node}"),
-            _ => label,
-        };
-    }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_default()
-}
-
 /// This process's resident memory in KiB (`VmRSS` of `/proc/self/status`; 0 if unreadable).
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -181,7 +167,7 @@ impl ActorCore {
             name: self.uid.name.clone(),
             uuid: self.uid.uuid.clone(),
             pid: std::process::id(),
-            host: host_name(),
+            host: crate::base::platform::host_label(),
             addrs: self
                 .addrs
                 .get()

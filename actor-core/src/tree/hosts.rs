@@ -22,9 +22,7 @@ use std::{fmt, net::IpAddr, path::Path, str::FromStr, time::Duration};
 
 use crate::base::error::{Error, Result};
 
-/// Set on a remote child: the host label its log lines carry (`[name@host]`), and the sign
-/// that its lifeline is its stdin, not its parent's pid.
-pub(crate) const CHILD_HOST_ENV: &str = "ACTOR_CHILD_HOST";
+pub(crate) use crate::base::platform::{CHILD_HOST_ENV, SLURM_LABEL, child_host_label};
 /// Set on a remote child to the address it listens on, when the placement names one.
 pub(crate) const LISTEN_HOST_ENV: &str = "ACTOR_LISTEN_HOST";
 /// A file of OpenSSH client configuration (`ssh -F`) the SSH launcher uses, and hands on to
@@ -34,8 +32,6 @@ pub const SSH_CONFIG_ENV: &str = "ACTOR_SSH_CONFIG";
 pub const SSH_PROGRAM_ENV: &str = "ACTOR_SSH";
 /// The `srun` program the Slurm launcher runs (default: `srun` on the `PATH`).
 pub const SRUN_PROGRAM_ENV: &str = "ACTOR_SRUN";
-/// The host label a Slurm child is given; it names itself by its node once it runs.
-pub(crate) const SLURM_LABEL: &str = "slurm";
 
 /// Where a child actor runs.
 ///
@@ -259,19 +255,12 @@ impl SshHost {
             .map_err(|e| Error::Usage(format!("cannot resolve ssh host {}: {e}", self.host)))?
             .next()
             .ok_or_else(|| Error::Usage(format!("ssh host {} has no address", self.host)))?;
-        let unspecified: IpAddr = if target.is_ipv4() {
-            std::net::Ipv4Addr::UNSPECIFIED.into()
-        } else {
-            std::net::Ipv6Addr::UNSPECIFIED.into()
-        };
-        let socket = tokio::net::UdpSocket::bind((unspecified, 0)).await?;
-        socket.connect(target).await.map_err(|e| {
+        ip_facing(target).map_err(|e| {
             Error::Usage(format!(
                 "no route to ssh host {} ({target}): {e}",
                 self.host
             ))
-        })?;
-        Ok(socket.local_addr()?.ip())
+        })
     }
 }
 
@@ -423,23 +412,20 @@ pub(crate) fn remote_listen_host(parent: &crate::Addr) -> Option<String> {
         .to_socket_addrs()
         .ok()?
         .next()?;
+    ip_facing(target).ok().map(|ip| ip.to_string())
+}
+
+/// This host's address facing `target`: the source address the kernel picks for a packet to
+/// it (connecting a UDP socket sends nothing).
+fn ip_facing(target: std::net::SocketAddr) -> std::io::Result<IpAddr> {
     let any: std::net::SocketAddr = if target.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = std::net::UdpSocket::bind(any).ok()?;
-    socket.connect(target).ok()?;
-    Some(socket.local_addr().ok()?.ip().to_string())
-}
-
-/// The label a remote child's log lines carry: its host as its parent named it, or for a
-/// Slurm step, the node it landed on.
-pub(crate) fn child_host_label(given: &str) -> String {
-    match (given, std::env::var("SLURMD_NODENAME")) {
-        (SLURM_LABEL, Ok(node)) => format!("{SLURM_LABEL}:{node}"),
-        _ => given.to_owned(),
-    }
+    let socket = std::net::UdpSocket::bind(any)?;
+    socket.connect(target)?;
+    Ok(socket.local_addr()?.ip())
 }
 
 #[cfg(test)]

@@ -236,34 +236,12 @@ pub(crate) async fn spawn_child(
             command
         }
         (Host::Ssh(ssh), program) => {
-            if program.tractor_python.is_some() {
-                forget();
-                return Err(Error::Usage(format!(
-                    "child {}: a tractor child runs on this host only",
-                    uid.name
-                )));
-            }
-            let (path, mut args) = match &program.path {
-                Some(path) => (path.clone(), Vec::new()),
-                None => (std::env::current_exe()?, relaunch.to_vec()),
-            };
-            args.extend(program.args.iter().cloned());
+            let (path, args) = remote_program(program, relaunch, &uid.name)?;
             let env = remote_env(parent, &request, &uid, &parent_addr, ssh);
             ssh.command(&path, &args, &env)
         }
         (Host::Slurm(job), program) => {
-            if program.tractor_python.is_some() {
-                forget();
-                return Err(Error::Usage(format!(
-                    "child {}: a tractor child runs on this host only",
-                    uid.name
-                )));
-            }
-            let (path, mut args) = match &program.path {
-                Some(path) => (path.clone(), Vec::new()),
-                None => (std::env::current_exe()?, relaunch.to_vec()),
-            };
-            args.extend(program.args.iter().cloned());
+            let (path, args) = remote_program(program, relaunch, &uid.name)?;
             // srun hands this environment, with the spec added below, to the task.
             job.command(&uid.name, &path, &args)
         }
@@ -533,6 +511,27 @@ pub(crate) fn with_parent_death_signal(program: &std::path::Path) -> tokio::proc
         );
         tokio::process::Command::new(program)
     }
+}
+
+/// The program a remote child runs, at its path on the other host, and its arguments: this
+/// program re-launched (with `relaunch`) unless another is named. The entry of the child
+/// connecting back is removed by the caller's guard if this fails.
+fn remote_program(
+    program: &Program,
+    relaunch: &[String],
+    child: &str,
+) -> Result<(std::path::PathBuf, Vec<String>)> {
+    if program.tractor_python.is_some() {
+        return Err(Error::Usage(format!(
+            "child {child}: a tractor child runs on this host only"
+        )));
+    }
+    let (path, mut args) = match &program.path {
+        Some(path) => (path.clone(), Vec::new()),
+        None => (std::env::current_exe()?, relaunch.to_vec()),
+    };
+    args.extend(program.args.iter().cloned());
+    Ok((path, args))
 }
 
 /// The spec of a remote child, for its command line: its names and addresses (nothing

@@ -7,7 +7,7 @@ use std::{process::Stdio, time::Duration};
 
 use actor::Addr;
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, BufReader, Lines},
     process::{Child, Command},
 };
 
@@ -74,4 +74,24 @@ pub(crate) async fn stdout_of_success(what: &str, command: &mut Command) -> Stri
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// Reads lines until one starts with `prefix`; returns it. Fails on EOF or timeout, with
+/// what was read.
+pub(crate) async fn line_starting<R: AsyncRead + Unpin>(
+    lines: &mut Lines<BufReader<R>>,
+    prefix: &str,
+) -> String {
+    let mut seen = Vec::new();
+    let found = within(&format!("a line starting {prefix:?}"), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with(prefix) {
+                return Some(line);
+            }
+            seen.push(line);
+        }
+        None
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("no line starting {prefix:?}; the output was {seen:#?}"))
 }
