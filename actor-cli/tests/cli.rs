@@ -42,6 +42,15 @@ async fn shout(ctx: Context) -> actor::Result<u64> {
     Ok(n)
 }
 
+/// A tick every 10 ms, forever.
+#[actor::remote(ns = "cli")]
+fn forever() -> impl Stream<Item = u64> {
+    futures::stream::unfold(0u64, |n| async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Some((n, n + 1))
+    })
+}
+
 /// Fails with a `ValueError`.
 #[actor::remote(ns = "cli")]
 async fn fail(msg: String) -> actor::Result<()> {
@@ -259,6 +268,34 @@ async fn cancel_ends_one_call_or_the_whole_actor() -> actor::Result<()> {
     assert!(out.starts_with("cancelled 1 call(s)"), "{out}");
     let ended = tokio::time::timeout(WAIT, sleeper).await.unwrap().unwrap();
     assert!(ended.is_err(), "the cancelled call must fail: {ended:?}");
+    // A stream cancelled by someone else fails its consumer: it must not look finished.
+    let mut ticks = victim.open_stream_from(forever {}).await?;
+    let first = tokio::time::timeout(WAIT, ticks.next()).await.unwrap();
+    assert!(matches!(first, Some(Ok(_))), "{first:?}");
+    let stream_cid = victim
+        .report()
+        .await?
+        .calls
+        .into_iter()
+        .find(|c| c.func == "forever")
+        .map(|c| c.cid)
+        .expect("the stream runs");
+    let (code, _, err) = actor(&["cancel", "victim", "--cid", &stream_cid]).await;
+    assert_eq!(code, 0, "{err}");
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match ticks.next().await {
+                Some(Ok(_)) => continue,
+                other => break other,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(ended, Some(Err(actor::Error::ContextCancelled { .. }))),
+        "a stream cut off by another must end in ContextCancelled: {ended:?}"
+    );
     // A cid that runs nowhere is an error, exit 1.
     let (code, _, err) = actor(&["cancel", "victim", "--cid", &cid]).await;
     assert_eq!(code, 1, "{err}");

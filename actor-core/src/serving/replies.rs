@@ -137,11 +137,8 @@ impl RunningCall {
                     // `actor cancel` command) tells its caller who did it.
                     () = self.cancel.cancelled() => {
                         self.cancelled(fut).await;
-                        let by_other = lock(&self.canceller)
-                            .as_ref()
-                            .is_some_and(|by| by.elsewhere);
-                        if by_other {
-                            self.conn.reply_error(&self.cid, self.cancelled_error()).await;
+                        if let Some(error) = self.cancelled_elsewhere() {
+                            self.conn.reply_error(&self.cid, error).await;
                         }
                         return;
                     }
@@ -157,6 +154,16 @@ impl RunningCall {
             Ok(Err(e)) => self.send_error(&e).await,
             Err(panic) => self.send_error(&self.panic_error(&panic)).await,
         }
+    }
+
+    /// The error to tell a call's caller when someone else cancelled it (`cancel_call`, the
+    /// `actor cancel` command); `None` when its caller did (tractor's silence) or nobody did
+    /// (the connection or the actor ended).
+    fn cancelled_elsewhere(&self) -> Option<ErrorInfo> {
+        let elsewhere = lock(&self.canceller)
+            .as_ref()
+            .is_some_and(|by| by.elsewhere);
+        elsewhere.then(|| self.cancelled_error())
     }
 
     /// The `ContextCancelled` error of a cancelled call, naming who cancelled it: the one who
@@ -210,7 +217,7 @@ impl RunningCall {
             // Checked once per buffer handed to the writer (reading the token takes its lock),
             // not per item: a cancel waits at most one buffer of ready items.
             if frames.is_empty() && self.cancel.is_cancelled() {
-                return self.finish_stream(frames, &stop).await;
+                return self.end_cancelled_stream(&mut frames, &stop).await;
             }
             if let Some(credits) = &self.credits
                 && credit == 0
@@ -224,7 +231,9 @@ impl RunningCall {
                         }
                         tokio::select! {
                             biased;
-                            () = self.cancel.cancelled() => return self.send(&stop).await,
+                            () = self.cancel.cancelled() => {
+                                return self.end_cancelled_stream(&mut frames, &stop).await;
+                            }
                             permit = credits.acquire() => match permit {
                                 Ok(permit) => permit.forget(),
                                 Err(_) => return,
@@ -252,7 +261,7 @@ impl RunningCall {
                     };
                     match next {
                         Some(next) => next,
-                        None => return self.send(&stop).await,
+                        None => return self.end_cancelled_stream(&mut frames, &stop).await,
                     }
                 }
             };
@@ -321,6 +330,19 @@ impl RunningCall {
             .send_frame(frames.split().freeze())
             .await
             .is_ok()
+    }
+
+    /// Ends a cancelled stream: the buffered items, then `stop`, or the `ContextCancelled`
+    /// error when someone other than its caller cancelled it (its caller must not take the
+    /// cut-off stream for a finished one).
+    async fn end_cancelled_stream(&self, frames: &mut bytes::BytesMut, stop: &Msg) {
+        match self.cancelled_elsewhere() {
+            None => self.finish_stream(frames.split(), stop).await,
+            Some(error) => {
+                self.flush(frames).await;
+                self.conn.reply_error(&self.cid, error).await;
+            }
+        }
     }
 
     /// Ends a stream: the buffered items and `stop`, in one write.
