@@ -6,6 +6,7 @@
 //! actor call NAME|ADDR NS FUNC [k=v ...]     a call; --stream prints each item, --context drives one
 //! actor cancel NAME|ADDR [--cid CID]         cancel one call, or the whole actor
 //! actor top                                  a live table: calls/s, running calls, RSS per actor
+//! actor trace DIR [--id TRACE]               the spans a tree recorded in ACTOR_TRACE_DIR, as trees
 //! ```
 //!
 //! It finds the registrar at `--registrar ADDR`, else `$ACTOR_REGISTRAR`, else
@@ -18,6 +19,7 @@
 mod call;
 mod inspect;
 mod json;
+mod trace;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -84,6 +86,15 @@ enum Command {
         /// Stop after this many refreshes (default: until interrupted).
         #[arg(long, value_name = "N")]
         iterations: Option<u64>,
+    },
+    /// Draws the traces a tree recorded in ACTOR_TRACE_DIR (the runtime's `otel` feature):
+    /// each call under its caller, with the actor and process that served it.
+    Trace {
+        /// The directory the tree ran with as ACTOR_TRACE_DIR.
+        dir: std::path::PathBuf,
+        /// Only this trace (its id, or a prefix of it).
+        #[arg(long, value_name = "TRACE")]
+        id: Option<String>,
     },
 }
 
@@ -259,6 +270,7 @@ fn main() -> ExitCode {
             Command::Cancel { target, cid } => {
                 call::cancel(&context, &target, cid.as_deref()).await
             }
+            Command::Trace { dir, id } => trace::trace(&context, &dir, id.as_deref()),
             Command::Top {
                 interval_ms,
                 iterations,

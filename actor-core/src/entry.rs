@@ -101,7 +101,7 @@ where
                 .into(),
         ));
     }
-    init_logging(None);
+    init_logging(None, &options.name);
     let (runtime, slot) = RuntimeFlavor::default().build_for_actor()?;
     // This thread runs the root's tasks: they all see the root as their actor.
     let entered = enter_runtime(slot);
@@ -139,6 +139,7 @@ where
         Ok::<_, Error>(out)
     });
     drop(entered);
+    crate::base::trace::flush_spans();
     let interrupted = interrupted?;
     match interrupted {
         Some(out) => Ok(out),

@@ -109,7 +109,7 @@ pub use actor_macros::service;
 pub use actor_macros::test;
 pub use base::error::{self, ChildExit, Error, RemoteActorError, Result};
 pub use base::secret::{AUTH_FILE_ENV, set_process_secret};
-pub use base::trace::TRACE_DIR_ENV;
+pub use base::trace::{OTLP_ENDPOINT_ENV, TRACE_DIR_ENV};
 pub use calls::{
     context::{self, Context, MsgStream},
     registry::{self, RemoteContextFn, RemoteFn, RemoteStreamFn},

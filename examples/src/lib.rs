@@ -16,6 +16,25 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Holds the tree as it is (for `actor tree`, `actor top`...) until a line, or the end of
+/// stdin, arrives: prints `holding: ...` on stderr first, then `HOLDING` on stdout (the line
+/// a script waits for).
+pub async fn hold(what: &str) -> std::io::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    eprintln!(
+        "holding: {what}; inspect it with `actor tree --registrar {}`; press Enter to go on",
+        actor::Actor::current()
+            .and_then(|me| me.registrar())
+            .map_or_else(|| "?".to_owned(), |addr| addr.to_string())
+    );
+    println!("HOLDING");
+    let mut line = String::new();
+    tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await?;
+    Ok(())
+}
+
 /// Starts an actor, prints `listening on ADDR` for each address once it accepts connections,
 /// and serves until SIGINT, SIGTERM or the `cancel` runtime call; then tears it down.
 ///

@@ -163,6 +163,74 @@ async fn the_tree_demo_runs_end_to_end() {
 }
 
 #[tokio::test]
+async fn the_tree_demo_holds_its_tree_at_work_until_a_line_arrives() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let registrar: Addr = format!("unix://{}", dir.path().join("registrar.sock").display())
+        .parse()
+        .unwrap();
+    let mut demo = tree_demo(&dir)
+        .arg("--hold")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let mut before = Vec::new();
+    loop {
+        let line = within("the HOLDING line", lines.next_line())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("the demo ended without holding: {before:?}"));
+        if line == "HOLDING" {
+            break;
+        }
+        before.push(line);
+    }
+    // Held: the aggregator is inside its `aggregate` call, with both workers alive, and stays
+    // so (unheld, the whole merge takes a few ms: the half second of reports covers it).
+    let registry = within("the registrar", actor::Registry::connect(&registrar))
+        .await
+        .unwrap();
+    let aggregator = within("the lookup", registry.query_actor("aggregator"))
+        .await
+        .unwrap()
+        .expect("the aggregator is registered");
+    let portal = within("the connection", actor::connect(&aggregator))
+        .await
+        .unwrap();
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < std::time::Duration::from_millis(500) {
+        let report = within("the report", portal.report()).await.unwrap();
+        let mut children: Vec<&str> = report.children.iter().map(|c| c.name.as_str()).collect();
+        children.sort_unstable();
+        assert_eq!(children, ["worker-1", "worker-2"], "{report:?}");
+        assert!(
+            report
+                .calls
+                .iter()
+                .any(|call| call.ns == "tree" && call.func == "aggregate"),
+            "{report:?}"
+        );
+    }
+    // A line goes on: the run ends as it does without --hold.
+    let mut stdin = demo.stdin.take().unwrap();
+    stdin.write_all(b"\n").await.unwrap();
+    let mut after = Vec::new();
+    while let Some(line) = within("the rest of the run", lines.next_line())
+        .await
+        .unwrap()
+    {
+        after.push(line);
+    }
+    let after = after.join("\n");
+    assert!(after.contains("0..999 each exactly once: true"), "{after}");
+    assert!(after.contains("the whole tree has exited"), "{after}");
+    assert!(within("the exit", demo.wait()).await.unwrap().success());
+}
+
+#[tokio::test]
 async fn child_log_lines_reach_the_roots_stderr_prefixed_with_their_name() {
     let dir = tempfile::tempdir().unwrap();
     let out = within(

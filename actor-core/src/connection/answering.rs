@@ -30,6 +30,7 @@ impl Connection {
 
     /// An `error` reply for call `cid`, naming this actor as where it happened.
     pub(crate) async fn reply_error(&self, cid: &str, mut error: ErrorInfo) {
+        crate::base::trace::record_error(&error.type_str);
         if error.extra("src_uid").is_none() {
             error
                 .extra

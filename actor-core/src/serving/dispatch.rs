@@ -180,7 +180,10 @@ async fn serve_inline(
     drop(running);
     match outcome {
         Ok(value) => conn.reply_value(&cmd.cid, value).await,
-        Err(e) => conn.reply_error(&cmd.cid, e.to_error_info()).await,
+        Err(e) => {
+            let reply = conn.reply_error(&cmd.cid, e.to_error_info());
+            tracing::Instrument::instrument(reply, span.clone()).await;
+        }
     }
     None
 }

@@ -134,7 +134,8 @@ impl Program {
 
 /// The variables of this runtime a remote child gets from its parent's environment (a local
 /// child inherits the whole environment; a remote one only what its command line carries).
-const HANDED_ON_ENV: [&str; 10] = [
+/// (With the tracing variables, [`crate::base::trace::HANDED_ON_TRACE_ENV`].)
+const HANDED_ON_ENV: [&str; 9] = [
     LOG_ENV,
     "RUST_LOG",
     "RUST_BACKTRACE",
@@ -144,7 +145,6 @@ const HANDED_ON_ENV: [&str; 10] = [
     hosts::SSH_PROGRAM_ENV,
     hosts::SRUN_PROGRAM_ENV,
     "SLURM_CONF",
-    crate::base::trace::TRACE_DIR_ENV,
 ];
 
 /// What the parent tells a child to be.
@@ -545,6 +545,7 @@ fn remote_env(
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = HANDED_ON_ENV
         .iter()
+        .chain(crate::base::trace::HANDED_ON_TRACE_ENV.iter())
         .filter(|key| **key != LOG_ENV || request.log.is_none())
         .filter_map(|key| Some(((*key).to_owned(), std::env::var(key).ok()?)))
         .collect();
@@ -643,7 +644,7 @@ pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
         Some(host) => format!("{}@{}", spec.uid.name, hosts::child_host_label(host)),
         None => spec.uid.name.clone(),
     };
-    init_logging(Some(&label));
+    init_logging(Some(&label), &spec.uid.name);
     if std::env::var_os(AUTH_STDIN_ENV).is_some() {
         match read_secret_from_stdin() {
             Ok(secret) => set_process_secret(secret),
@@ -670,6 +671,7 @@ pub(crate) fn run_child(spec: ChildSpec, launch_args: Vec<String>) -> ! {
     let code = runtime.block_on(serve_as_child(spec, launch_args));
     drop(entered);
     drop(runtime);
+    crate::base::trace::flush_spans();
     std::process::exit(code);
 }
 
@@ -833,7 +835,7 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
 /// Sends this process's `tracing` output to stderr, filtered by [`LOG_ENV`] or `RUST_LOG`
 /// (default: warnings), each line prefixed with the actor's name when it is a child (a child's
 /// stderr is its parent's, so the parent's terminal shows whose line it is).
-pub(crate) fn init_logging(actor_name: Option<&str>) {
+pub(crate) fn init_logging(actor_name: Option<&str>, service_name: &str) {
     use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = std::env::var(LOG_ENV)
         .ok()
@@ -859,7 +861,9 @@ pub(crate) fn init_logging(actor_name: Option<&str>) {
     };
     let subscriber = tracing_subscriber::registry().with(fmt);
     #[cfg(feature = "otel")]
-    let subscriber = subscriber.with(crate::base::trace::layer_from_env());
+    let subscriber = subscriber.with(crate::base::trace::layer_from_env(service_name));
+    #[cfg(not(feature = "otel"))]
+    let _ = service_name;
     // A subscriber already set by the program wins.
     let _ = subscriber.try_init();
 }

@@ -2,7 +2,7 @@
 //! team's event stream.
 //!
 //! ```text
-//! cargo run --release -p examples --bin team-demo -- --workers W --tasks N [--fail-every K]
+//! cargo run --release -p examples --bin team-demo -- --workers W --tasks N [--fail-every K] [--hold]
 //! ```
 //!
 //! Task `i` counts the primes in `[i * span, (i + 1) * span)` on a worker (`--span`, default
@@ -37,6 +37,10 @@ struct Cli {
     /// Every K-th task fails (recoverably) on its first attempt.
     #[arg(long)]
     fail_every: Option<u64>,
+    /// Once every task has run, print `HOLDING` and wait for a line on stdin before dismissing
+    /// the team (to look at it with `actor tree`).
+    #[arg(long)]
+    hold: bool,
 }
 
 /// Counts the primes in `[from, to)`. With `fail_marker`, fails recoverably if this is the
@@ -159,6 +163,10 @@ async fn run(cli: &Cli) -> actor::Result<bool> {
                 progress.suspend(|| eprintln!("task {} failed: {e}", outcome.task));
             }
         }
+    }
+    if cli.hold {
+        progress.finish_and_clear();
+        examples::hold("the team's workers, idle").await?;
     }
     let status = team.dismiss(Duration::from_secs(5)).await;
     nursery.close().await?;

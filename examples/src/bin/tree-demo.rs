@@ -11,6 +11,11 @@
 //! into one that the root receives; then the root sees a remote error arrive with its remote
 //! trace, cancels a stream mid-way, and closes the tree. Every actor is its own process
 //! (this same binary, re-launched in child mode by `#[actor::main]`).
+//!
+//! `--hold`: once the workers stream, prints `HOLDING` and waits for a line on stdin (the
+//! aggregator waits too, mid-call), so `actor tree` can look at the whole tree at work. The run is one `tree-demo` span: built
+//! with `--features otel` (or `otlp`), `ACTOR_TRACE_DIR` (or `OTEL_EXPORTER_OTLP_ENDPOINT`)
+//! shows it as one trace across the four processes.
 
 use std::time::{Duration, Instant};
 
@@ -67,8 +72,9 @@ async fn running() -> u64 {
 
 /// The aggregator: starts two workers, reports them in `started`, then streams the merge of
 /// their two overlapping ranges, each number once and in order; returns how many it sent.
+/// With `hold`, waits for one item from the root before it merges.
 #[actor::remote(ns = "tree", started = (u32, (u32, u32)))]
-async fn aggregate(ctx: Context, n: u64) -> actor::Result<u64> {
+async fn aggregate(ctx: Context, n: u64, hold: bool) -> actor::Result<u64> {
     let nursery = actor::open_nursery().await?;
     let one = nursery.start_actor("worker-1").enable("tree").await?;
     let two = nursery.start_actor("worker-2").enable("tree").await?;
@@ -87,6 +93,10 @@ async fn aggregate(ctx: Context, n: u64) -> actor::Result<u64> {
         .await?
         .peekable();
     let mut out = ctx.open_stream::<u64>().await?;
+    if hold {
+        // The root holds the tree here, at work, until it sends one item: go.
+        let _ = out.next().await;
+    }
     let (mut last, mut sent) = (None, 0);
     loop {
         let next = match (
@@ -119,6 +129,14 @@ async fn pid() -> u32 {
 
 #[actor::main]
 async fn main() -> actor::Result<()> {
+    use tracing::Instrument;
+    let hold = std::env::args().skip(1).any(|arg| arg == "--hold");
+    demo(hold)
+        .instrument(tracing::info_span!("tree-demo"))
+        .await
+}
+
+async fn demo(hold: bool) -> actor::Result<()> {
     let t = Instant::now();
     say(
         t,
@@ -136,7 +154,7 @@ async fn main() -> actor::Result<()> {
         "context: aggregator.aggregate(n=1000) starts two workers and merges their streams",
     );
     let (ctx, (aggregator_pid, (one, two))): (_, (u32, (u32, u32))) =
-        aggregator.open_context(aggregate { n: 1000 }).await?;
+        aggregator.open_context(aggregate { n: 1000, hold }).await?;
     println!();
     println!("    root        pid {}", std::process::id());
     println!("    └── aggregator  pid {aggregator_pid}");
@@ -145,6 +163,10 @@ async fn main() -> actor::Result<()> {
     println!();
     let received: Vec<u64> = {
         let mut stream = ctx.open_stream::<u64>().await?;
+        if hold {
+            examples::hold("the aggregator, mid-call, and its two workers").await?;
+            stream.send(0).await?;
+        }
         let mut received = Vec::new();
         while let Some(item) = stream.next().await {
             received.push(item?);
