@@ -144,7 +144,7 @@ impl Msg {
         }
         let at = |range: &Range<usize>| Cursor::new(&body[..range.end]).seek(range.start);
         let cid = |message: &'static str| -> Result<Cid, DecodeError> {
-            let range = f.cid.as_ref().ok_or(DecodeError::MissingKey {
+            let range = f.cid.as_ref().ok_or_else(|| DecodeError::MissingKey {
                 message,
                 key: "cid",
             })?;
@@ -372,7 +372,7 @@ fn read_error(cur: &mut Cursor<'_>) -> Result<ErrorInfo, DecodeError> {
         }
     }
     Ok(ErrorInfo {
-        type_str: type_str.ok_or(DecodeError::MissingKey {
+        type_str: type_str.ok_or_else(|| DecodeError::MissingKey {
             message: "error",
             key: "type_str",
         })?,

@@ -72,7 +72,7 @@ impl<'a> Cursor<'a> {
         self.buf
             .get(self.pos)
             .copied()
-            .ok_or(DecodeError::Truncated { at: self.pos })
+            .ok_or_else(|| DecodeError::Truncated { at: self.pos })
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -80,7 +80,7 @@ impl<'a> Cursor<'a> {
             .pos
             .checked_add(n)
             .filter(|end| *end <= self.buf.len())
-            .ok_or(DecodeError::Truncated { at: self.buf.len() })?;
+            .ok_or_else(|| DecodeError::Truncated { at: self.buf.len() })?;
         let out = &self.buf[self.pos..end];
         self.pos = end;
         Ok(out)
