@@ -214,7 +214,7 @@ impl Channel {
             sender,
             reader: ChannelReader {
                 frames,
-                peer,
+                peer: Arc::new(peer),
                 stall_timeout: config.frame_stall_timeout,
                 spin: config.spin,
                 spinning: true,
@@ -268,7 +268,8 @@ pub struct ChannelReader {
     spin: Option<Duration>,
     /// Whether the last wait ended within the spin time (spin again) or not (park at once).
     spinning: bool,
-    peer: Uid,
+    /// Shared with every `cmd` the peer sends as itself.
+    peer: Arc<Uid>,
 }
 
 impl ChannelReader {
@@ -281,7 +282,7 @@ impl ChannelReader {
     pub async fn recv(&mut self) -> Result<Option<Msg>, RecvError> {
         match self.recv_frame().await? {
             None => Ok(None),
-            Some(body) => Ok(Some(Msg::decode(body)?)),
+            Some(body) => Ok(Some(Msg::decode_from(body, Some(&self.peer))?)),
         }
     }
 
@@ -292,7 +293,9 @@ impl ChannelReader {
     pub fn try_recv_buffered(&mut self) -> Option<Result<Msg, RecvError>> {
         let mut codec = *self.frames.decoder();
         match codec.decode(self.frames.read_buffer_mut()) {
-            Ok(Some(body)) => Some(Msg::decode(body).map_err(RecvError::from)),
+            Ok(Some(body)) => {
+                Some(Msg::decode_from(body, Some(&self.peer)).map_err(RecvError::from))
+            }
             Ok(None) => None,
             Err(e) => Some(Err(e.into())),
         }

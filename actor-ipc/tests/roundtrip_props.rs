@@ -209,7 +209,7 @@ fn msg() -> impl Strategy<Value = Msg> {
                 ns: ns.into(),
                 func: func.into(),
                 kwargs: Payload::from_value(&kwargs),
-                caller,
+                caller: caller.into(),
                 cid,
                 trace,
             })

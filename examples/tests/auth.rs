@@ -165,7 +165,7 @@ async fn the_daemon_with_a_secret_serves_only_peers_that_prove_it() {
             ns: "self".into(),
             func: "cancel".into(),
             kwargs: Payload::from_value(&Value::Map(Vec::new())),
-            caller: me.clone(),
+            caller: me.clone().into(),
             cid: "c1".into(),
             trace: None,
         }));

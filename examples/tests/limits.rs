@@ -42,7 +42,7 @@ async fn greedy_stream(addr: &Addr, n: u64, size: u64) -> ReadHalf {
         ns: "demo".into(),
         func: "blob".into(),
         kwargs: Payload::from_value(&kwargs),
-        caller: me.clone(),
+        caller: me.clone().into(),
         cid: "1".into(),
         trace: None,
     }));
@@ -232,7 +232,7 @@ async fn heartbeats_do_not_keep_an_idle_connection_open() {
         ns: "actor.runtime".into(),
         func: "heartbeat".into(),
         kwargs: Payload::from_value(&Value::Map(vec![("interval_ms".into(), 50.into())])),
-        caller: me.clone(),
+        caller: me.clone().into(),
         cid: "hb".into(),
         trace: None,
     }));

@@ -90,7 +90,7 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
                 ns: "demo".into(),
                 func: "add".into(),
                 kwargs: Payload::encode(&Args { a, b }).unwrap(),
-                caller: me.clone(),
+                caller: me.clone().into(),
                 cid: format!("c{i}").into(),
                 trace: None,
             });
@@ -119,7 +119,7 @@ async fn handshake_and_call_frames_across_processes_on_tcp_and_unix() {
             ns: "demo".into(),
             func: "add".into(),
             kwargs: Payload::encode(&std::collections::BTreeMap::from([("a", "x")])).unwrap(),
-            caller: me.clone(),
+            caller: me.clone().into(),
             cid: "bad".into(),
             trace: None,
         });

@@ -398,7 +398,7 @@ fn cmd_frame(func: &str, cid: &str) -> Bytes {
         ns: "faults".into(),
         func: func.into(),
         kwargs: Payload::empty_map(),
-        caller: Uid::new("raw"),
+        caller: Uid::new("raw").into(),
         cid: cid.into(),
         trace: None,
     })
@@ -538,7 +538,7 @@ async fn a_client_closing_its_socket_mid_stream_ends_the_stream_and_the_actor_se
             func: "blobs_forever".into(),
             kwargs: Payload::encode(&std::collections::HashMap::from([("size", 100_000_u64)]))
                 .expect("encode"),
-            caller: Uid::new("raw"),
+            caller: Uid::new("raw").into(),
             cid: "blobs".into(),
             trace: None,
         });

@@ -381,7 +381,7 @@ async fn raw_call(channel: &mut Channel, ns: &str, func: &str, kwargs: Payload) 
         ns: ns.into(),
         func: func.into(),
         kwargs,
-        caller: Uid::new("raw"),
+        caller: Uid::new("raw").into(),
         cid: "raw-1".into(),
         trace: None,
     });
@@ -532,7 +532,7 @@ async fn sentinel_and_eof_cancel_the_connections_tasks() {
                 ns: "fixture".into(),
                 func: "sleep_forever".into(),
                 kwargs: Payload::empty_map(),
-                caller: Uid::new("doomed"),
+                caller: Uid::new("doomed").into(),
                 cid: "sleeper".into(),
                 trace: None,
             });
@@ -583,7 +583,7 @@ async fn a_duplicate_call_id_is_refused_and_the_running_call_goes_on() {
                 .into(),
                 func: func.into(),
                 kwargs,
-                caller: Uid::new("raw"),
+                caller: Uid::new("raw").into(),
                 cid: cid.into(),
                 trace: None,
             })
@@ -994,7 +994,7 @@ async fn a_hostile_credit_grant_changes_nothing() {
             ns: "actor.runtime".into(),
             func: "flow_control".into(),
             kwargs: Payload::encode(&std::collections::HashMap::from([("window", 4u64)])).unwrap(),
-            caller: Uid::new("greedy"),
+            caller: Uid::new("greedy").into(),
             cid: "flow".into(),
             trace: None,
         });
@@ -1003,7 +1003,7 @@ async fn a_hostile_credit_grant_changes_nothing() {
             ns: "fixture".into(),
             func: "forever".into(),
             kwargs: Payload::empty_map(),
-            caller: Uid::new("greedy"),
+            caller: Uid::new("greedy").into(),
             cid: "s".into(),
             trace: None,
         });
@@ -1152,7 +1152,7 @@ async fn a_function_that_waits_announces_its_functype_once() {
             ns: "fixture".into(),
             func: "wait_then".into(),
             kwargs,
-            caller: Uid::new("raw"),
+            caller: Uid::new("raw").into(),
             cid: "w".into(),
             trace: None,
         });
@@ -1192,7 +1192,7 @@ async fn past_the_cap_a_call_is_refused_at_once_and_the_connection_keeps_reading
                 ns: ns.into(),
                 func: func.into(),
                 kwargs,
-                caller: Uid::new("raw"),
+                caller: Uid::new("raw").into(),
                 cid: cid.into(),
                 trace: None,
             })
@@ -1317,7 +1317,7 @@ async fn a_malformed_cmd_is_answered_and_the_connection_goes_on() {
                 ns: "fixture".into(),
                 func: func.into(),
                 kwargs,
-                caller: Uid::new("raw"),
+                caller: Uid::new("raw").into(),
                 cid: cid.into(),
                 trace: None,
             })

@@ -34,7 +34,7 @@ pub(crate) struct RuntimeRequest {
     /// The actor serving the call.
     pub(crate) core: Arc<ActorCore>,
     /// Who made the call.
-    pub(crate) caller: Uid,
+    pub(crate) caller: Arc<Uid>,
     /// Its arguments.
     pub(crate) kwargs: Payload,
     /// The connection it arrived on.

@@ -103,8 +103,9 @@ pub struct Cmd {
     pub func: compact_str::CompactString,
     /// Arguments by name: a msgpack map, still encoded.
     pub kwargs: Payload,
-    /// Who calls.
-    pub caller: Uid,
+    /// Who calls; shared, because a connection's calls nearly all come from its peer, whose
+    /// uid a reader decodes once ([`crate::Msg::decode_from`]) instead of once per call.
+    pub caller: std::sync::Arc<Uid>,
     /// The call id, unique among the caller's calls.
     pub cid: Cid,
     /// The caller's trace context, a W3C `traceparent` (`00-TRACEID-SPANID-FLAGS`): the

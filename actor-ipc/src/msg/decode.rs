@@ -4,7 +4,7 @@
 //! kind is then chosen from the keys present, so keys may come in any order and unknown keys
 //! are skipped. Payloads stay slices of the frame.
 
-use std::ops::Range;
+use std::{ops::Range, sync::Arc};
 
 use bytes::Bytes;
 use rmpv::Value;
@@ -44,6 +44,13 @@ const MAX_KEYS_REPORTED: usize = 8;
 impl Msg {
     /// Decodes one frame body.
     pub fn decode(body: Bytes) -> Result<Self, DecodeError> {
+        Self::decode_from(body, None)
+    }
+
+    /// Decodes a frame body from a peer whose uid is `peer`: a `cmd` whose caller is that
+    /// uid shares it (no allocation, no UTF-8 check) instead of decoding its own copy.
+    /// Otherwise as [`Msg::decode`].
+    pub fn decode_from(body: Bytes, peer: Option<&Arc<Uid>>) -> Result<Self, DecodeError> {
         let mut cur = Cursor::new(&body);
         let msg = match cur.peek()? {
             0xc0 => {
@@ -51,7 +58,7 @@ impl Msg {
                 Self::Sentinel
             }
             0x90..=0x9f | 0xdc | 0xdd => Self::Handshake(read_uid(&mut cur, "handshake")?),
-            0x80..=0x8f | 0xde | 0xdf => Self::decode_map(&body, &mut cur)?,
+            0x80..=0x8f | 0xde | 0xdf => Self::decode_map(&body, &mut cur, peer)?,
             0xc1 => {
                 return Err(DecodeError::InvalidMarker {
                     marker: 0xc1,
@@ -83,13 +90,17 @@ impl Msg {
         }
     }
 
-    fn decode_map(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Self, DecodeError> {
+    fn decode_map(
+        body: &Bytes,
+        cur: &mut Cursor<'_>,
+        peer: Option<&Arc<Uid>>,
+    ) -> Result<Self, DecodeError> {
         let entries = cur.map_len("message")?;
         // Every call's messages, in the shapes tractor and this runtime write them, are read
         // in one pass; anything else (malformed input included) takes the general way below.
         let mut fast = *cur;
         let read = match entries {
-            1 => read_cmd_message(body, &mut fast),
+            1 => read_cmd_message(body, &mut fast, peer),
             2 => read_answer(body, &mut fast),
             _ => None,
         };
@@ -153,7 +164,7 @@ impl Msg {
         let payload = |range: &Range<usize>| Payload::from_checked(body.slice(range.clone()));
 
         if let Some(range) = &f.cmd {
-            return match read_cmd(body, &mut at(range)) {
+            return match read_cmd(body, &mut at(range), peer) {
                 Ok(mut cmd) => {
                     // A trace context that is not a string is ignored, as an unknown key is.
                     cmd.trace = f
@@ -232,11 +243,13 @@ impl Msg {
 }
 
 /// `{"cmd": [...]}`, read in one pass; `None` if it is anything else or malformed.
-fn read_cmd_message(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Msg> {
+fn read_cmd_message(body: &Bytes, cur: &mut Cursor<'_>, peer: Option<&Arc<Uid>>) -> Option<Msg> {
     if cur.key_bytes_if_any().ok()?? != b"cmd" {
         return None;
     }
-    read_cmd(body, cur).ok().map(|cmd| Msg::Cmd(Box::new(cmd)))
+    read_cmd(body, cur, peer)
+        .ok()
+        .map(|cmd| Msg::Cmd(Box::new(cmd)))
 }
 
 /// `{key: value, "cid": cid}` for `return`, `yield`, `started` and `functype`, read in one
@@ -330,7 +343,31 @@ fn read_uid(cur: &mut Cursor<'_>, field: &'static str) -> Result<Uid, DecodeErro
     })
 }
 
-fn read_cmd(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Cmd, DecodeError> {
+/// Reads a `[name, uuid]` pair that is most likely `peer`'s: then `peer` itself, shared.
+fn read_caller(
+    cur: &mut Cursor<'_>,
+    peer: Option<&Arc<Uid>>,
+    field: &'static str,
+) -> Result<Arc<Uid>, DecodeError> {
+    let Some(peer) = peer else {
+        return read_uid(cur, field).map(Arc::new);
+    };
+    let mut ahead = *cur;
+    ahead.array_of(field, 2)?;
+    let name = ahead.str_bytes(field)?;
+    let uuid = ahead.str_bytes(field)?;
+    if name == peer.name.as_bytes() && uuid == peer.uuid.as_bytes() {
+        *cur = ahead;
+        return Ok(peer.clone());
+    }
+    read_uid(cur, field).map(Arc::new)
+}
+
+fn read_cmd(
+    body: &Bytes,
+    cur: &mut Cursor<'_>,
+    peer: Option<&Arc<Uid>>,
+) -> Result<Cmd, DecodeError> {
     cur.array_of("cmd", 5)?;
     let ns = cur.str("cmd.ns")?.into();
     let func = cur.str("cmd.func")?.into();
@@ -344,7 +381,7 @@ fn read_cmd(body: &Bytes, cur: &mut Cursor<'_>) -> Result<Cmd, DecodeError> {
         });
     }
     let kwargs = Payload::from_checked(cur.raw_value(body)?);
-    let caller = read_uid(cur, "cmd.caller_uid")?;
+    let caller = read_caller(cur, peer, "cmd.caller_uid")?;
     let cid = cur.str("cmd.cid")?.into();
     Ok(Cmd {
         ns,
@@ -480,6 +517,48 @@ fn read_runtime_vars(value: Value) -> Result<RuntimeVars, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `cmd` frame body from `caller`.
+    fn cmd_from(caller: &Uid) -> Bytes {
+        let kwargs = Payload::encode(&std::collections::BTreeMap::from([("x", 1)])).unwrap();
+        let frame = Msg::cmd_frame(crate::CmdRef {
+            ns: "ns",
+            func: "f",
+            kwargs: &kwargs,
+            caller,
+            cid: "c1",
+            trace: None,
+        })
+        .unwrap();
+        frame.slice(crate::frame::HEADER_LEN..)
+    }
+
+    #[test]
+    fn a_cmd_from_the_peer_shares_its_uid_and_any_other_caller_is_decoded() {
+        let peer = Arc::new(Uid {
+            name: "peer".into(),
+            uuid: "6b1e2c1a-0000-4000-8000-000000000001".into(),
+        });
+        let Msg::Cmd(cmd) = Msg::decode_from(cmd_from(&peer), Some(&peer)).unwrap() else {
+            panic!("not a cmd");
+        };
+        assert!(Arc::ptr_eq(&cmd.caller, &peer));
+        // Same name, another uuid: its own uid.
+        let other = Uid {
+            name: "peer".into(),
+            uuid: "6b1e2c1a-0000-4000-8000-000000000002".into(),
+        };
+        let Msg::Cmd(cmd) = Msg::decode_from(cmd_from(&other), Some(&peer)).unwrap() else {
+            panic!("not a cmd");
+        };
+        assert!(!Arc::ptr_eq(&cmd.caller, &peer));
+        assert_eq!(*cmd.caller, other);
+        // Without a known peer, as before.
+        let Msg::Cmd(cmd) = Msg::decode(cmd_from(&other)).unwrap() else {
+            panic!("not a cmd");
+        };
+        assert_eq!(*cmd.caller, other);
+    }
 
     #[test]
     fn keys_in_any_order_and_unknown_keys_are_fine() {

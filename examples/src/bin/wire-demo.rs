@@ -94,7 +94,7 @@ async fn call_child(addr: &Addr) -> Result<(), Error> {
         ns: "demo".into(),
         func: "add".into(),
         kwargs: Payload::encode(&AddArgs { a: 1, b: 2 })?,
-        caller: me.clone(),
+        caller: me.clone().into(),
         cid: "c1".into(),
         trace: None,
     });
@@ -115,7 +115,7 @@ async fn call_child(addr: &Addr) -> Result<(), Error> {
         ns: "demo".into(),
         func: "subtract".into(),
         kwargs: Payload::empty_map(),
-        caller: me,
+        caller: me.into(),
         cid: "c2".into(),
         trace: None,
     });
