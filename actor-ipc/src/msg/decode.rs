@@ -155,10 +155,12 @@ impl Msg {
         }
         let at = |range: &Range<usize>| Cursor::new(&body[..range.end]).seek(range.start);
         let cid = |message: &'static str| -> Result<Cid, DecodeError> {
-            let range = f.cid.as_ref().ok_or_else(|| DecodeError::MissingKey {
-                message,
-                key: "cid",
-            })?;
+            let Some(range) = f.cid.as_ref() else {
+                return Err(DecodeError::MissingKey {
+                    message,
+                    key: "cid",
+                });
+            };
             Ok(Cid::from(at(range).str("cid")?))
         };
         let payload = |range: &Range<usize>| Payload::from_checked(body.slice(range.clone()));
@@ -409,10 +411,15 @@ fn read_error(cur: &mut Cursor<'_>) -> Result<ErrorInfo, DecodeError> {
         }
     }
     Ok(ErrorInfo {
-        type_str: type_str.ok_or_else(|| DecodeError::MissingKey {
-            message: "error",
-            key: "type_str",
-        })?,
+        type_str: match type_str {
+            Some(type_str) => type_str,
+            None => {
+                return Err(DecodeError::MissingKey {
+                    message: "error",
+                    key: "type_str",
+                });
+            }
+        },
         tb_str: tb_str.unwrap_or_default(),
         extra,
     })
