@@ -216,6 +216,7 @@ impl Channel {
                 frames,
                 peer: Arc::new(peer),
                 scratch: None,
+                skip_confirmations: None,
                 stall_timeout: config.frame_stall_timeout,
                 spin: config.spin,
                 spinning: true,
@@ -273,6 +274,8 @@ pub struct ChannelReader {
     peer: Arc<Uid>,
     /// Where a spinning reader's polls of the socket land (low-latency mode only).
     scratch: Option<Vec<u8>>,
+    /// See [`ChannelReader::skip_confirmations_while`].
+    skip_confirmations: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl ChannelReader {
@@ -283,10 +286,31 @@ impl ChannelReader {
     /// [`DecodeError::BadCmd`](crate::DecodeError::BadCmd): one malformed call in a whole frame,
     /// to answer with an error; the connection is still in step.
     pub async fn recv(&mut self) -> Result<Option<Msg>, RecvError> {
-        match self.recv_frame().await? {
-            None => Ok(None),
-            Some(body) => Ok(Some(Msg::decode_from(body, Some(&self.peer))?)),
+        loop {
+            match self.recv_frame().await? {
+                None => return Ok(None),
+                Some(body) if self.skips(&body) => continue,
+                Some(body) => return Ok(Some(Msg::decode_from(body, Some(&self.peer))?)),
+            }
         }
+    }
+
+    /// Skips, from now on, the `functype asyncfunc` answers to request/response calls while
+    /// `open_streams` (this side's open calls of other kinds on the connection) is zero: such
+    /// an answer then confirms what its caller expects, and decoding and routing it is waste
+    /// (a third of a call's reading). With a stream or context call open, every `functype` is
+    /// delivered, so a call of another kind still sees a wrong one. Count a call before its
+    /// `cmd` is sent.
+    pub fn skip_confirmations_while(&mut self, open_streams: Arc<std::sync::atomic::AtomicUsize>) {
+        self.skip_confirmations = Some(open_streams);
+    }
+
+    /// Whether `body` is a confirmation to skip.
+    fn skips(&self, body: &[u8]) -> bool {
+        self.skip_confirmations.as_ref().is_some_and(|open| {
+            open.load(std::sync::atomic::Ordering::Acquire) == 0
+                && crate::msg::is_asyncfunc_confirmation(body)
+        })
     }
 
     /// The next message if its whole frame is already buffered (read along with earlier
@@ -295,7 +319,13 @@ impl ChannelReader {
     /// waits for it). Errors as for [`ChannelReader::recv`].
     pub fn try_recv_buffered(&mut self) -> Option<Result<Msg, RecvError>> {
         let mut codec = *self.frames.decoder();
-        match codec.decode(self.frames.read_buffer_mut()) {
+        let mut decoded = codec.decode(self.frames.read_buffer_mut());
+        while let Ok(Some(body)) = &decoded
+            && self.skips(body)
+        {
+            decoded = codec.decode(self.frames.read_buffer_mut());
+        }
+        match decoded {
             Ok(Some(body)) => {
                 Some(Msg::decode_from(body, Some(&self.peer)).map_err(RecvError::from))
             }

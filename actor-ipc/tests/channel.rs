@@ -377,3 +377,64 @@ async fn an_authentication_relayed_to_another_listener_is_refused() {
         "{served:?}"
     );
 }
+
+#[tokio::test]
+async fn asyncfunc_confirmations_are_skipped_only_while_no_stream_call_is_open() {
+    use actor_ipc::{CallKind, Cid};
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client) = pair(addrs(&dir)[1].clone()).await;
+    let (_tx, mut reader) = client.into_split();
+    let open_streams = Arc::new(AtomicUsize::new(0));
+    reader.skip_confirmations_while(open_streams.clone());
+    let functype = |cid: &str, kind| Msg::FuncType {
+        cid: Cid::from(cid),
+        kind,
+    };
+    let ret = |cid: &str| Msg::Return {
+        cid: Cid::from(cid),
+        value: Payload::encode(&1).unwrap(),
+    };
+    // No stream open: the asyncfunc confirmation is skipped, other functypes are not.
+    server
+        .send(&functype("a-1", CallKind::AsyncFunc))
+        .await
+        .unwrap();
+    server.send(&ret("a-1")).await.unwrap();
+    server
+        .send(&functype("a-2", CallKind::AsyncGen))
+        .await
+        .unwrap();
+    assert_eq!(
+        within("a-1's return", reader.recv()).await.unwrap(),
+        Some(ret("a-1"))
+    );
+    assert_eq!(
+        within("a-2's functype", reader.recv()).await.unwrap(),
+        Some(functype("a-2", CallKind::AsyncGen))
+    );
+    // A stream open: every functype is delivered (a wrong one included).
+    open_streams.fetch_add(1, Ordering::AcqRel);
+    server
+        .send(&functype("a-3", CallKind::AsyncFunc))
+        .await
+        .unwrap();
+    assert_eq!(
+        within("a-3's functype", reader.recv()).await.unwrap(),
+        Some(functype("a-3", CallKind::AsyncFunc))
+    );
+    // Skipped again from the buffer too, once the stream is done.
+    open_streams.fetch_sub(1, Ordering::AcqRel);
+    server
+        .send(&functype("a-4", CallKind::AsyncFunc))
+        .await
+        .unwrap();
+    server.send(&ret("a-4")).await.unwrap();
+    assert_eq!(
+        within("a-4's return", reader.recv()).await.unwrap(),
+        Some(ret("a-4"))
+    );
+}

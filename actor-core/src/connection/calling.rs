@@ -47,6 +47,9 @@ impl Connection {
             tx,
             kind,
             credits: credits.clone(),
+            // Counted before its `cmd` goes out: its `functype` is then delivered.
+            _open_stream: (kind != CallKind::AsyncFunc)
+                .then(|| super::OpenStream::count(&self.open_streams)),
         };
         match self.calls.insert(cid, route) {
             Ok(()) => {}
@@ -140,25 +143,13 @@ impl Connection {
     }
 }
 
-/// `prefix-n`, the digits written by hand: `write!` goes through the formatting machinery,
-/// which showed in the calling profile.
-fn call_id(prefix: &str, n: u64) -> Cid {
-    let mut digits = [0_u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let mut cid = Cid::with_capacity(prefix.len() + 1 + digits.len() - at);
-    cid.push_str(prefix);
-    cid.push('-');
-    // ASCII digits: always UTF-8.
-    cid.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+/// `prefix` (which ends in `-`) then `n` in decimal. compact_str writes the number without
+/// the formatting machinery, and neither part needs a UTF-8 check: the former hand-written
+/// digits cost a validation and three pushes per call (about 370 instructions).
+fn call_id(prefix: &Cid, n: u64) -> Cid {
+    use compact_str::ToCompactString;
+    let mut cid = prefix.clone();
+    cid.push_str(&n.to_compact_string());
     cid
 }
 
@@ -169,7 +160,7 @@ mod tests {
     #[test]
     fn call_ids_are_the_prefix_and_the_number_in_decimal() {
         for n in [0, 7, 10, 99, 1_234_567, u64::MAX] {
-            assert_eq!(call_id("3f2a9c1e", n), format!("3f2a9c1e-{n}"));
+            assert_eq!(call_id(&Cid::from("3f2a9c1e-"), n), format!("3f2a9c1e-{n}"));
         }
     }
 }

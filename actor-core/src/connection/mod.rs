@@ -64,6 +64,25 @@ pub(crate) struct Route {
     pub(crate) kind: actor_ipc::CallKind,
     /// Credits for items this side sends on the call (a context we opened).
     pub(crate) credits: Option<Arc<Semaphore>>,
+    /// Counts a stream or context call as open while its route is in the table.
+    pub(crate) _open_stream: Option<OpenStream>,
+}
+
+/// One open call of ours that is not request/response, counted in
+/// [`Connection::open_streams`] until dropped (with its route).
+pub(crate) struct OpenStream(Arc<AtomicUsize>);
+
+impl OpenStream {
+    pub(crate) fn count(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::AcqRel);
+        Self(open.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Entry for Route {
@@ -137,7 +156,12 @@ pub(crate) struct Connection {
     is_shut: AtomicBool,
     close_reason: Mutex<Option<String>>,
     next_cid: AtomicU64,
-    cid_prefix: String,
+    /// This side's open calls that are not request/response: while there are none, the
+    /// reader skips `functype asyncfunc` answers undecoded (see
+    /// `ChannelReader::skip_confirmations_while`).
+    pub(crate) open_streams: Arc<AtomicUsize>,
+    /// Every call id of this side starts with it: 8 random hex digits and `-`.
+    cid_prefix: actor_ipc::Cid,
     flow: AtomicU8,
     /// The agreed stream window while flow control is on (the smaller of both sides').
     window: AtomicUsize,
@@ -173,7 +197,7 @@ impl Connection {
         let conn = Arc::new(Self {
             tasks_cancel: core.cancel.child_token(),
             stop_reading: core.cancel.child_token(),
-            cid_prefix: Uid::new("").uuid[..8].to_owned(),
+            cid_prefix: actor_ipc::Cid::from(format!("{}-", &Uid::new("").uuid[..8])),
             core,
             sender,
             peer,
@@ -183,6 +207,7 @@ impl Connection {
             is_shut: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             next_cid: AtomicU64::new(1),
+            open_streams: Arc::new(AtomicUsize::new(0)),
             flow: AtomicU8::new(flow::FLOW_UNKNOWN),
             window: AtomicUsize::new(core_window),
             flow_requested: AtomicBool::new(false),

@@ -57,6 +57,7 @@ pub(crate) fn adopt(
 async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     // However the reader ends (even by a panic or an abort), the connection is shut.
     let _shut = ShutOnDrop(conn.clone());
+    reader.skip_confirmations_while(conn.open_streams.clone());
     conn.watch_idle();
     // Made once: a fresh cancellation future per message showed in stream profiles.
     let stopping = conn.stop_reading.clone();

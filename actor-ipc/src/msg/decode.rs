@@ -256,9 +256,31 @@ fn read_cmd_message(body: &Bytes, cur: &mut Cursor<'_>, peer: Option<&Arc<Uid>>)
 
 /// `{key: value, "cid": cid}` for `return`, `yield`, `started` and `functype`, read in one
 /// pass; `None` if it is anything else or malformed.
+/// Every request/response call's first answer, `{"functype": "asyncfunc", "cid": ...}`, as
+/// tractor and this runtime write it, up to the cid's value (after the map's header).
+const ASYNCFUNC: &[u8] = b"\xa8functype\xa9asyncfunc\xa3cid";
+
+/// Whether `body` is exactly a request/response call's `functype` answer: the confirmation a
+/// caller of a request/response function has nothing to learn from (its cid not checked to
+/// be UTF-8: the message is not decoded).
+pub(crate) fn is_asyncfunc_confirmation(body: &[u8]) -> bool {
+    let Some(rest) = body
+        .strip_prefix(b"\x82")
+        .and_then(|rest| rest.strip_prefix(ASYNCFUNC))
+    else {
+        return false;
+    };
+    // The cid: one string, and nothing after it.
+    match rest.split_first() {
+        Some((&marker @ 0xa0..=0xbf, cid)) => cid.len() == usize::from(marker & 0x1f),
+        Some((&0xd9, rest)) => rest
+            .split_first()
+            .is_some_and(|(&len, cid)| cid.len() == usize::from(len)),
+        _ => false,
+    }
+}
+
 fn read_answer(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Msg> {
-    // Every request/response call's first answer, as tractor and this runtime write it.
-    const ASYNCFUNC: &[u8] = b"\xa8functype\xa9asyncfunc\xa3cid";
     if cur.skip_prefix(ASYNCFUNC) {
         return Some(Msg::FuncType {
             cid: Cid::from(cur.str("cid").ok()?),
@@ -538,6 +560,38 @@ mod tests {
         })
         .unwrap();
         frame.slice(crate::frame::HEADER_LEN..)
+    }
+
+    #[test]
+    fn only_a_whole_asyncfunc_functype_is_a_confirmation() {
+        let frame = |kind| {
+            let msg = Msg::FuncType {
+                cid: "3f2a9c1e-12".into(),
+                kind,
+            };
+            let mut body = bytes::BytesMut::new();
+            msg.write_body(&mut body);
+            body.freeze()
+        };
+        let confirmation = frame(CallKind::AsyncFunc);
+        assert!(is_asyncfunc_confirmation(&confirmation));
+        assert!(!is_asyncfunc_confirmation(&frame(CallKind::AsyncGen)));
+        assert!(!is_asyncfunc_confirmation(&frame(CallKind::Context)));
+        // Cut short, or with anything after the cid: not one (decoded, and refused there).
+        assert!(!is_asyncfunc_confirmation(
+            &confirmation[..confirmation.len() - 1]
+        ));
+        let mut longer = confirmation.to_vec();
+        longer.push(0xc0);
+        assert!(!is_asyncfunc_confirmation(&longer));
+        // A long cid (str8) too.
+        let mut long = bytes::BytesMut::new();
+        Msg::FuncType {
+            cid: "c".repeat(40).as_str().into(),
+            kind: CallKind::AsyncFunc,
+        }
+        .write_body(&mut long);
+        assert!(is_asyncfunc_confirmation(&long));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod decode;
 mod encode;
 
 pub use catalogue::{CallKind, Cid, Cmd, CmdRef, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
+pub(crate) use decode::is_asyncfunc_confirmation;
 pub use decode::{MAX_NAME_LEN, MAX_UUID_LEN};
 
 /// Round trips: what `encode` writes, `decode` reads back as the same message.
