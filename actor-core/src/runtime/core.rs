@@ -221,13 +221,10 @@ impl ActorCore {
         )
     }
 
-    /// Counts a call in `ns` as running until the returned guard drops.
-    pub(crate) fn count_running(&self, ns: &str) -> RunningGuard {
-        let count = self.running.get(ns).cloned();
-        if let Some(count) = &count {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
-        RunningGuard { count }
+    /// The running count of `ns` (`None` if it is not enabled), to count calls with
+    /// [`RunningGuard::count`] without looking it up each time.
+    pub(crate) fn running_counter(&self, ns: &str) -> Option<Arc<AtomicU64>> {
+        self.running.get(ns).cloned()
     }
 
     /// How many calls into `ns` are running now.
@@ -247,6 +244,18 @@ impl ActorCore {
 pub(crate) struct RunningGuard {
     /// The namespace's count (none for a namespace that is not enabled: nothing runs there).
     count: Option<Arc<AtomicU64>>,
+}
+
+impl RunningGuard {
+    /// Counts one running call on `counter` (from [`ActorCore::running_counter`]).
+    pub(crate) fn count(counter: Option<&Arc<AtomicU64>>) -> Self {
+        if let Some(count) = counter {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        Self {
+            count: counter.cloned(),
+        }
+    }
 }
 
 impl Drop for RunningGuard {

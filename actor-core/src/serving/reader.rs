@@ -68,6 +68,7 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     let writer_failed = sender.failed();
     tokio::pin!(writer_failed);
     let mut paced = Pacing::default();
+    let mut last = dispatch::LastResolved::default();
     let reason = 'reading: loop {
         let msg = tokio::select! {
             // The reader first: `stopping` is polled only when no message is ready.
@@ -90,14 +91,14 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
         // The answers to what is read now go out together when it is handled, written by
         // this task (no wake-up of the writer task for each).
         conn.sender.defer_writes();
-        if let Some(reason) = handle(&conn, msg, &mut paced).await {
+        if let Some(reason) = handle(&conn, msg, &mut paced, &mut last).await {
             conn.sender.end_deferring();
             break reason;
         }
         // The messages read along with that one: handled in a tight loop, without another
         // trip through `select!` and the frame reader's future for each.
         while let Some(msg) = reader.try_recv_buffered() {
-            if let Some(reason) = handle(&conn, msg.map(Some), &mut paced).await {
+            if let Some(reason) = handle(&conn, msg.map(Some), &mut paced, &mut last).await {
                 conn.sender.end_deferring();
                 break 'reading reason;
             }
@@ -119,6 +120,7 @@ async fn handle(
     conn: &Arc<Connection>,
     msg: Result<Option<Msg>, actor_ipc::RecvError>,
     paced: &mut Pacing,
+    last: &mut dispatch::LastResolved,
 ) -> Option<String> {
     match &msg {
         // A heartbeat is a sign of life, not activity: a peer cannot keep an idle
@@ -135,7 +137,7 @@ async fn handle(
             // While a call is served inline (it may wait to queue its reply), this side
             // reads nothing: silence then says nothing about the peer.
             conn.dispatching.store(true, Ordering::Relaxed);
-            dispatch::dispatch(conn, cmd).await;
+            dispatch::dispatch(conn, cmd, last).await;
             conn.dispatching.store(false, Ordering::Relaxed);
             paced.served += 1;
             if paced.served % FLUSH_EVERY == 0 {
