@@ -16,6 +16,19 @@ use crate::{
 /// them while the reader goes on, so caller and callee work at once instead of in turns (one
 /// portal, 64 callers: about 1.5x the calls per second).
 const FLUSH_EVERY: usize = 16;
+/// How many calls the reader serves before it writes the answers so far, for this process:
+/// [`FLUSH_EVERY`] when it may run on more than one CPU. Confined to one CPU (its affinity
+/// allows no other: `taskset`, a one-CPU cpuset), the caller cannot work on early answers
+/// meanwhile anyway; they go out together when the reader has served what it read, or
+/// yields.
+fn flush_every() -> usize {
+    static EVERY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *EVERY.get_or_init(|| match std::thread::available_parallelism() {
+        Ok(cpus) if cpus.get() == 1 => YIELD_EVERY,
+        _ => FLUSH_EVERY,
+    })
+}
+
 /// How many calls the reader serves before it lets the other tasks of its thread run (the
 /// calls it started as tasks, other connections).
 const YIELD_EVERY: usize = 64;
@@ -140,7 +153,7 @@ async fn handle(
             dispatch::dispatch(conn, cmd, last).await;
             conn.dispatching.store(false, Ordering::Relaxed);
             paced.served += 1;
-            if paced.served % FLUSH_EVERY == 0 {
+            if paced.served % flush_every() == 0 {
                 // The answers so far go out now.
                 conn.sender.end_deferring();
                 if paced.served % YIELD_EVERY == 0 {
