@@ -474,7 +474,7 @@ impl Dispatcher {
             run.task.kwargs.clone(),
         );
         let deadline = self.policy.deadline;
-        let what = format!("task {id} ({ns}.{func}) on {name}");
+        let what = format!("task {id} (`{ns}.{func}`) on member `{name}` did not finish");
         self.attempts.push(
             async move {
                 let call = slot.portal.run_payload(&ns, &func, kwargs);

@@ -379,12 +379,19 @@ impl ActorBuilder {
         for ns in &self.enable {
             if !registry::has_namespace(ns) {
                 return Err(Error::Usage(format!(
-                    "namespace {ns:?} has no remote functions in this program"
+                    "actor `{}` cannot enable namespace `{ns}`: no #[actor::remote(ns = \"{ns}\")] \
+                     function is linked into this program (is the crate that defines it a \
+                     dependency, and its name spelled the same?)",
+                    self.name
                 )));
             }
         }
         if self.listen.is_empty() {
-            return Err(Error::Usage("an actor needs at least one address".into()));
+            return Err(Error::Usage(format!(
+                "actor `{}` has no address to listen on: add one with \
+                 .listen(\"tcp://127.0.0.1:0\".parse()?)",
+                self.name
+            )));
         }
         if self.config.secret.is_none() {
             self.config.secret = process_secret()?;
@@ -416,7 +423,26 @@ impl ActorBuilder {
         }
         let mut listeners = Vec::new();
         for addr in &self.listen {
-            listeners.push(Listener::bind(addr).await?);
+            let listener = Listener::bind(addr).await.map_err(|e| {
+                // The kind is kept: callers tell an address in use from other failures.
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "actor `{}` cannot listen on {addr}: {e}{}",
+                        self.name,
+                        match e.kind() {
+                            std::io::ErrorKind::AddrInUse =>
+                                "; another program (or actor) has it: pick another port, or port 0 for a free one",
+                            std::io::ErrorKind::AddrNotAvailable =>
+                                "; that address is not one of this host's",
+                            std::io::ErrorKind::PermissionDenied =>
+                                "; ports below 1024 need privileges, and a socket's directory must be writable",
+                            _ => "",
+                        }
+                    ),
+                )
+            })?;
+            listeners.push(listener);
         }
         let table = (self.serve_registrar || self.take_over_registrar)
             .then(|| Arc::new(RegistrarTable::default()));
@@ -470,7 +496,10 @@ impl ActorBuilder {
                 .await
                 .unwrap_or_else(|_| {
                     Err(Error::Timeout {
-                        what: "registering".into(),
+                        what: format!(
+                            "actor `{}` did not register with the registrar at {registrar}",
+                            core.uid.name
+                        ),
                         after: REGISTER_AT_START_TIMEOUT,
                     })
                 });

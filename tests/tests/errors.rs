@@ -1,0 +1,65 @@
+//! Errors a user meets starting an actor say which actor, what failed, and what to do.
+
+// Test code: a failed unwrap or panic is a failed test, with the reason printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// A function, so namespace `errs` exists in this program.
+#[actor::remote(ns = "errs")]
+async fn nothing() {}
+
+#[tokio::test]
+async fn an_address_in_use_names_the_actor_the_address_and_the_way_out() {
+    let first = actor::Actor::builder("first")
+        .listen(actor::Addr::tcp("127.0.0.1", 0))
+        .enable("errs")
+        .start()
+        .await
+        .unwrap();
+    let taken = first.addrs()[0].clone();
+    let error = actor::Actor::builder("second")
+        .listen(taken.clone())
+        .enable("errs")
+        .start()
+        .await
+        .expect_err("the address is taken");
+    // Still an I/O error of its kind (a root falls back on it when its registrar's address
+    // is taken), with the context in its text.
+    let actor::Error::Io(io) = &error else {
+        panic!("not an I/O error: {error:?}");
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse, "{io}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("actor `second` cannot listen on {taken}")),
+        "{text}"
+    );
+    assert!(text.contains("pick another port, or port 0"), "{text}");
+    first.cancel();
+    first.wait().await;
+}
+
+#[tokio::test]
+async fn a_namespace_without_functions_or_no_address_names_the_actor_and_the_fix() {
+    let error = actor::Actor::builder("worker")
+        .listen(actor::Addr::tcp("127.0.0.1", 0))
+        .enable("nowhere")
+        .start()
+        .await
+        .expect_err("no such namespace")
+        .to_string();
+    assert!(
+        error.contains("actor `worker` cannot enable namespace `nowhere`")
+            && error.contains("#[actor::remote(ns = \"nowhere\")]"),
+        "{error}"
+    );
+    let error = actor::Actor::builder("worker")
+        .enable("errs")
+        .start()
+        .await
+        .expect_err("no address")
+        .to_string();
+    assert!(
+        error.contains("actor `worker` has no address to listen on") && error.contains(".listen("),
+        "{error}"
+    );
+}
