@@ -147,8 +147,8 @@ pub enum DecodeError {
         /// How many.
         count: usize,
     },
-    /// A payload did not decode into the requested Rust type.
-    #[error("payload does not decode into the requested type: {0}")]
+    /// A payload did not decode into the requested Rust type (named in the text).
+    #[error("payload does not decode into {0}")]
     Payload(String),
 }
 

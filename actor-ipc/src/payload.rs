@@ -56,7 +56,8 @@ impl Payload {
         crate::blob::decode_from(self.0, |bytes| {
             let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
             de.set_max_depth(MAX_NESTING);
-            T::deserialize(&mut de).map_err(|e| DecodeError::Payload(e.to_string()))
+            T::deserialize(&mut de)
+                .map_err(|e| DecodeError::Payload(format!("`{}`: {e}", std::any::type_name::<T>())))
         })
     }
 

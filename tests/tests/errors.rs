@@ -7,6 +7,46 @@
 #[actor::remote(ns = "errs")]
 async fn nothing() {}
 
+/// Text, where the caller below expects a number.
+#[actor::remote(ns = "errs")]
+async fn text() -> String {
+    "forty-two".into()
+}
+
+/// A caller's idea of `errs.text` that disagrees with the program serving it.
+#[derive(serde::Serialize)]
+struct TextAsNumber {}
+
+impl actor::RemoteFn for TextAsNumber {
+    const NS: &'static str = "errs";
+    const NAME: &'static str = "text";
+    type Output = i64;
+}
+
+#[tokio::test]
+async fn a_result_of_the_wrong_type_names_the_function_the_actor_and_the_type() {
+    let server = actor::Actor::builder("server")
+        .listen(actor::Addr::tcp("127.0.0.1", 0))
+        .enable("errs")
+        .start()
+        .await
+        .unwrap();
+    let portal = actor::connect(&server.addrs()[0]).await.unwrap();
+    let error = portal.run(TextAsNumber {}).await.expect_err("not a number");
+    let text = error.to_string();
+    assert!(text.contains("does not decode into `i64`"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the result of `errs.text` from actor {}",
+            server.uid()
+        )),
+        "{text}"
+    );
+    drop(portal);
+    server.cancel();
+    server.wait().await;
+}
+
 #[tokio::test]
 async fn an_address_in_use_names_the_actor_the_address_and_the_way_out() {
     let first = actor::Actor::builder("first")

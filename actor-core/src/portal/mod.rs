@@ -122,6 +122,7 @@ impl Portal {
             .await?;
         Ok(CallHandle {
             inbox,
+            func: Some((F::NS, F::NAME)),
             _output: PhantomData,
         })
     }
@@ -137,8 +138,9 @@ impl Portal {
         let inbox = self
             .start(ns, func, Payload::from_value(&kwargs), CallKind::AsyncFunc)
             .await?;
-        let handle = CallHandle::<Value> {
+        let mut handle = CallHandle::<Value> {
             inbox,
+            func: None,
             _output: PhantomData,
         };
         handle
@@ -228,6 +230,7 @@ impl Portal {
         let inbox = self.start(ns, func, kwargs, CallKind::AsyncFunc).await?;
         CallHandle::<Value> {
             inbox,
+            func: None,
             _output: PhantomData,
         }
         .result_payload()
@@ -304,6 +307,8 @@ impl Portal {
 /// A request/response call in flight. Dropping it before its result cancels the remote call.
 pub struct CallHandle<T> {
     inbox: Inbox,
+    /// The function called (namespace, name), to name it when its result does not decode.
+    func: Option<(&'static str, &'static str)>,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -328,7 +333,7 @@ impl<T> CallHandle<T> {
         conn.cancel_and_wait(&self.inbox.cid).await
     }
 
-    async fn result_payload(mut self) -> Result<Payload> {
+    async fn result_payload(&mut self) -> Result<Payload> {
         loop {
             match self.inbox.next_step().await? {
                 Step::Returned(value) => return Ok(value),
@@ -346,7 +351,17 @@ impl<T> CallHandle<T> {
 
 impl<T: DeserializeOwned> CallHandle<T> {
     /// Waits for the result.
-    pub async fn result(self) -> Result<T> {
-        Ok(self.result_payload().await?.decode_owned()?)
+    pub async fn result(mut self) -> Result<T> {
+        let value = self.result_payload().await?;
+        value.decode_owned().map_err(|e| match (e, self.func) {
+            (actor_ipc::DecodeError::Payload(detail), Some((ns, name))) => {
+                Error::Decode(actor_ipc::DecodeError::Payload(format!(
+                    "{detail} (the result of `{ns}.{name}` from actor {}: do both programs \
+                     agree on its return type?)",
+                    self.inbox.conn.peer
+                )))
+            }
+            (e, _) => Error::Decode(e),
+        })
     }
 }
