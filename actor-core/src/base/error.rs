@@ -90,7 +90,11 @@ pub enum Error {
     },
     /// A stream's receive buffer overflowed because its consumer fell behind a producer that
     /// does not take flow control; the stream was cancelled.
-    #[error("stream {cid} overrun: its consumer fell more than {capacity} items behind")]
+    #[error(
+        "stream {cid} overrun: its consumer fell more than {capacity} items behind a producer \
+         that does not take flow control (a tractor 0.1.0a5 peer); read it faster, or raise \
+         the window with ActorBuilder::stream_window"
+    )]
     Overrun {
         /// The stream's call id.
         cid: String,
@@ -172,7 +176,11 @@ pub enum Error {
     },
     /// A message would not fit in one frame: over the channel's frame limit, which the peer
     /// would refuse. Nothing was sent.
-    #[error("a message of {len} bytes is over the frame limit of {limit} bytes")]
+    #[error(
+        "a message of {len} bytes is over the frame limit of {limit} bytes, and nothing was \
+         sent: send it in pieces (stream it as chunks), or raise ChannelConfig::max_frame_len \
+         on both sides"
+    )]
     TooLarge {
         /// The encoded message's length.
         len: usize,

@@ -243,7 +243,10 @@ impl Context {
     pub async fn started<T: Serialize>(&self, value: T) -> Result<()> {
         let shared = &self.shared;
         if shared.role != Role::Callee {
-            return Err(Error::Usage("only the callee sends `started`".into()));
+            return Err(Error::Usage(format!(
+                "{}: only the callee sends `started` (this side called it, on actor {})",
+                shared.func, shared.peer
+            )));
         }
         if shared.started.swap(true, Ordering::AcqRel) {
             return Err(Error::Usage(format!(
@@ -308,9 +311,11 @@ impl Context {
     pub async fn result<R: DeserializeOwned>(self) -> Result<R> {
         let shared = &self.shared;
         if shared.role != Role::Caller {
-            return Err(Error::Usage(
-                "only the caller reads a context's result".into(),
-            ));
+            return Err(Error::Usage(format!(
+                "{}: only the caller reads a context's result (this side serves it; the \
+                 function's return value is the result)",
+                shared.func
+            )));
         }
         let mut inbox = shared.take_inbox()?;
         if let Some(outcome) = lock(&shared.outcome).take() {
@@ -347,7 +352,11 @@ impl Context {
     pub async fn cancel(self) -> Result<()> {
         let shared = &self.shared;
         if shared.role != Role::Caller {
-            return Err(Error::Usage("only the caller cancels a context".into()));
+            return Err(Error::Usage(format!(
+                "{}: only the caller cancels a context (this side serves it: return, or \
+                 return an error, to end it)",
+                shared.func
+            )));
         }
         let mut inbox = shared.take_inbox()?;
         inbox.finished = true;
@@ -419,6 +428,15 @@ impl<T> std::fmt::Debug for MsgStream<T> {
 }
 
 impl<T> MsgStream<T> {
+    /// Why nothing more can be sent: the context is over.
+    fn ended(&self) -> Error {
+        Error::Usage(format!(
+            "{}: the context with {} has ended (its result was taken, it was cancelled, or \
+             the callee returned): nothing more can be sent",
+            self.shared.func, self.shared.peer
+        ))
+    }
+
     fn new(shared: Arc<Shared>) -> Self {
         let flow = shared.conn.flow_on();
         Self {
@@ -468,11 +486,7 @@ impl<T> MsgStream<T> {
             match ready!(credits.poll_acquire(cx)) {
                 Some(permit) => permit.forget(),
                 // The runtime closes the semaphore when the call ends.
-                None => {
-                    return Poll::Ready(Err(Error::Usage(
-                        "the context has ended: nothing more can be sent".into(),
-                    )));
-                }
+                None => return Poll::Ready(Err(self.ended())),
             }
         }
         self.holding_credit = true;
@@ -538,14 +552,13 @@ impl<T: Serialize> Sink<T> for MsgStream<T> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if this.stopped {
-            return Poll::Ready(Err(Error::Usage(
-                "the stream was closed by this side".into(),
-            )));
+            return Poll::Ready(Err(Error::Usage(format!(
+                "{}: the stream was closed by this side: nothing more can be sent",
+                this.shared.func
+            ))));
         }
         if this.shared.sending_over() {
-            return Poll::Ready(Err(Error::Usage(
-                "the context has ended: nothing more can be sent".into(),
-            )));
+            return Poll::Ready(Err(this.ended()));
         }
         ready!(this.poll_credit(cx))?;
         let sent = ready!(Pin::new(&mut this.sink).poll_ready(cx));
@@ -555,9 +568,7 @@ impl<T: Serialize> Sink<T> for MsgStream<T> {
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<()> {
         let this = self.get_mut();
         if this.shared.sending_over() {
-            return Err(Error::Usage(
-                "the context has ended: nothing more can be sent".into(),
-            ));
+            return Err(this.ended());
         }
         // Encode first: a value that cannot be encoded keeps its credit.
         let frame = Msg::yield_frame(&this.shared.cid, &Payload::encode(&item)?)?;

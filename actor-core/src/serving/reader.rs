@@ -233,7 +233,14 @@ async fn drain_until_closed(conn: &Arc<Connection>, reader: &mut ChannelReader) 
                     runtime_calls::serve(conn, cmd).await
                 }
                 Ok(Some(Msg::Cmd(cmd))) => {
-                    let error = actor_ipc::ErrorInfo::new(crate::base::error::ACTOR_CANCELLED, format!("{} is stopping", conn.core.uid));
+                    let error = actor_ipc::ErrorInfo::new(
+                        crate::base::error::ACTOR_CANCELLED,
+                        format!(
+                            "`{}.{}` refused: actor {} is stopping (call another actor, or \
+                             again once it is back)",
+                            cmd.ns, cmd.func, conn.core.uid
+                        ),
+                    );
                     conn.reply_error(&cmd.cid, error).await;
                 }
                 Ok(Some(Msg::Sentinel)) => {
