@@ -9,7 +9,7 @@ use std::{ops::Range, sync::Arc};
 use bytes::Bytes;
 use rmpv::Value;
 
-use super::{CallKind, Cid, Cmd, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
+use super::{ASYNCFUNC_ANSWER, CallKind, Cid, Cmd, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
 use crate::{
     addr::WireAddr,
     error::DecodeError,
@@ -254,19 +254,13 @@ fn read_cmd_message(body: &Bytes, cur: &mut Cursor<'_>, peer: Option<&Arc<Uid>>)
         .map(|cmd| Msg::Cmd(Box::new(cmd)))
 }
 
-/// `{key: value, "cid": cid}` for `return`, `yield`, `started` and `functype`, read in one
-/// pass; `None` if it is anything else or malformed.
-/// Every request/response call's first answer, `{"functype": "asyncfunc", "cid": ...}`, as
-/// tractor and this runtime write it, up to the cid's value (after the map's header).
-const ASYNCFUNC: &[u8] = b"\xa8functype\xa9asyncfunc\xa3cid";
-
 /// Whether `body` is exactly a request/response call's `functype` answer: the confirmation a
 /// caller of a request/response function has nothing to learn from (its cid not checked to
 /// be UTF-8: the message is not decoded).
 pub(crate) fn is_asyncfunc_confirmation(body: &[u8]) -> bool {
     let Some(rest) = body
         .strip_prefix(b"\x82")
-        .and_then(|rest| rest.strip_prefix(ASYNCFUNC))
+        .and_then(|rest| rest.strip_prefix(ASYNCFUNC_ANSWER))
     else {
         return false;
     };
@@ -280,8 +274,10 @@ pub(crate) fn is_asyncfunc_confirmation(body: &[u8]) -> bool {
     }
 }
 
+/// `{key: value, "cid": cid}` for `return`, `yield`, `started` and `functype`, read in one
+/// pass; `None` if it is anything else or malformed.
 fn read_answer(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Msg> {
-    if cur.skip_prefix(ASYNCFUNC) {
+    if cur.skip_prefix(ASYNCFUNC_ANSWER) {
         return Some(Msg::FuncType {
             cid: Cid::from(cur.str("cid").ok()?),
             kind: CallKind::AsyncFunc,

@@ -6,7 +6,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use rmpv::Value;
 
-use super::{CallKind, CmdRef, Msg, SpawnInit, Uid};
+use super::{ASYNCFUNC_ANSWER, CallKind, CmdRef, Msg, SpawnInit, Uid};
 use crate::{
     addr::WireAddr,
     arena::carve,
@@ -249,7 +249,8 @@ impl SmallFrames {
 fn small_answer_frames(cid: &str, value: &Payload) -> Option<SmallFrames> {
     let mut out = SmallFrames::new();
     let functype = out.begin_frame()?;
-    out.push(b"\x82\xa8functype\xa9asyncfunc\xa3cid")?;
+    out.push(b"\x82")?;
+    out.push(ASYNCFUNC_ANSWER)?;
     out.push_str(cid)?;
     out.end_frame(functype)?;
     let answer = out.begin_frame()?;

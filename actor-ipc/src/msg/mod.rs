@@ -16,6 +16,11 @@ mod encode;
 
 pub use catalogue::{CallKind, Cid, Cmd, CmdRef, ErrorInfo, Msg, RuntimeVars, SpawnInit, Uid};
 pub(crate) use decode::is_asyncfunc_confirmation;
+
+/// Every request/response call's first answer, `{"functype": "asyncfunc", "cid": ...}`, as
+/// tractor and this runtime write it: what follows the map's header, up to the cid's value.
+/// The decoder reads it in one comparison, the encoder writes it in one copy.
+const ASYNCFUNC_ANSWER: &[u8] = b"\xa8functype\xa9asyncfunc\xa3cid";
 pub use decode::{MAX_NAME_LEN, MAX_UUID_LEN};
 
 /// Round trips: what `encode` writes, `decode` reads back as the same message.
