@@ -382,8 +382,21 @@ async fn top_refreshes_rates_running_calls_and_memory() -> actor::Result<()> {
     let nursery = actor::open_nursery().await?;
     let busy = nursery.start_actor("busy").enable("cli").await?;
     let pid = busy.report().await?.pid;
+    // Calls made all along: the rate shows them (the tool's own report calls do not count).
+    let traffic = {
+        let busy = busy.clone();
+        tokio::spawn(async move {
+            loop {
+                if busy.run(add { a: 1, b: 2 }).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
     let (code, out, err) =
         actor(&["--json", "top", "--iterations", "2", "--interval-ms", "100"]).await;
+    traffic.abort();
     assert_eq!(code, 0, "{err}");
     let rounds: Vec<serde_json::Value> = out
         .lines()
@@ -402,7 +415,7 @@ async fn top_refreshes_rates_running_calls_and_memory() -> actor::Result<()> {
     let (first, second) = (row(&rounds[0]), row(&rounds[1]));
     assert_eq!(first["pid"], u64::from(pid));
     assert!(first["rss_kib"].as_u64().unwrap() > 0, "{first}");
-    // A rate needs two rounds: the second has one (the tool's own `info` calls count).
+    // A rate needs two rounds: the second has one.
     assert!(first["calls_per_sec"].is_null(), "{first}");
     assert!(second["calls_per_sec"].as_f64().unwrap() > 0.0, "{second}");
     nursery.cancel().await;

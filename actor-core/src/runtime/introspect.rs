@@ -42,7 +42,8 @@ pub struct ActorReport {
     pub rss_kib: u64,
     /// The namespaces it serves.
     pub enabled: Vec<String>,
-    /// Calls it has served since it started (all connections, runtime calls included).
+    /// Calls of the program's functions it has received since it started (all connections;
+    /// the runtime's own calls, such as these reports, are not counted).
     pub calls_served: u64,
     /// The children its nurseries supervise now.
     pub children: Vec<ChildReport>,

@@ -61,9 +61,6 @@ impl LastResolved {
 
 /// Serves one `cmd` the peer sent; `last` is its reader's [`LastResolved`].
 pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>, last: &mut LastResolved) {
-    conn.core
-        .calls_served
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if cmd.ns == EXTENSION_NS && cmd.func == FLOW_CONTROL_CALL {
         return conn.enable_flow_control(cmd).await;
     }
@@ -73,6 +70,11 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>, last: &m
     if runtime_calls::is_runtime_ns(&cmd.ns) {
         return runtime_calls::serve(conn, cmd).await;
     }
+    // The program's calls only: the runtime's own (an `actor top` asking for reports, say)
+    // would make an idle actor look busy.
+    conn.core
+        .calls_served
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (registration, running) = match last.get(&cmd.ns, &cmd.func) {
         Some(known) => (known.registration, known.running.clone()),
         None => {
@@ -140,31 +142,31 @@ pub(super) async fn dispatch(conn: &Arc<Connection>, mut cmd: Box<Cmd>, last: &m
 fn not_enabled(core: &crate::runtime::ActorCore, ns: &str) -> String {
     let mut enabled: Vec<&str> = core.enabled.iter().map(String::as_str).collect();
     enabled.sort_unstable();
-    let listed = if enabled.is_empty() {
-        "none".to_owned()
-    } else {
-        enabled.join(", ")
-    };
     format!(
-        "{MODULE_NOT_EXPOSED}: namespace `{ns}` is not enabled on actor `{}` (enabled: \
-         {listed}); enable it with `.enable(\"{ns}\")` where the actor is started",
-        core.uid.name
+        "{MODULE_NOT_EXPOSED}: namespace `{ns}` is not enabled on actor `{}` (enabled: {}); \
+         enable it with `.enable(\"{ns}\")` where the actor is started",
+        core.uid.name,
+        listed(&enabled)
     )
 }
 
 /// Why a call to `ns.func` found no function, and what exists instead.
 fn no_such_function(core: &crate::runtime::ActorCore, ns: &str, func: &str) -> String {
-    let known = registry::functions_in(ns);
-    let listed = if known.is_empty() {
+    format!(
+        "actor `{}` has no function `{ns}.{func}` (functions in `{ns}`: {}); is it marked \
+         #[actor::remote(ns = \"{ns}\")] in the program that actor runs?",
+        core.uid.name,
+        listed(&registry::functions_in(ns))
+    )
+}
+
+/// Names for an error text: `a, b`, or `none`.
+fn listed(names: &[&str]) -> String {
+    if names.is_empty() {
         "none".to_owned()
     } else {
-        known.join(", ")
-    };
-    format!(
-        "actor `{}` has no function `{ns}.{func}` (functions in `{ns}`: {listed}); is it \
-         marked #[actor::remote(ns = \"{ns}\")] in the program that actor runs?",
-        core.uid.name
-    )
+        names.join(", ")
+    }
 }
 
 /// The error answering a `cmd` whose call id is already in flight.
