@@ -110,16 +110,16 @@ pub(crate) async fn cancel(
     let (portal, addr) = context.portal(target).await?;
     match cid {
         Some(cid) => {
-            let cancelled = portal
-                .cancel_call(cid)
-                .await
+            let cancelled = context
+                .within(&addr, portal.cancel_call(cid))
+                .await?
                 .map_err(|e| failed(&format!("cancelling call {cid} in {target} ({addr})"), e))?;
             if context.json {
                 println!(
                     "{}",
                     serde_json::json!({ "cid": cid, "cancelled": cancelled })
                 );
-            } else {
+            } else if cancelled > 0 {
                 println!("cancelled {cancelled} call(s) with id {cid} in {target} ({addr})");
             }
             if cancelled == 0 {
@@ -129,17 +129,22 @@ pub(crate) async fn cancel(
             }
         }
         None => {
-            let acknowledged = portal
-                .cancel_actor()
-                .await
+            let acknowledged = context
+                .within(&addr, portal.cancel_actor())
+                .await?
                 .map_err(|e| failed(&format!("cancelling {target} ({addr})"), e))?;
             if context.json {
                 println!(
                     "{}",
                     serde_json::json!({ "actor": target, "addr": addr.to_string(), "cancelled": acknowledged })
                 );
-            } else {
+            } else if acknowledged {
                 println!("cancelled {target} ({addr}): it is stopping");
+            }
+            if !acknowledged {
+                return Err(Failure::Failed(format!(
+                    "{target} ({addr}) refused to be cancelled"
+                )));
             }
         }
     }

@@ -192,6 +192,23 @@ impl Context {
         Ok((portal, addr))
     }
 
+    /// `request` to the actor at `addr`, within the timeout: one that does not answer in time
+    /// is unreachable.
+    pub(crate) async fn within<T>(
+        &self,
+        addr: &Addr,
+        request: impl std::future::Future<Output = T>,
+    ) -> Result<T, Failure> {
+        tokio::time::timeout(self.timeout, request)
+            .await
+            .map_err(|_| {
+                Failure::Unreachable(format!(
+                    "the actor at {addr} did not answer within {:?}",
+                    self.timeout
+                ))
+            })
+    }
+
     /// A portal to the actor at `addr`.
     pub(crate) async fn connect(&self, addr: &Addr) -> Result<Portal, Failure> {
         match tokio::time::timeout(self.timeout, actor::connect(addr)).await {
@@ -209,6 +226,10 @@ impl Context {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Reading recorded spans needs no registrar, secret or runtime.
+    if let Command::Trace { dir, id } = &cli.command {
+        return exit_code(trace::trace(cli.json, dir, id.as_deref()));
+    }
     let secret_file = cli
         .auth_file
         .clone()
@@ -270,7 +291,7 @@ fn main() -> ExitCode {
             Command::Cancel { target, cid } => {
                 call::cancel(&context, &target, cid.as_deref()).await
             }
-            Command::Trace { dir, id } => trace::trace(&context, &dir, id.as_deref()),
+            Command::Trace { dir, id } => trace::trace(context.json, &dir, id.as_deref()),
             Command::Top {
                 interval_ms,
                 iterations,
@@ -284,6 +305,11 @@ fn main() -> ExitCode {
             }
         }
     });
+    exit_code(outcome)
+}
+
+/// How a command ended, as the process's exit code (its failure printed first).
+fn exit_code(outcome: Result<(), Failure>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -101,11 +101,7 @@ fn read_spans(dir: &std::path::Path) -> Result<(Vec<Span>, usize), Failure> {
 }
 
 /// Prints the traces recorded in `dir` (only `only`, a trace id or its prefix, when given).
-pub(crate) fn trace(
-    context: &crate::Context,
-    dir: &std::path::Path,
-    only: Option<&str>,
-) -> Result<(), Failure> {
+pub(crate) fn trace(json: bool, dir: &std::path::Path, only: Option<&str>) -> Result<(), Failure> {
     let (spans, unreadable) = read_spans(dir)?;
     if unreadable > 0 {
         eprintln!(
@@ -144,9 +140,13 @@ pub(crate) fn trace(
             .copied()
             .filter(|s| !ids.contains(s.parent_span_id.as_str()))
             .collect();
-        if context.json {
-            let tree: Vec<serde_json::Value> =
-                roots.iter().map(|root| to_json(root, &spans)).collect();
+        let mut drawn: std::collections::HashSet<*const Span> =
+            roots.iter().map(|root| *root as *const Span).collect();
+        if json {
+            let tree: Vec<serde_json::Value> = roots
+                .iter()
+                .map(|root| to_json(root, &spans, &mut drawn))
+                .collect();
             println!(
                 "{}",
                 serde_json::json!({ "trace_id": trace_id, "spans": tree })
@@ -160,18 +160,25 @@ pub(crate) fn trace(
             processes.len()
         );
         for (i, root) in roots.iter().enumerate() {
-            draw(root, &spans, "", i + 1 == roots.len(), true);
+            draw(root, &spans, "", i + 1 == roots.len(), true, &mut drawn);
         }
         println!();
     }
     Ok(())
 }
 
-fn children<'a>(parent: &Span, spans: &[&'a Span]) -> Vec<&'a Span> {
+/// The spans recorded under `parent`. A span is drawn once: with ids repeated or looping
+/// (files from several runs, or written by something else), each is drawn under the first
+/// parent that claims it, and a loop ends.
+fn children<'a>(
+    parent: &Span,
+    spans: &[&'a Span],
+    drawn: &mut std::collections::HashSet<*const Span>,
+) -> Vec<&'a Span> {
     spans
         .iter()
         .copied()
-        .filter(|s| s.parent_span_id == parent.span_id)
+        .filter(|s| s.parent_span_id == parent.span_id && drawn.insert(*s as *const Span))
         .collect()
 }
 
@@ -193,7 +200,14 @@ fn line(span: &Span) -> String {
     )
 }
 
-fn draw(span: &Span, spans: &[&Span], prefix: &str, last: bool, top: bool) {
+fn draw(
+    span: &Span,
+    spans: &[&Span],
+    prefix: &str,
+    last: bool,
+    top: bool,
+    drawn: &mut std::collections::HashSet<*const Span>,
+) {
     if top {
         println!("{}", line(span));
     } else {
@@ -207,13 +221,17 @@ fn draw(span: &Span, spans: &[&Span], prefix: &str, last: bool, top: bool) {
     } else {
         format!("{prefix}│   ")
     };
-    let below = children(span, spans);
+    let below = children(span, spans, drawn);
     for (i, child) in below.iter().enumerate() {
-        draw(child, spans, &inner, i + 1 == below.len(), false);
+        draw(child, spans, &inner, i + 1 == below.len(), false, drawn);
     }
 }
 
-fn to_json(span: &Span, spans: &[&Span]) -> serde_json::Value {
+fn to_json(
+    span: &Span,
+    spans: &[&Span],
+    drawn: &mut std::collections::HashSet<*const Span>,
+) -> serde_json::Value {
     serde_json::json!({
         "name": span.name,
         "span_id": span.span_id,
@@ -222,9 +240,9 @@ fn to_json(span: &Span, spans: &[&Span]) -> serde_json::Value {
         "start_unix_nano": span.start,
         "end_unix_nano": span.end,
         "attributes": span.attributes,
-        "children": children(span, spans)
+        "children": children(span, spans, drawn)
             .iter()
-            .map(|child| to_json(child, spans))
+            .map(|child| to_json(child, spans, drawn))
             .collect::<Vec<_>>(),
     })
 }
