@@ -143,6 +143,30 @@ fn trace_draws_one_request_across_three_processes() {
         .collect();
     assert_eq!(in_b, ["leaf", "refuse"], "{out}");
 
+    // Span ids that loop (files from elsewhere, or from several runs): each span is drawn
+    // once, and the command ends.
+    let looping = tempfile::tempdir().unwrap();
+    let span = |id: &str, parent: &str, name: &str| {
+        serde_json::json!({
+            "name": name, "trace_id": "t1", "span_id": id, "parent_span_id": parent,
+            "pid": 1, "service": "x", "attributes": {},
+        })
+        .to_string()
+    };
+    std::fs::write(
+        looping.path().join("1.jsonl"),
+        [
+            span("01", "", "root"),
+            span("02", "01", "child"),
+            span("01", "02", "again"),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let (code, out, err) = run(ACTOR, &["trace", looping.path().to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("child").count(), 1, "{out}");
+
     // Nothing recorded: a clear error, exit 4.
     let empty = tempfile::tempdir().unwrap();
     let (code, _, err) = run(ACTOR, &["trace", empty.path().to_str().unwrap()], &[]);
