@@ -93,8 +93,13 @@ pub(crate) fn child_host_label(given: &str) -> String {
 pub(crate) fn host_label() -> String {
     match std::env::var(CHILD_HOST_ENV) {
         Ok(given) => child_host_label(&given),
-        Err(_) => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|name| name.trim().to_owned())
-            .unwrap_or_default(),
+        Err(_) => hostname().unwrap_or_default(),
     }
+}
+
+/// This machine's host name.
+pub(crate) fn hostname() -> std::io::Result<String> {
+    nix::unistd::gethostname()
+        .map(|name| name.to_string_lossy().into_owned())
+        .map_err(std::io::Error::from)
 }

@@ -274,9 +274,7 @@ mod otel {
             ))
             .with_attribute(opentelemetry::KeyValue::new(
                 "host.name",
-                nix::unistd::gethostname()
-                    .map(|name| name.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                crate::base::platform::hostname().unwrap_or_default(),
             ))
             .build();
         let mut builder = SdkTracerProvider::builder().with_resource(resource);

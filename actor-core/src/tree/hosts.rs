@@ -369,10 +369,8 @@ impl SlurmJob {
 /// This host's address that a node of its cluster reaches it at: the first address its host
 /// name resolves to that is not loopback, else the first (a one-machine cluster).
 pub(crate) async fn own_cluster_ip() -> Result<IpAddr> {
-    let name = nix::unistd::gethostname()
-        .map_err(|e| Error::Usage(format!("cannot read this host's name: {e}")))?
-        .to_string_lossy()
-        .into_owned();
+    let name = crate::base::platform::hostname()
+        .map_err(|e| Error::Usage(format!("cannot read this host's name: {e}")))?;
     let addrs: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), 0))
         .await
         .map_err(|e| Error::Usage(format!("cannot resolve this host's name {name}: {e}")))?
@@ -391,15 +389,34 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The address a remote child listens on: the one named for it, else the local end of the SSH
-/// connection it was started through (`SSH_CONNECTION`: client ip, client port, server ip,
-/// server port), else this host's address facing `parent`. `None` when none is known.
-pub(crate) fn remote_listen_host(parent: &crate::Addr) -> Option<String> {
-    if let Ok(host) = std::env::var(LISTEN_HOST_ENV) {
+/// The address a remote child placed at `placement` listens on: the one named for it, else
+/// for a child started over SSH the local end of that connection (`SSH_CONNECTION`: client
+/// ip, client port, server ip, server port), else this host's address facing `parent`.
+/// `None` when none is known.
+///
+/// A Slurm step inherits its launcher's whole environment (`srun --export=ALL`), so an
+/// `SSH_CONNECTION` there is the login node's, not its own: it is not looked at.
+pub(crate) fn remote_listen_host(placement: &str, parent: &crate::Addr) -> Option<String> {
+    listen_host(
+        std::env::var(LISTEN_HOST_ENV).ok(),
+        std::env::var("SSH_CONNECTION").ok(),
+        placement,
+        parent,
+    )
+}
+
+/// [`remote_listen_host`] from the values of its variables.
+fn listen_host(
+    named: Option<String>,
+    ssh_connection: Option<String>,
+    placement: &str,
+    parent: &crate::Addr,
+) -> Option<String> {
+    if let Some(host) = named {
         return Some(host);
     }
-    if let Some(ip) = std::env::var("SSH_CONNECTION")
-        .ok()
+    if let Some(ip) = ssh_connection
+        .filter(|_| placement != SLURM_LABEL)
         .and_then(|c| c.split_whitespace().nth(2).map(str::to_owned))
     {
         return Some(ip);
@@ -431,6 +448,27 @@ fn ip_facing(target: std::net::SocketAddr) -> std::io::Result<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slurm_step_ignores_the_ssh_session_it_inherited() {
+        let parent = crate::Addr::tcp("127.0.0.1", 4000);
+        let login = Some("10.0.0.9 51000 10.0.0.1 22".to_owned());
+        // Started over SSH: the server end of that session.
+        assert_eq!(
+            listen_host(None, login.clone(), "ssh://node1", &parent).as_deref(),
+            Some("10.0.0.1")
+        );
+        // A Slurm step launched from that login: its own address facing the parent.
+        assert_eq!(
+            listen_host(None, login.clone(), SLURM_LABEL, &parent).as_deref(),
+            Some("127.0.0.1")
+        );
+        // An address named for it wins either way.
+        assert_eq!(
+            listen_host(Some("10.0.0.5".into()), login, SLURM_LABEL, &parent).as_deref(),
+            Some("10.0.0.5")
+        );
+    }
 
     #[test]
     fn ssh_hosts_parse_with_user_port_and_ipv6() {

@@ -196,13 +196,10 @@ pub(crate) async fn spawn_child(
     let uid = Uid::new(&request.name);
     let (connected, connect_back) = oneshot::channel();
     lock(&parent.pending_children).insert(uid.uuid.clone(), connected);
-    // However this ends (also if the caller drops it midway), the entry goes.
+    // However this ends (an error, or the caller dropping it midway), the entry goes.
     let _pending = PendingChild {
         parent: parent.clone(),
         uuid: uid.uuid.clone(),
-    };
-    let forget = || {
-        lock(&parent.pending_children).remove(&uid.uuid);
     };
     // How this program re-launches itself as a child (a test binary: the test's filter).
     let relaunch = parent
@@ -219,10 +216,7 @@ pub(crate) async fn spawn_child(
             },
         ) => match tractor_command(python, &uid, &parent_addr) {
             Ok(command) => command,
-            Err(e) => {
-                forget();
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         },
         (
             Host::Local,
@@ -279,7 +273,6 @@ pub(crate) async fn spawn_child(
     let mut process = match command.spawn() {
         Ok(process) => process,
         Err(e) => {
-            forget();
             // Which program could not be run: the bare OS error does not say.
             let program = command
                 .as_std()
@@ -304,7 +297,6 @@ pub(crate) async fn spawn_child(
         channel = tokio::time::timeout(host.start_timeout(CONNECT_BACK_TIMEOUT), connect_back) => match channel {
             Ok(Ok(channel)) => channel,
             _ => {
-                forget();
                 return Err(Error::Timeout {
                     what: format!(
                         "child {} ({host}) did not connect back to {parent_addr}",
@@ -315,7 +307,6 @@ pub(crate) async fn spawn_child(
             }
         },
         status = process.wait() => {
-            forget();
             return Err(Error::ChildExited {
                 actor: uid.name.clone(),
                 pid,
@@ -757,7 +748,7 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
     }
     let listen = match (&spec.parent, &spec.remote_host) {
         (Addr::Tcp { .. }, Some(host)) => {
-            let Some(ip) = hosts::remote_listen_host(&spec.parent) else {
+            let Some(ip) = hosts::remote_listen_host(host, &spec.parent) else {
                 let detail = format!(
                     "{name} cannot start on {host}: no address to listen on (no SSH_CONNECTION, \
                      no {}, no route to the parent)",
