@@ -570,24 +570,38 @@ fn listening_addresses(pid: u32) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // local_address, state (0A: LISTEN), inode
-            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
-            (*state == "0A" && inodes.iter().any(|i| i == inode)).then(|| {
-                let (ip, port) = local.split_once(':')?;
-                let ip = u32::from_str_radix(ip, 16).ok()?;
-                let port = u16::from_str_radix(port, 16).ok()?;
-                // The kernel prints the address in host byte order of its 32-bit value.
-                Some(format!(
-                    "{}:{port}",
-                    std::net::Ipv4Addr::from(ip.swap_bytes())
-                ))
-            })?
+    // IPv4 and IPv6 sockets: a listener on `[::]` is beyond loopback too.
+    ["tcp", "tcp6"]
+        .iter()
+        .flat_map(|table| {
+            let text =
+                std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    // local_address, state (0A: LISTEN), inode
+                    let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+                    if *state != "0A" || !inodes.iter().any(|i| i == inode) {
+                        return None;
+                    }
+                    let (ip, port) = local.split_once(':')?;
+                    let port = u16::from_str_radix(port, 16).ok()?;
+                    // The kernel prints each 32-bit word of the address in host byte order.
+                    let words = (0..ip.len() / 8)
+                        .map(|w| u32::from_str_radix(&ip[w * 8..w * 8 + 8], 16).ok())
+                        .collect::<Option<Vec<u32>>>()?;
+                    let bytes: Vec<u8> = words
+                        .iter()
+                        .flat_map(|w| w.swap_bytes().to_be_bytes())
+                        .collect();
+                    let ip: std::net::IpAddr = match bytes.len() {
+                        4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).into(),
+                        _ => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).into(),
+                    };
+                    Some(std::net::SocketAddr::new(ip, port).to_string())
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -617,7 +631,9 @@ async fn a_tree_on_one_host_listens_on_loopback_only() {
         let listening = listening_addresses(pid);
         assert!(!listening.is_empty(), "pid {pid} listens on nothing?");
         assert!(
-            listening.iter().all(|a| a.starts_with("127.")),
+            listening.iter().all(|a| a
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback())),
             "pid {pid} listens beyond loopback: {listening:?}"
         );
     }
