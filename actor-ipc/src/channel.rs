@@ -313,11 +313,30 @@ impl ChannelReader {
         })
     }
 
+    /// Drops the confirmations to skip at the front of the read buffer where they lie: no
+    /// frame of their own is split off (and reference-counted) to be looked at.
+    fn skip_buffered_confirmations(&mut self) {
+        let Some(open) = &self.skip_confirmations else {
+            return;
+        };
+        if open.load(std::sync::atomic::Ordering::Acquire) != 0 {
+            return;
+        }
+        let buf = self.frames.read_buffer_mut();
+        while let Some(body) = crate::frame::buffered_body(buf)
+            && crate::msg::is_asyncfunc_confirmation(body)
+        {
+            let whole = crate::frame::HEADER_LEN + body.len();
+            bytes::Buf::advance(buf, whole);
+        }
+    }
+
     /// The next message if its whole frame is already buffered (read along with earlier
     /// ones): no I/O and no waiting, for a reader that drains a burst of messages in a tight
     /// loop. `None` when the next frame has not fully arrived (then [`ChannelReader::recv`]
     /// waits for it). Errors as for [`ChannelReader::recv`].
     pub fn try_recv_buffered(&mut self) -> Option<Result<Msg, RecvError>> {
+        self.skip_buffered_confirmations();
         let mut codec = *self.frames.decoder();
         let mut decoded = codec.decode(self.frames.read_buffer_mut());
         while let Ok(Some(body)) = &decoded
@@ -562,6 +581,27 @@ impl ChannelSender {
             })
             .await?;
         Ok(())
+    }
+
+    /// [`ChannelSender::send_written`] without waiting, for frames smaller than
+    /// [`UNCHARGED_BELOW`] when the queue has room now; `None`, with nothing written,
+    /// otherwise (the caller then waits in `send_written`). A hot sender (a reader answering
+    /// the call it just served) tries this first: no future to build, poll and drop, and no
+    /// scheduling budget spent.
+    pub fn try_send_written(
+        &self,
+        size_hint: usize,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    ) -> Option<Result<(), SendError>> {
+        if size_hint >= UNCHARGED_BELOW {
+            return None;
+        }
+        let limit = self.max_frame_len;
+        self.outbox.try_queue_written(|buf| {
+            let start = buf.len();
+            write(buf)?;
+            check_frames(&buf[start..], limit)
+        })
     }
 
     /// Queues buffers that together are complete frames (e.g. a frame's header, a large

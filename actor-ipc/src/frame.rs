@@ -62,6 +62,12 @@ fn read_header(header: &[u8; HEADER_LEN]) -> usize {
     u32::from_le_bytes(*header) as usize
 }
 
+/// The body of the frame at the front of `buf`, if that frame is there whole.
+pub(crate) fn buffered_body(buf: &[u8]) -> Option<&[u8]> {
+    let header = buf.first_chunk::<HEADER_LEN>()?;
+    buf.get(HEADER_LEN..HEADER_LEN.checked_add(read_header(header))?)
+}
+
 impl Decoder for FrameCodec {
     type Item = Bytes;
     type Error = FrameError;

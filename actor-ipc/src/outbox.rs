@@ -162,6 +162,19 @@ impl Outbox {
         self.queue_with(|state| state.write_small(write), 0).await
     }
 
+    /// Like [`Outbox::queue_written`] if there is room now: `None` (nothing written) if the
+    /// queue is full.
+    pub(crate) fn try_queue_written(
+        &self,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), SendError>,
+    ) -> Option<Result<(), SendError>> {
+        let mut place = Some(|state: &mut State| state.write_small(write));
+        match self.try_place(&mut place, 0, true) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        }
+    }
+
     /// Queues what `place` puts in the state, once there is room (`place` runs at most once,
     /// under the lock).
     async fn queue_with(

@@ -8,6 +8,28 @@ use super::Connection;
 use crate::base::error::Error;
 
 impl Connection {
+    /// [`Connection::reply_value`] if it can be queued now: the value back if it must wait
+    /// (the queue is full, or the frames are large or too large), for `reply_value`.
+    pub(crate) fn try_reply_value(&self, cid: &str, value: Payload) -> Option<Payload> {
+        let sent = self
+            .sender
+            .try_send_written(Msg::answer_frames_size(cid, &value), |buf| {
+                Msg::put_answer_frames(buf, cid, &value)
+            });
+        let Some(sent) = sent else {
+            return Some(value);
+        };
+        match sent.map_err(|e| self.send_error(e)) {
+            Ok(()) => None,
+            // `reply_value` answers with that error.
+            Err(Error::TooLarge { .. }) => Some(value),
+            Err(e) => {
+                debug!(peer = %self.peer, error = %e, "could not reply");
+                None
+            }
+        }
+    }
+
     /// `functype asyncfunc` and `return value`, written together.
     pub(crate) async fn reply_value(&self, cid: &str, value: Payload) {
         let sent = self

@@ -87,10 +87,20 @@ impl Connection {
             cid,
             trace: trace.as_deref(),
         };
-        self.sender
-            .send_written(cmd.frame_size(), |buf| Msg::put_cmd_frame(buf, cmd))
-            .await
-            .map_err(|e| self.send_error(e))
+        // Queued at once when there is room (no future, no scheduling budget spent); else
+        // waits for room.
+        let sent = match self
+            .sender
+            .try_send_written(cmd.frame_size(), |buf| Msg::put_cmd_frame(buf, cmd))
+        {
+            Some(sent) => sent,
+            None => {
+                self.sender
+                    .send_written(cmd.frame_size(), |buf| Msg::put_cmd_frame(buf, cmd))
+                    .await
+            }
+        };
+        sent.map_err(|e| self.send_error(e))
     }
 
     /// Asks the peer to cancel our call `cid`, without waiting (a dropped call).

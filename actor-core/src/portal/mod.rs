@@ -112,7 +112,14 @@ impl Portal {
     ///
     /// Dropping the returned future before it completes cancels the remote call.
     pub async fn run<F: RemoteFn>(&self, call: F) -> Result<F::Output> {
-        self.call(call).await?.result().await
+        // The inbox stays where it is made (a `CallHandle` moved into `result`'s future
+        // copied it, and the states around it, three times a call).
+        let kwargs = Payload::encode(&call)?;
+        let mut inbox = self
+            .start(F::NS, F::NAME, kwargs, CallKind::AsyncFunc)
+            .await?;
+        let value = returned_value(&mut inbox).await?;
+        decode_result(value, Some((F::NS, F::NAME)), &inbox.conn.peer)
     }
 
     /// Starts a request/response call, returning a handle to await or cancel it.
@@ -334,34 +341,48 @@ impl<T> CallHandle<T> {
     }
 
     async fn result_payload(&mut self) -> Result<Payload> {
-        loop {
-            match self.inbox.next_step().await? {
-                Step::Returned(value) => return Ok(value),
-                Step::Failed(error) => return Err(self.inbox.conn.remote_error(*error)),
-                Step::Violation(what) => {
-                    return Err(self.inbox.conn.protocol(format!(
-                        "unexpected reply to a request/response call: {what}"
-                    )));
-                }
-                _ => continue,
+        returned_value(&mut self.inbox).await
+    }
+}
+
+/// The value a request/response call returned, or its error.
+async fn returned_value(inbox: &mut Inbox) -> Result<Payload> {
+    loop {
+        match inbox.next_step().await? {
+            Step::Returned(value) => return Ok(value),
+            Step::Failed(error) => return Err(inbox.conn.remote_error(*error)),
+            Step::Violation(what) => {
+                return Err(inbox.conn.protocol(format!(
+                    "unexpected reply to a request/response call: {what}"
+                )));
             }
+            _ => continue,
         }
     }
+}
+
+/// Decodes a call's result as `T`; a result that does not decode names the function (when
+/// known) and the actor that answered.
+fn decode_result<T: DeserializeOwned>(
+    value: Payload,
+    func: Option<(&'static str, &'static str)>,
+    peer: &Uid,
+) -> Result<T> {
+    value.decode_owned().map_err(|e| match (e, func) {
+        (actor_ipc::DecodeError::Payload(detail), Some((ns, name))) => {
+            Error::Decode(actor_ipc::DecodeError::Payload(format!(
+                "{detail} (the result of `{ns}.{name}` from actor {peer}: do both programs \
+                 agree on its return type?)"
+            )))
+        }
+        (e, _) => Error::Decode(e),
+    })
 }
 
 impl<T: DeserializeOwned> CallHandle<T> {
     /// Waits for the result.
     pub async fn result(mut self) -> Result<T> {
         let value = self.result_payload().await?;
-        value.decode_owned().map_err(|e| match (e, self.func) {
-            (actor_ipc::DecodeError::Payload(detail), Some((ns, name))) => {
-                Error::Decode(actor_ipc::DecodeError::Payload(format!(
-                    "{detail} (the result of `{ns}.{name}` from actor {}: do both programs \
-                     agree on its return type?)",
-                    self.inbox.conn.peer
-                )))
-            }
-            (e, _) => Error::Decode(e),
-        })
+        decode_result(value, self.func, &self.inbox.conn.peer)
     }
 }

@@ -221,7 +221,11 @@ async fn serve_inline(
     };
     drop(running);
     match outcome {
-        Ok(value) => conn.reply_value(&cmd.cid, value).await,
+        Ok(value) => {
+            if let Some(value) = conn.try_reply_value(&cmd.cid, value) {
+                conn.reply_value(&cmd.cid, value).await;
+            }
+        }
         Err(e) => {
             let reply = conn.reply_error(&cmd.cid, e.to_error_info());
             tracing::Instrument::instrument(reply, span.clone()).await;

@@ -117,14 +117,23 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
             }
         }
         conn.sender.end_deferring();
+        // Other tasks get their turn between batches rather than inside one: a mid-batch
+        // pause would also write the answers so far, a write more per batch.
+        if paced.served_since_yield >= YIELD_EVERY {
+            paced.served_since_yield = 0;
+            tokio::task::yield_now().await;
+        }
+        paced.served_in_batch = 0;
     };
     conn.shut(reason);
 }
 
-/// How many calls and replies the reader handled since it last let other tasks run.
+/// How many calls and replies the reader handled since it last let other tasks run, and
+/// calls since the batch it is handling began.
 #[derive(Default)]
 struct Pacing {
-    served: usize,
+    served_in_batch: usize,
+    served_since_yield: usize,
     routed: usize,
 }
 
@@ -152,11 +161,13 @@ async fn handle(
             conn.dispatching.store(true, Ordering::Relaxed);
             dispatch::dispatch(conn, cmd, last).await;
             conn.dispatching.store(false, Ordering::Relaxed);
-            paced.served += 1;
-            if paced.served % flush_every() == 0 {
+            paced.served_in_batch += 1;
+            paced.served_since_yield += 1;
+            if paced.served_in_batch % flush_every() == 0 {
                 // The answers so far go out now.
                 conn.sender.end_deferring();
-                if paced.served % YIELD_EVERY == 0 {
+                if paced.served_since_yield >= YIELD_EVERY {
+                    paced.served_since_yield = 0;
                     tokio::task::yield_now().await;
                 }
                 conn.sender.defer_writes();
