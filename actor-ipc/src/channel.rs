@@ -278,6 +278,12 @@ pub struct ChannelReader {
     skip_confirmations: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
+/// The room a reader makes in its buffer before reading, when less than [`READ_ROOM_LOW`] is
+/// left.
+const READ_ROOM: usize = 32 * 1024;
+/// See [`READ_ROOM`].
+const READ_ROOM_LOW: usize = 4 * 1024;
+
 impl ChannelReader {
     /// The next message; `Ok(None)` when the peer closed the connection cleanly between frames.
     ///
@@ -432,6 +438,14 @@ impl ChannelReader {
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
+        }
+        // Room for a burst of frames in one read: left to the frame reader, a buffer whose
+        // frames are still in use is replaced by one of its first size (8 KiB), and a burst
+        // of calls larger than what is left of it arrives in two reads, the second frame
+        // split between them.
+        let buf = self.frames.read_buffer_mut();
+        if buf.capacity() - buf.len() < READ_ROOM_LOW {
+            buf.reserve(READ_ROOM);
         }
         if let Poll::Ready(frame) = self.frames.poll_next_unpin(cx) {
             return Poll::Ready(frame.transpose());
