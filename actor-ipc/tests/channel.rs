@@ -438,3 +438,57 @@ async fn asyncfunc_confirmations_are_skipped_only_while_no_stream_call_is_open()
         Some(ret("a-4"))
     );
 }
+
+/// Frames read together in one burst: the confirmations among them are dropped where they
+/// lie in the read buffer, and only while no stream call is open.
+#[tokio::test]
+async fn buffered_confirmations_are_skipped_in_place_only_while_no_stream_call_is_open() {
+    use actor_ipc::{CallKind, Cid};
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client) = pair(addrs(&dir)[1].clone()).await;
+    let (server, _server_reader) = server.into_split();
+    let (_tx, mut reader) = client.into_split();
+    let open_streams = Arc::new(AtomicUsize::new(0));
+    reader.skip_confirmations_while(open_streams.clone());
+    let frame = |msg: Msg| msg.to_frame().unwrap();
+    let functype = |cid: &str| Msg::FuncType {
+        cid: Cid::from(cid),
+        kind: CallKind::AsyncFunc,
+    };
+    let ret = |cid: &str| Msg::Return {
+        cid: Cid::from(cid),
+        value: Payload::encode(&1).unwrap(),
+    };
+    // One write, so one read: the first message comes from `recv`, the rest are buffered.
+    let burst = |first: &str, second: &str| {
+        vec![
+            frame(ret(first)),
+            frame(functype(second)),
+            frame(functype(second)),
+            frame(ret(second)),
+        ]
+    };
+    server.send_frame_parts(burst("b-0", "b-1")).await.unwrap();
+    assert_eq!(
+        within("b-0's return", reader.recv()).await.unwrap(),
+        Some(ret("b-0"))
+    );
+    let next = reader.try_recv_buffered().map(Result::unwrap);
+    assert_eq!(next, Some(ret("b-1")), "both confirmations skipped");
+    assert!(reader.try_recv_buffered().is_none());
+    // A stream open: the buffered confirmations are delivered.
+    open_streams.fetch_add(1, Ordering::AcqRel);
+    server.send_frame_parts(burst("b-2", "b-3")).await.unwrap();
+    assert_eq!(
+        within("b-2's return", reader.recv()).await.unwrap(),
+        Some(ret("b-2"))
+    );
+    for expected in [functype("b-3"), functype("b-3"), ret("b-3")] {
+        let next = reader.try_recv_buffered().map(Result::unwrap);
+        assert_eq!(next, Some(expected));
+    }
+}
