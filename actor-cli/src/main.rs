@@ -159,14 +159,8 @@ impl Context {
         &self,
         request: impl std::future::Future<Output = T>,
     ) -> Result<T, Failure> {
-        tokio::time::timeout(self.timeout, request)
-            .await
-            .map_err(|_| {
-                Failure::Unreachable(format!(
-                    "the registrar at {} did not answer within {:?}",
-                    self.registrar, self.timeout
-                ))
-            })
+        let registrar = format!("the registrar at {}", self.registrar);
+        self.answered_in_time(&registrar, request).await
     }
 
     /// A portal to `target`: an address, or a name looked up at the registrar.
@@ -199,13 +193,21 @@ impl Context {
         addr: &Addr,
         request: impl std::future::Future<Output = T>,
     ) -> Result<T, Failure> {
+        self.answered_in_time(&format!("the actor at {addr}"), request)
+            .await
+    }
+
+    /// `request` within the timeout; `who` (what was asked) is named as unreachable if it
+    /// does not answer in time.
+    async fn answered_in_time<T>(
+        &self,
+        who: &str,
+        request: impl std::future::Future<Output = T>,
+    ) -> Result<T, Failure> {
         tokio::time::timeout(self.timeout, request)
             .await
             .map_err(|_| {
-                Failure::Unreachable(format!(
-                    "the actor at {addr} did not answer within {:?}",
-                    self.timeout
-                ))
+                Failure::Unreachable(format!("{who} did not answer within {:?}", self.timeout))
             })
     }
 
