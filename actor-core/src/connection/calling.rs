@@ -89,16 +89,10 @@ impl Connection {
         };
         // Queued at once when there is room (no future, no scheduling budget spent); else
         // waits for room.
-        let sent = match self
-            .sender
-            .try_send_written(cmd.frame_size(), |buf| Msg::put_cmd_frame(buf, cmd))
-        {
+        let write = |buf: &mut bytes::BytesMut| Msg::put_cmd_frame(buf, cmd);
+        let sent = match self.sender.try_send_written(cmd.frame_size(), write) {
             Some(sent) => sent,
-            None => {
-                self.sender
-                    .send_written(cmd.frame_size(), |buf| Msg::put_cmd_frame(buf, cmd))
-                    .await
-            }
+            None => self.sender.send_written(cmd.frame_size(), write).await,
         };
         sent.map_err(|e| self.send_error(e))
     }

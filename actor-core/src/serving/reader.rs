@@ -119,8 +119,7 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
         conn.sender.end_deferring();
         // Other tasks get their turn between batches rather than inside one: a mid-batch
         // pause would also write the answers so far, a write more per batch.
-        if paced.served_since_yield >= YIELD_EVERY {
-            paced.served_since_yield = 0;
+        if paced.yield_due() {
             tokio::task::yield_now().await;
         }
         paced.served_in_batch = 0;
@@ -135,6 +134,18 @@ struct Pacing {
     served_in_batch: usize,
     served_since_yield: usize,
     routed: usize,
+}
+
+impl Pacing {
+    /// Whether the reader has served enough calls to let other tasks run now; counting
+    /// starts again when it has.
+    fn yield_due(&mut self) -> bool {
+        let due = self.served_since_yield >= YIELD_EVERY;
+        if due {
+            self.served_since_yield = 0;
+        }
+        due
+    }
 }
 
 /// Handles one message (or read error); `Some(reason)` when the connection is over.
@@ -166,8 +177,7 @@ async fn handle(
             if paced.served_in_batch % flush_every() == 0 {
                 // The answers so far go out now.
                 conn.sender.end_deferring();
-                if paced.served_since_yield >= YIELD_EVERY {
-                    paced.served_since_yield = 0;
+                if paced.yield_due() {
                     tokio::task::yield_now().await;
                 }
                 conn.sender.defer_writes();
