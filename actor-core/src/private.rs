@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use crate::calls::registry::{
-    CallFuture, Handler, ItemStream, Registration, ServiceRegistration, ServiceStart,
+    CallFuture, Handler, ItemStream, Registration, ServiceRegistration, ServiceStart, StreamItem,
 };
 pub use crate::entry::{run_main, run_test};
 pub use crate::runtime::services::{ServiceEnd, ServiceOutcome, async_service};
@@ -17,7 +17,10 @@ pub use futures;
 pub use inventory;
 pub use serde;
 
-use crate::base::error::{Error, TYPE_ERROR};
+use crate::{
+    base::error::{Error, TYPE_ERROR},
+    calls::registry::LARGE_ITEM,
+};
 
 /// Decodes a call's kwargs into the function's argument struct; a mismatch refuses the call
 /// with a `TypeError` naming the problem.
@@ -83,13 +86,27 @@ where
     Box::pin(fut)
 }
 
+/// Encodes one stream item; a large [`Blob`](actor_ipc::Blob) or `Bytes` (both msgpack bin)
+/// is kept as its bytes, to be written without a copy.
+fn encode_item<T: Serialize + 'static>(item: &T) -> Result<StreamItem, Error> {
+    let any: &dyn std::any::Any = item;
+    let bin = match any.downcast_ref::<actor_ipc::Blob>() {
+        Some(blob) => Some(&blob.0),
+        None => any.downcast_ref::<bytes::Bytes>(),
+    };
+    match bin {
+        Some(bin) if bin.len() >= LARGE_ITEM => Ok(StreamItem::Bin(bin.clone())),
+        _ => encode_output(item).map(StreamItem::Value),
+    }
+}
+
 /// Encodes the items of an infallible stream.
 pub fn item_stream<S>(stream: S) -> ItemStream
 where
     S: Stream + Send + 'static,
-    S::Item: Serialize,
+    S::Item: Serialize + 'static,
 {
-    stream.map(|item| encode_output(&item)).boxed()
+    stream.map(|item| encode_item(&item)).boxed()
 }
 
 /// Encodes the items of a fallible stream; an `Err` item ends the stream with that error.
@@ -99,7 +116,12 @@ where
     T: Serialize + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    stream.map(encode_result).boxed()
+    stream
+        .map(|item| match item {
+            Ok(item) => encode_item(&item),
+            Err(e) => Err(error_from(e)),
+        })
+        .boxed()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use actor::{
-    __private::{Handler, RawPayload},
+    __private::{Handler, RawPayload, StreamItem},
     RemoteContextFn, RemoteFn, RemoteStreamFn,
     registry::{self, Registration},
 };
@@ -59,6 +59,13 @@ mod demo {
     }
 
     /// Counts down from `from`, failing when it passes zero.
+    /// Blobs of the sizes asked for, all sharing one buffer of the largest.
+    #[actor::remote(ns = "demo")]
+    pub(crate) fn blobs(sizes: Vec<usize>) -> impl Stream<Item = actor::Result<actor::Blob>> {
+        let shared = bytes::Bytes::from(vec![0xab; sizes.iter().copied().max().unwrap_or(0)]);
+        futures::stream::iter(sizes).map(move |size| Ok(actor::Blob(shared.slice(..size))))
+    }
+
     #[actor::remote(ns = "demo")]
     pub(crate) fn countdown(from: i64) -> impl Stream<Item = std::io::Result<i64>> {
         futures::stream::iter((-1..=from).rev()).map(|n| {
@@ -84,6 +91,42 @@ mod demo {
 
 fn lookup(ns: &str, name: &str) -> &'static Registration {
     registry::lookup(ns, name).unwrap_or_else(|| panic!("{ns}.{name} is not registered"))
+}
+
+/// An item that was encoded.
+fn value(item: StreamItem) -> RawPayload {
+    match item {
+        StreamItem::Value(value) => value,
+        StreamItem::Bin(bin) => panic!("{} bytes of bin, not an encoded value", bin.len()),
+    }
+}
+
+#[tokio::test]
+async fn a_stream_keeps_large_blobs_as_their_bytes_and_encodes_small_ones() {
+    let Handler::Stream(blobs) = lookup("demo", "blobs").handler else {
+        panic!("blobs is not a stream");
+    };
+    let large = actor::registry::LARGE_ITEM;
+    let sizes = vec![large - 1, large, 4 * large];
+    let items: Vec<StreamItem> = blobs(kwargs(&demo::blobs { sizes }))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    // Below the line: encoded as msgpack bin, like any value.
+    let [small, at_line, above] = &items[..] else {
+        panic!("3 items, got {items:?}");
+    };
+    let StreamItem::Value(small) = small else {
+        panic!("a small blob was not encoded: {small:?}");
+    };
+    assert_eq!(small.decode::<actor::Blob>().unwrap().len(), large - 1);
+    // From the line up: the blob's own bytes (the same buffer: not copied).
+    let (StreamItem::Bin(at_line), StreamItem::Bin(above)) = (at_line, above) else {
+        panic!("large blobs were encoded: {at_line:?}, {above:?}");
+    };
+    assert_eq!((at_line.len(), above.len()), (large, 4 * large));
+    assert_eq!(at_line.as_ptr(), above.as_ptr());
 }
 
 fn kwargs<T: serde::Serialize>(value: &T) -> RawPayload {
@@ -237,7 +280,7 @@ async fn a_registered_stream_yields_encoded_items() {
     };
     let items: Vec<u64> = count(kwargs(&demo::count { n: 3 }))
         .unwrap()
-        .map(|item| item.unwrap().decode::<u64>().unwrap())
+        .map(|item| value(item.unwrap()).decode::<u64>().unwrap())
         .collect()
         .await;
     assert_eq!(items, [0, 1, 2]);
@@ -247,6 +290,7 @@ async fn a_registered_stream_yields_encoded_items() {
     };
     let items: Vec<actor::Result<RawPayload>> = countdown(kwargs(&demo::countdown { from: 1 }))
         .unwrap()
+        .map(|item| item.map(value))
         .collect()
         .await;
     assert_eq!(items.len(), 3);

@@ -20,7 +20,22 @@ use crate::{
 /// A running request/response function: resolves to its encoded result.
 pub type CallFuture = BoxFuture<'static, Result<Payload, Error>>;
 /// A running one-way stream: its encoded items; an `Err` ends the stream with that error.
-pub type ItemStream = BoxStream<'static, Result<Payload, Error>>;
+pub type ItemStream = BoxStream<'static, Result<StreamItem, Error>>;
+
+/// Stream items this large are written from where they are (buffers of their own), not
+/// copied into a buffer of frames.
+pub const LARGE_ITEM: usize = 16 * 1024;
+
+/// One item of a one-way stream, ready for the wire.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// The item, encoded.
+    Value(Payload),
+    /// The bytes of a [`Blob`](actor_ipc::Blob) or `Bytes` item of at least [`LARGE_ITEM`]
+    /// bytes, to send as msgpack bin from where they are: encoding them first would copy them
+    /// into a fresh buffer of their size (a page fault per 4 KiB of it), per item.
+    Bin(bytes::Bytes),
+}
 
 /// How to start a registered function from its encoded kwargs. An `Err` from the outer call
 /// means the arguments do not fit: the call is refused before it runs.

@@ -23,7 +23,7 @@ use crate::{
     },
     calls::{
         context::{CANCEL_CLEANUP_GRACE, Context, StreamFlags},
-        registry::{CallFuture, ItemStream},
+        registry::{CallFuture, ItemStream, LARGE_ITEM, StreamItem},
     },
     connection::{Connection, Inbox},
     runtime::CallNurseries,
@@ -35,8 +35,6 @@ const FRAME_BUFFER: usize = 64 * 1024;
 /// large enough to spare a queue hop per item, small enough that the consumer starts on the
 /// first items (and grants more credit) while the producer goes on.
 const FLUSH_BYTES: usize = 16 * 1024;
-/// Stream items this large go to the writer as they are, not copied into a frame buffer.
-const LARGE_ITEM: usize = 16 * 1024;
 /// A `yield` frame's bytes beyond its payload and cid (header, map, keys).
 const FRAME_OVERHEAD: usize = 32;
 
@@ -266,30 +264,7 @@ impl RunningCall {
                 }
             };
             match next {
-                Ok(Some(Ok(item))) if item.as_bytes().len() >= LARGE_ITEM => {
-                    credit = credit.saturating_sub(1);
-                    // Written from where it is: no copy, no fresh buffer as large as the item.
-                    if !self.flush(&mut frames).await {
-                        return;
-                    }
-                    let parts = match Msg::yield_frame_parts(&self.cid, &item) {
-                        Ok(parts) => parts,
-                        Err(e) => return self.send_error(&Error::Encode(e)).await,
-                    };
-                    match self.conn.sender.send_frame_parts(parts.into()).await {
-                        Ok(()) => {}
-                        // An item too large for a frame ends the stream with that error.
-                        Err(e @ actor_ipc::SendError::TooLarge { .. }) => {
-                            return self.send_error(&self.conn.send_error(e)).await;
-                        }
-                        Err(_) => return,
-                    }
-                    // Let the writer start on it before the next one is made: otherwise a
-                    // ready stream of large items queues many (memory, cache misses, fresh
-                    // pages) while the writer waits its turn on this thread.
-                    tokio::task::yield_now().await;
-                }
-                Ok(Some(Ok(item))) => {
+                Ok(Some(Ok(StreamItem::Value(item)))) if item.as_bytes().len() < LARGE_ITEM => {
                     credit = credit.saturating_sub(1);
                     // Room for the whole frame at once: an item is copied exactly once.
                     let needed = item.as_bytes().len() + self.cid.len() + FRAME_OVERHEAD;
@@ -306,6 +281,34 @@ impl RunningCall {
                     if frames.len() >= FLUSH_BYTES && !self.flush(&mut frames).await {
                         return;
                     }
+                }
+                // A large item (a large `Blob`'s bytes, or a large encoded value).
+                Ok(Some(Ok(item))) => {
+                    credit = credit.saturating_sub(1);
+                    // Written from where it is: no copy, no fresh buffer as large as the item.
+                    if !self.flush(&mut frames).await {
+                        return;
+                    }
+                    let parts = match &item {
+                        StreamItem::Value(value) => Msg::yield_frame_parts(&self.cid, value),
+                        StreamItem::Bin(bin) => Msg::yield_bin_frame_parts(&self.cid, bin),
+                    };
+                    let parts = match parts {
+                        Ok(parts) => parts,
+                        Err(e) => return self.send_error(&Error::Encode(e)).await,
+                    };
+                    match self.conn.sender.send_frame_parts(parts.into()).await {
+                        Ok(()) => {}
+                        // An item too large for a frame ends the stream with that error.
+                        Err(e @ actor_ipc::SendError::TooLarge { .. }) => {
+                            return self.send_error(&self.conn.send_error(e)).await;
+                        }
+                        Err(_) => return,
+                    }
+                    // Let the writer start on it before the next one is made: otherwise a
+                    // ready stream of large items queues many (memory, cache misses, fresh
+                    // pages) while the writer waits its turn on this thread.
+                    tokio::task::yield_now().await;
                 }
                 Ok(Some(Err(e))) => {
                     self.flush(&mut frames).await;

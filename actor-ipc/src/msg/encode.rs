@@ -11,8 +11,10 @@ use crate::{
     addr::WireAddr,
     arena::carve,
     error::EncodeError,
-    frame::{FrameStart, HEADER_LEN, put_framed},
-    msgpack::{put_array_len, put_bool, put_map_len, put_nil, put_str, put_uint, put_value},
+    frame::{FrameStart, HEADER_LEN, MAX_ENCODABLE_LEN, put_framed},
+    msgpack::{
+        put_array_len, put_bin_len, put_bool, put_map_len, put_nil, put_str, put_uint, put_value,
+    },
     payload::Payload,
 };
 
@@ -95,16 +97,23 @@ impl Msg {
     /// A `yield` frame as three buffers to write back to back: its start, the payload itself
     /// (shared, not copied: for large items), and its end.
     pub fn yield_frame_parts(cid: &str, value: &Payload) -> Result<[Bytes; 3], EncodeError> {
-        let tail = carve::<EncodeError>(16 + cid.len(), |tail| {
-            put_cid(tail, cid);
+        yield_parts(cid, |_| Ok(()), value.clone().into_bytes())
+    }
+
+    /// A `yield` frame whose value is `bin` as msgpack bin, as three buffers to write back to
+    /// back: its start (through the bin's header), `bin` itself (shared, not copied), and its
+    /// end. The same bytes as [`Msg::yield_frame_parts`] of `bin` encoded as a
+    /// [`Blob`](crate::Blob), without the copy that encoding makes.
+    pub fn yield_bin_frame_parts(cid: &str, bin: &Bytes) -> Result<[Bytes; 3], EncodeError> {
+        let len = u32::try_from(bin.len()).map_err(|_| EncodeError::TooLarge {
+            len: bin.len(),
+            max: MAX_ENCODABLE_LEN,
+        })?;
+        let bin_head = |head: &mut BytesMut| {
+            put_bin_len(head, len);
             Ok(())
-        })?;
-        let head = carve(HEADER_LEN + 8, |head| {
-            let frame = FrameStart::begin(head);
-            put_payload_msg_head(head, "yield");
-            frame.finish_with_trailing(head, value.as_bytes().len() + tail.len())
-        })?;
-        Ok([head, value.clone().into_bytes(), tail])
+        };
+        yield_parts(cid, bin_head, bin.clone())
     }
 
     /// A `return` frame, written straight from its parts.
@@ -304,6 +313,26 @@ fn put_payload_msg(buf: &mut BytesMut, key: &str, value: &Payload, cid: &str) {
 }
 
 /// What precedes the value in [`put_payload_msg`].
+/// A `yield` frame as its start, `body` (the value, or its part after what `value_head`
+/// writes), and its end.
+fn yield_parts(
+    cid: &str,
+    value_head: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    body: Bytes,
+) -> Result<[Bytes; 3], EncodeError> {
+    let tail = carve::<EncodeError>(16 + cid.len(), |tail| {
+        put_cid(tail, cid);
+        Ok(())
+    })?;
+    let head = carve(HEADER_LEN + 16, |head| {
+        let frame = FrameStart::begin(head);
+        put_payload_msg_head(head, "yield");
+        value_head(head)?;
+        frame.finish_with_trailing(head, body.len() + tail.len())
+    })?;
+    Ok([head, body, tail])
+}
+
 fn put_payload_msg_head(buf: &mut BytesMut, key: &str) {
     put_map_len(buf, 2);
     put_str(buf, key);
@@ -364,6 +393,20 @@ mod tests {
         assert_eq!(parts.concat(), whole.to_vec());
         // The payload is shared, not copied.
         assert_eq!(parts[1].as_ptr(), value.as_bytes().as_ptr());
+    }
+
+    #[test]
+    fn a_bin_yield_frame_in_parts_is_the_frame_of_the_encoded_blob() {
+        // bin 8, bin 16 and bin 32 headers.
+        for len in [0, 200, 300, 70_000] {
+            let bin = Bytes::from(vec![0xab; len]);
+            let encoded = Payload::encode(&crate::Blob(bin.clone())).unwrap();
+            let whole = Msg::yield_frame("c-1", &encoded).unwrap();
+            let parts = Msg::yield_bin_frame_parts("c-1", &bin).unwrap();
+            assert_eq!(parts.concat(), whole.to_vec(), "a bin of {len} bytes");
+            // The bytes are shared, not copied.
+            assert_eq!(parts[1].as_ptr(), bin.as_ptr());
+        }
     }
 
     #[test]

@@ -10,5 +10,5 @@ mod write;
 pub use read::MAX_NESTING;
 pub(crate) use read::{Cursor, check_nesting, kind_name};
 pub(crate) use write::{
-    put_array_len, put_bool, put_map_len, put_nil, put_str, put_uint, put_value,
+    put_array_len, put_bin_len, put_bool, put_map_len, put_nil, put_str, put_uint, put_value,
 };

@@ -105,6 +105,12 @@ pub(crate) fn put_array_len(buf: &mut BytesMut, len: usize) {
     }
 }
 
+/// Writes the header of a bin of `len` bytes in its shortest form (what rmp-serde writes for
+/// serde bytes); the bytes themselves follow it.
+pub(crate) fn put_bin_len(buf: &mut BytesMut, len: u32) {
+    cannot_fail(rmp::encode::write_bin_len(&mut Sink(buf), len));
+}
+
 /// Writes a string in its shortest form.
 pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
     put_raw_str(buf, s.as_bytes());
