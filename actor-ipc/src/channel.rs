@@ -109,6 +109,22 @@ impl Default for ChannelConfig {
 /// other tasks of its thread run.
 const SPIN_BURST: Duration = Duration::from_micros(5);
 
+/// How much longer than the spin time a parked wait may last and still count as frames
+/// coming quickly (see [`spin_next`]): a wake-up across CPUs costs about 50 µs on small VMs,
+/// and a round trip that parked pays it once or twice.
+const WAKE_ALLOWANCE: Duration = Duration::from_micros(200);
+
+/// Whether a low-latency reader spins in its next wait, after a wait of `waited` in which it
+/// spun (`spun`) or parked at once. Frames that keep coming within the spin time are worth
+/// spinning for; after a longer wait (an idle peer) it parks at once until they come quickly
+/// again. A wait that parked includes the wake-up itself, so "quickly" then allows for it:
+/// otherwise one slow round trip (the peer preempted) would leave a busy connection parking
+/// for good, each wake-up making the next wait too long again.
+fn spin_next(spun: bool, waited: Duration, spin: Duration) -> bool {
+    let quick = if spun { spin } else { spin + WAKE_ALLOWANCE };
+    waited < quick
+}
+
 /// The largest frame read before the handshake is done (authentication messages and a uid of
 /// at most 256 + 64 bytes fit easily).
 const HANDSHAKE_FRAME_LIMIT: usize = 4096;
@@ -395,10 +411,9 @@ impl ChannelReader {
                     }
                 }
             }
+            let spun = self.spinning;
             let frame = std::future::poll_fn(|cx| self.poll_frame(cx, &mut stall)).await;
-            // Frames that keep coming within the spin time are worth spinning for; after a
-            // longer wait (an idle peer), park at once until they come quickly again.
-            self.spinning = began.elapsed() < spin;
+            self.spinning = spin_next(spun, began.elapsed(), spin);
             return frame;
         }
         std::future::poll_fn(|cx| self.poll_frame(cx, &mut stall)).await
@@ -794,5 +809,24 @@ impl futures::Sink<Bytes> for FrameSink {
     ) -> std::task::Poll<Result<(), SendError>> {
         // The channel stays open for its other senders.
         std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_spins_again_once_frames_come_quickly_even_after_parking() {
+        let spin = Duration::from_micros(50);
+        let us = Duration::from_micros;
+        // Spinning: a frame within the spin time keeps it spinning; a longer wait stops it.
+        assert!(spin_next(true, us(10), spin));
+        assert!(!spin_next(true, us(60), spin));
+        // Parked: a wait that paid a wake-up (longer than the spin time) but came soon after
+        // it resumes spinning; an idle peer's long wait does not.
+        assert!(spin_next(false, us(120), spin));
+        assert!(!spin_next(false, Duration::from_millis(5), spin));
+        assert!(!spin_next(false, Duration::from_secs(1), spin));
     }
 }
