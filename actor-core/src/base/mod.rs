@@ -6,6 +6,7 @@ pub(crate) mod mailbox;
 pub(crate) mod platform;
 pub(crate) mod secret;
 pub(crate) mod trace;
+pub(crate) mod wake_gate;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 

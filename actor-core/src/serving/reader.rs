@@ -8,6 +8,7 @@ use tracing::{debug, warn};
 
 use super::{dispatch, runtime_calls};
 use crate::{
+    base::wake_gate::WakeGated,
     connection::{Connection, ShutOnDrop},
     runtime::ActorCore,
 };
@@ -72,14 +73,14 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
     let _shut = ShutOnDrop(conn.clone());
     reader.skip_confirmations_while(conn.open_streams.clone());
     conn.watch_idle();
-    // Made once: a fresh cancellation future per message showed in stream profiles.
+    // Made once: a fresh cancellation future per message showed in stream profiles. Gated:
+    // polled again only once it woke this task (each poll of it takes a lock), not each time
+    // the socket runs dry.
     let stopping = conn.stop_reading.clone();
-    let stopping = stopping.cancelled();
-    tokio::pin!(stopping);
+    let mut stopping = WakeGated::new(stopping.cancelled());
     // Writing stalled past its deadline (a peer that reads nothing): the connection is over.
     let sender = conn.sender.clone();
-    let writer_failed = sender.failed();
-    tokio::pin!(writer_failed);
+    let mut writer_failed = WakeGated::new(sender.failed());
     let mut paced = Pacing::default();
     let mut last = dispatch::LastResolved::default();
     let reason = 'reading: loop {
