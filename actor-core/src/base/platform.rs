@@ -7,6 +7,14 @@ use nix::{
     unistd::Pid,
 };
 
+/// The CPUs this process may run on (its affinity and cgroup quota), read once: each read
+/// parses `/proc/self/cgroup` and the cgroup's quota files, and an actor starting asks more
+/// than once (its thread slots, its readers' pacing).
+pub(crate) fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 /// Asks the kernel to SIGKILL this process when the thread that started it (its parent) dies,
 /// whatever the parent's death: the first of the two no-orphan mechanisms (the second is the
 /// parent connection's EOF). Returns `false` if the parent is already gone (it died between

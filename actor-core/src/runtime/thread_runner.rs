@@ -137,7 +137,7 @@ impl ThreadRunner {
 
     /// The default number of slots: the machine's CPUs.
     pub(crate) fn default_slots() -> usize {
-        std::thread::available_parallelism().map_or(1, usize::from)
+        crate::base::platform::cpus()
     }
 
     /// Runs `work` (function `func`) on a thread when a slot is free; the future completes

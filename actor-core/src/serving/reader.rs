@@ -24,8 +24,8 @@ const FLUSH_EVERY: usize = 16;
 /// yields.
 fn flush_every() -> usize {
     static EVERY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *EVERY.get_or_init(|| match std::thread::available_parallelism() {
-        Ok(cpus) if cpus.get() == 1 => YIELD_EVERY,
+    *EVERY.get_or_init(|| match crate::base::platform::cpus() {
+        1 => YIELD_EVERY,
         _ => FLUSH_EVERY,
     })
 }

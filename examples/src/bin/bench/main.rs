@@ -268,12 +268,13 @@ struct Figure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
     if std::env::var_os("ACTOR_CHILD_NAME").is_some() {
-        // Started by W1 as a child actor: serve `demo` as the parent asks, then exit.
+        // Started by W1 as a child actor: serve `demo` as the parent asks, then exit (the
+        // bench's own command line is not this process's business).
         let _ = actor::run_root(actor::RootOptions::new("bench"), || async {});
         return ExitCode::FAILURE;
     }
+    let cli = Cli::parse();
     examples::init_logging();
     if let (Some(kind), Some(listen)) = (cli.serve, &cli.listen) {
         let flavor = match cli.runtime {
