@@ -36,6 +36,10 @@ const YIELD_EVERY: usize = 64;
 /// How many replies the reader routes before it lets the calls it fed run (they consume, and
 /// grant credit, sooner; and one busy connection cannot hold the thread).
 const ROUTE_YIELD_EVERY: usize = 256;
+/// How many payload bytes the reader routes before it lets the calls it fed run: a stream of
+/// large items read a socket's worth ahead (several MiB over TCP) kept that much memory
+/// waiting, each item read into a fresh allocation, and reached its consumer out of cache.
+const ROUTE_YIELD_BYTES: usize = 1024 * 1024;
 
 /// Wraps a handshaken channel and starts reading it in a task of its own.
 /// Heartbeats are asked for here: this side connected, or it is a parent on its child's
@@ -135,6 +139,8 @@ struct Pacing {
     served_in_batch: usize,
     served_since_yield: usize,
     routed: usize,
+    /// Payload bytes routed since the reader last let the consumers run.
+    routed_bytes: usize,
 }
 
 impl Pacing {
@@ -146,6 +152,29 @@ impl Pacing {
             self.served_since_yield = 0;
         }
         due
+    }
+
+    /// Counts a reply about to be routed, carrying `payload_len` bytes; whether the reader
+    /// should then let the calls it fed run: every [`ROUTE_YIELD_EVERY`] replies, or once
+    /// [`ROUTE_YIELD_BYTES`] of payload wait for their consumers.
+    fn route_yield_due(&mut self, payload_len: usize) -> bool {
+        self.routed += 1;
+        self.routed_bytes += payload_len;
+        let due = self.routed % ROUTE_YIELD_EVERY == 0 || self.routed_bytes >= ROUTE_YIELD_BYTES;
+        if due {
+            self.routed_bytes = 0;
+        }
+        due
+    }
+}
+
+/// The size of the value a reply carries (what its consumer holds until it is done with it).
+fn payload_len(msg: &Msg) -> usize {
+    match msg {
+        Msg::Return { value, .. } | Msg::Yield { value, .. } | Msg::Started { value, .. } => {
+            value.as_bytes().len()
+        }
+        _ => 0,
     }
 }
 
@@ -198,9 +227,9 @@ async fn handle(
         }
         Ok(Some(Msg::Heartbeat(_))) => {}
         Ok(Some(msg)) => {
+            let consumers_due = paced.route_yield_due(payload_len(&msg));
             conn.route(msg);
-            paced.routed += 1;
-            if paced.routed % ROUTE_YIELD_EVERY == 0 {
+            if consumers_due {
                 conn.sender.end_deferring();
                 tokio::task::yield_now().await;
                 conn.sender.defer_writes();
@@ -276,5 +305,25 @@ async fn drain_until_closed(conn: &Arc<Connection>, reader: &mut ChannelReader) 
             },
             () = conn.closed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reader_lets_consumers_run_by_replies_and_by_bytes() {
+        let mut paced = Pacing::default();
+        // Small replies: every ROUTE_YIELD_EVERY.
+        let due: Vec<bool> = (0..ROUTE_YIELD_EVERY)
+            .map(|_| paced.route_yield_due(9))
+            .collect();
+        assert!(due[..ROUTE_YIELD_EVERY - 1].iter().all(|d| !d));
+        assert!(due[ROUTE_YIELD_EVERY - 1]);
+        // Large ones: as soon as a megabyte waits, then counting bytes again.
+        let item = 300 * 1024;
+        let due: Vec<bool> = (0..8).map(|_| paced.route_yield_due(item)).collect();
+        assert_eq!(due, [false, false, false, true, false, false, false, true]);
     }
 }
