@@ -571,7 +571,7 @@ impl<T: Serialize> Sink<T> for MsgStream<T> {
             return Err(this.ended());
         }
         // Encode first: a value that cannot be encoded keeps its credit.
-        let frame = Msg::yield_frame(&this.shared.cid, &Payload::encode(&item)?)?;
+        let frame = Msg::yield_frame_of(&this.shared.cid, &item)?;
         this.holding_credit = false;
         let sent = Pin::new(&mut this.sink).start_send(frame);
         sent.map_err(|e| this.send_error(e))

@@ -84,6 +84,22 @@ impl Msg {
         payload_frame("yield", cid, value)
     }
 
+    /// A `yield` frame with `value` encoded straight into it: the same bytes as
+    /// [`Msg::yield_frame`] of [`Payload::encode`]`(value)`, without the payload's own buffer
+    /// and the copy out of it (a context's stream sends its items so).
+    pub fn yield_frame_of<T: serde::Serialize + ?Sized>(
+        cid: &str,
+        value: &T,
+    ) -> Result<Bytes, EncodeError> {
+        carve(HEADER_LEN + 32 + cid.len(), |buf| {
+            let frame = FrameStart::begin(buf);
+            put_payload_msg_head(buf, "yield");
+            rmp_serde::encode::write_named(&mut buf.writer(), value)?;
+            put_cid(buf, cid);
+            frame.finish(buf)
+        })
+    }
+
     /// Appends a `yield` frame to `buf` (a stream producer reuses one buffer for many frames:
     /// `buf.split().freeze()` then hands each frame out without a fresh allocation).
     pub fn put_yield_frame(
@@ -312,7 +328,6 @@ fn put_payload_msg(buf: &mut BytesMut, key: &str, value: &Payload, cid: &str) {
     put_cid(buf, cid);
 }
 
-/// What precedes the value in [`put_payload_msg`].
 /// A `yield` frame as its start, `body` (the value, or its part after what `value_head`
 /// writes), and its end.
 fn yield_parts(
@@ -333,6 +348,7 @@ fn yield_parts(
     Ok([head, body, tail])
 }
 
+/// What precedes the value in [`put_payload_msg`].
 fn put_payload_msg_head(buf: &mut BytesMut, key: &str) {
     put_map_len(buf, 2);
     put_str(buf, key);
@@ -407,6 +423,22 @@ mod tests {
             // The bytes are shared, not copied.
             assert_eq!(parts[1].as_ptr(), bin.as_ptr());
         }
+    }
+
+    #[test]
+    fn a_yield_frame_encoded_in_place_is_the_frame_of_the_payload() {
+        #[derive(serde::Serialize)]
+        struct Point {
+            x: i64,
+            label: String,
+        }
+        let value = Point {
+            x: -3,
+            label: "p".repeat(300),
+        };
+        let in_place = Msg::yield_frame_of("c-7", &value).unwrap();
+        let via_payload = Msg::yield_frame("c-7", &Payload::encode(&value).unwrap()).unwrap();
+        assert_eq!(in_place, via_payload);
     }
 
     #[test]
