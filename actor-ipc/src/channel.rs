@@ -358,15 +358,10 @@ impl ChannelReader {
     /// loop. `None` when the next frame has not fully arrived (then [`ChannelReader::recv`]
     /// waits for it). Errors as for [`ChannelReader::recv`].
     pub fn try_recv_buffered(&mut self) -> Option<Result<Msg, RecvError>> {
+        // Confirmations to skip are dropped where they lie: what decodes next is not one.
         self.skip_buffered_confirmations();
         let mut codec = *self.frames.decoder();
-        let mut decoded = codec.decode(self.frames.read_buffer_mut());
-        while let Ok(Some(body)) = &decoded
-            && self.skips(body)
-        {
-            decoded = codec.decode(self.frames.read_buffer_mut());
-        }
-        match decoded {
+        match codec.decode(self.frames.read_buffer_mut()) {
             Ok(Some(body)) => {
                 Some(Msg::decode_from(body, Some(&self.peer)).map_err(RecvError::from))
             }
