@@ -117,10 +117,7 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
     stream
-        .map(|item| match item {
-            Ok(item) => encode_item(&item),
-            Err(e) => Err(error_from(e)),
-        })
+        .map(|item| item.map_err(error_from).and_then(|item| encode_item(&item)))
         .boxed()
 }
 

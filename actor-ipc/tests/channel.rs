@@ -4,9 +4,16 @@
 // Test code: a failed unwrap or panic is a failed test, with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use actor_ipc::{Addr, Channel, ChannelConfig, Listener, Msg, Payload, Uid};
+use actor_ipc::{Addr, CallKind, Channel, ChannelConfig, Cid, Listener, Msg, Payload, Uid};
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -15,6 +22,22 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, fut)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// `functype` for call `cid` of `kind`.
+fn functype_msg(cid: &str, kind: CallKind) -> Msg {
+    Msg::FuncType {
+        cid: Cid::from(cid),
+        kind,
+    }
+}
+
+/// `return 1` for call `cid`.
+fn return_msg(cid: &str) -> Msg {
+    Msg::Return {
+        cid: Cid::from(cid),
+        value: Payload::encode(&1).unwrap(),
+    }
 }
 
 /// A connected pair of channels over `addr` (a Unix path in `dir`, or TCP on loopback).
@@ -380,24 +403,13 @@ async fn an_authentication_relayed_to_another_listener_is_refused() {
 
 #[tokio::test]
 async fn asyncfunc_confirmations_are_skipped_only_while_no_stream_call_is_open() {
-    use actor_ipc::{CallKind, Cid};
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
     let dir = tempfile::tempdir().unwrap();
     let (server, client) = pair(addrs(&dir)[1].clone()).await;
     let (_tx, mut reader) = client.into_split();
     let open_streams = Arc::new(AtomicUsize::new(0));
     reader.skip_confirmations_while(open_streams.clone());
-    let functype = |cid: &str, kind| Msg::FuncType {
-        cid: Cid::from(cid),
-        kind,
-    };
-    let ret = |cid: &str| Msg::Return {
-        cid: Cid::from(cid),
-        value: Payload::encode(&1).unwrap(),
-    };
+    let functype = functype_msg;
+    let ret = return_msg;
     // No stream open: the asyncfunc confirmation is skipped, other functypes are not.
     server
         .send(&functype("a-1", CallKind::AsyncFunc))
@@ -443,11 +455,6 @@ async fn asyncfunc_confirmations_are_skipped_only_while_no_stream_call_is_open()
 /// lie in the read buffer, and only while no stream call is open.
 #[tokio::test]
 async fn buffered_confirmations_are_skipped_in_place_only_while_no_stream_call_is_open() {
-    use actor_ipc::{CallKind, Cid};
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
     let dir = tempfile::tempdir().unwrap();
     let (server, client) = pair(addrs(&dir)[1].clone()).await;
     let (server, _server_reader) = server.into_split();
@@ -455,14 +462,8 @@ async fn buffered_confirmations_are_skipped_in_place_only_while_no_stream_call_i
     let open_streams = Arc::new(AtomicUsize::new(0));
     reader.skip_confirmations_while(open_streams.clone());
     let frame = |msg: Msg| msg.to_frame().unwrap();
-    let functype = |cid: &str| Msg::FuncType {
-        cid: Cid::from(cid),
-        kind: CallKind::AsyncFunc,
-    };
-    let ret = |cid: &str| Msg::Return {
-        cid: Cid::from(cid),
-        value: Payload::encode(&1).unwrap(),
-    };
+    let functype = |cid: &str| functype_msg(cid, CallKind::AsyncFunc);
+    let ret = return_msg;
     // One write, so one read: the first message comes from `recv`, the rest are buffered.
     let burst = |first: &str, second: &str| {
         vec![
