@@ -25,8 +25,6 @@ pub(crate) struct WakeGated<F> {
     gate: Arc<Gate>,
     /// The waker `inner` is polled with: wakes the task through the gate.
     gate_waker: Waker,
-    /// The task's waker the gate holds, to notice a task that moved.
-    task: Option<Waker>,
 }
 
 /// What `inner`'s wake-ups go through: a flag, then the task.
@@ -58,7 +56,6 @@ impl<F: Future> WakeGated<F> {
             inner: Box::pin(inner),
             gate_waker: Waker::from(gate.clone()),
             gate,
-            task: None,
         }
     }
 }
@@ -68,17 +65,10 @@ impl<F: Future> Future for WakeGated<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        // A gate's wake takes the task's waker out: register it again before `inner` can
-        // wake once more, and whenever the task's waker changed.
-        let woken = this.gate.woken.swap(false, Ordering::AcqRel);
-        let moved = !this.task.as_ref().is_some_and(|t| t.will_wake(cx.waker()));
-        if woken || moved {
-            this.gate.task.register(cx.waker());
-            if moved {
-                this.task = Some(cx.waker().clone());
-            }
-        }
-        if !woken {
+        // Registered on every poll (cheap when the waker is unchanged): a gate's wake takes
+        // the task's waker out, and the task may have moved.
+        this.gate.task.register(cx.waker());
+        if !this.gate.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
         let mut gated = Context::from_waker(&this.gate_waker);
