@@ -581,6 +581,15 @@ impl ChannelSender {
         self.outbox.end_deferring();
     }
 
+    /// Ends a reader's batch of `handled` messages like [`ChannelSender::end_deferring`].
+    /// After a single message the connection is in a request/response rhythm, and the next
+    /// frame queued (the answer that message woke: a caller's next call, a context's echo)
+    /// is written by its sender when the writer task is idle, without waking that task. Only
+    /// that one frame: the answers to a burst still go out together from the writer.
+    pub fn end_batch(&self, handled: usize) {
+        self.outbox.end_batch(handled);
+    }
+
     /// Queues the complete frames `write` appends to a buffer (e.g. with
     /// [`Msg::put_cmd_frame`]), `size_hint` bytes at most. Small ones (under
     /// [`UNCHARGED_BELOW`]) are written straight into the writer's queue: no buffer of their

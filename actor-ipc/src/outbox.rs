@@ -75,6 +75,11 @@ struct State {
     /// A task that will write inline soon (a reader answering a burst of calls) asked that
     /// queuing not wake the writer meanwhile.
     deferring: bool,
+    /// The reader's last batch was a single message: the first frame queued after it (the
+    /// one answer it woke, say a caller's next call or a context's echo) is written by its
+    /// sender if the writer is idle. Taken by that frame, so a burst of answers still goes
+    /// out together from the writer task.
+    answer_inline: bool,
 }
 
 /// The queue of one connection's writer.
@@ -122,6 +127,7 @@ impl Outbox {
                 inline_writing: false,
                 spare: Vec::new(),
                 deferring: false,
+                answer_inline: false,
             }),
             capacity: capacity.max(1),
             room: Notify::new(),
@@ -271,7 +277,7 @@ impl Outbox {
         if state.deferring {
             return;
         }
-        if self.inline {
+        if self.inline || std::mem::take(&mut state.answer_inline) {
             drop(state);
             // Written now if the writer is idle; else it is at work and takes this too.
             self.write_inline();
@@ -294,6 +300,17 @@ impl Outbox {
     /// (what the socket does not take goes to the writer).
     pub(crate) fn end_deferring(&self) {
         self.lock().deferring = false;
+        self.write_inline();
+    }
+
+    /// Ends a reader's batch of `handled` messages like [`Outbox::end_deferring`]; after a
+    /// single message, the next frame queued is written inline (see `State::answer_inline`).
+    pub(crate) fn end_batch(&self, handled: usize) {
+        {
+            let mut state = self.lock();
+            state.deferring = false;
+            state.answer_inline = handled == 1;
+        }
         self.write_inline();
     }
 
@@ -666,4 +683,79 @@ async fn write_all_vectored(
     }
     bufs.clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed unwrap is a failed test, with the reason printed.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::Read;
+
+    use super::*;
+    use crate::budget::SendBudget;
+
+    /// An outbox over one end of a socket pair with its writer task parked, and the other
+    /// end (non-blocking), to see what was written without letting the writer run.
+    async fn parked_outbox() -> (
+        Arc<Outbox>,
+        std::os::unix::net::UnixStream,
+        tokio::net::unix::OwnedReadHalf,
+    ) {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let theirs = theirs.into_std().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let (read, write) = ours.into_split();
+        let budgets = Budgets::new(SendBudget::new(1 << 20), None);
+        let outbox = Arc::new(Outbox::new(16, WriteHalf::Unix(write), budgets, false));
+        tokio::spawn(run_writer(
+            outbox.clone(),
+            Duration::from_secs(30),
+            "peer".into(),
+        ));
+        // On this one thread, the writer runs now, finds nothing, and parks.
+        tokio::task::yield_now().await;
+        assert!(outbox.lock().writer.is_some(), "the writer did not park");
+        (outbox, theirs, read)
+    }
+
+    /// How many bytes the peer can read right now.
+    fn readable_now(theirs: &mut std::os::unix::net::UnixStream) -> usize {
+        let mut buf = [0_u8; 256];
+        match theirs.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => panic!("reading the peer's end: {e}"),
+        }
+    }
+
+    fn frame(byte: u8) -> Outgoing {
+        Outgoing::Frame(Bytes::from(vec![byte; 10]))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_a_lone_message_the_next_frame_is_written_by_its_sender() {
+        let (outbox, mut theirs, _read) = parked_outbox().await;
+        outbox.end_batch(1);
+        outbox.queue_now(frame(1), 0).unwrap();
+        // Written before this task let the writer run.
+        assert_eq!(readable_now(&mut theirs), 10);
+        // Only that one: the next frame is the writer's.
+        outbox.queue_now(frame(2), 0).unwrap();
+        assert_eq!(readable_now(&mut theirs), 0);
+        tokio::task::yield_now().await;
+        assert_eq!(readable_now(&mut theirs), 10);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_a_burst_of_messages_their_answers_wait_for_the_writer_together() {
+        let (outbox, mut theirs, _read) = parked_outbox().await;
+        outbox.end_batch(3);
+        outbox.queue_now(frame(1), 0).unwrap();
+        outbox.queue_now(frame(2), 0).unwrap();
+        assert_eq!(readable_now(&mut theirs), 0);
+        // The writer sends both at once.
+        tokio::task::yield_now().await;
+        assert_eq!(readable_now(&mut theirs), 20);
+    }
 }

@@ -115,13 +115,15 @@ async fn read_loop(conn: Arc<Connection>, mut reader: ChannelReader) {
         }
         // The messages read along with that one: handled in a tight loop, without another
         // trip through `select!` and the frame reader's future for each.
+        let mut handled = 1;
         while let Some(msg) = reader.try_recv_buffered() {
+            handled += 1;
             if let Some(reason) = handle(&conn, msg.map(Some), &mut paced, &mut last).await {
                 conn.sender.end_deferring();
                 break 'reading reason;
             }
         }
-        conn.sender.end_deferring();
+        conn.sender.end_batch(handled);
         // Other tasks get their turn between batches rather than inside one: a mid-batch
         // pause would also write the answers so far, a write more per batch.
         if paced.yield_due() {
