@@ -677,7 +677,9 @@ fn record(
 async fn timed(workload: impl Future<Output = BoxResult<Measured>>) -> BoxResult<Measured> {
     let (expired, on_expiry) = tokio::sync::oneshot::channel::<()>();
     let (finished, on_finish) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::Builder::new()
+    // Not joined: it ends on its own as soon as `finished` is dropped, and joining would
+    // block this runtime's thread.
+    std::thread::Builder::new()
         .name("bench-deadline".into())
         .spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
@@ -695,7 +697,6 @@ async fn timed(workload: impl Future<Output = BoxResult<Measured>>) -> BoxResult
         }
     };
     drop(finished);
-    let _ = watchdog.join();
     result
 }
 
