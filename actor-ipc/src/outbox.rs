@@ -1,12 +1,13 @@
 //! The queue between a connection's senders and its one writer task, and the writer itself.
 //!
 //! Senders append complete frames; the writer takes everything queued at once and writes it
-//! with one vectored syscall. Small frames are copied back to back into one buffer as they are
-//! queued: queuing one costs a short copy under an uncontended lock, and a batch of them is one
-//! contiguous write, where a channel of buffers cost an atomic handshake and a reference-counted
-//! buffer per frame, and the kernel an I/O vector entry each. Large frames (and frames sent in
-//! parts) are queued as they are, shared rather than copied. Order is kept: a run of small
-//! frames is closed off into the queue before anything large is queued after it.
+//! with one syscall (vectored when it is more than one buffer). Small frames are copied back
+//! to back into one buffer as they are queued: queuing one costs a short copy under an
+//! uncontended lock, and a batch of them is one contiguous write, where a channel of buffers
+//! cost an atomic handshake and a reference-counted buffer per frame, and the kernel an I/O
+//! vector entry each. Large frames (and frames sent in parts) are queued as they are, shared
+//! rather than copied. Order is kept: a run of small frames is closed off into the queue
+//! before anything large is queued after it.
 //!
 //! The writer is woken only when the queue goes from empty to not empty, so a burst of frames
 //! costs one wake-up. Senders wait while `capacity` frames are queued (backpressure on small
@@ -609,14 +610,15 @@ pub(crate) async fn run_writer(outbox: Arc<Outbox>, stall_timeout: Duration, pee
 }
 
 /// Writes as much of `bufs` as the socket takes now (up to [`MAX_IOV`] buffers), in one
-/// vectored syscall. The I/O vector on the stack is only as long as the write needs: one of
+/// syscall (vectored when there is more than one buffer). The I/O vector on the stack is only as long as the write needs: one of
 /// [`MAX_IOV`] entries made for every write cost about 840 instructions, more than the rest
 /// of a wake-up of the writer (one message each way, W5).
 fn try_write_bufs(socket: &WriteHalf, bufs: &[Bytes]) -> io::Result<usize> {
     /// Writes of at most this many buffers (nearly all) use a short vector.
     const FEW: usize = 8;
     match bufs {
-        [one] => socket.try_write_vectored(&[IoSlice::new(one)]),
+        // Most writes (a call, an answer, a batch gathered in one buffer): no vector at all.
+        [one] => socket.try_write(one),
         _ if bufs.len() <= FEW => {
             let mut slices = [IoSlice::new(&[]); FEW];
             let count = fill_slices(&mut slices, bufs);
