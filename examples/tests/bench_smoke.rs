@@ -10,51 +10,89 @@ use tokio::process::Command;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_bench");
 
-#[tokio::test]
-async fn every_workload_runs_and_reports_a_figure() {
+/// Runs the bench with `args`; what it printed, once it succeeded.
+async fn bench(args: &[&str]) -> String {
     // Longer than the common wait: eleven workloads, twice, in a debug build.
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(180),
-        Command::new(BENCH)
-            .args(["--quick", "--runtime", "current", "--transport", "uds"])
-            .kill_on_drop(true)
-            .output(),
+        Command::new(BENCH).args(args).kill_on_drop(true).output(),
     )
     .await
     .expect("the quick benchmark did not finish within 180 s")
     .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "bench failed ({}): {printed}\n{}",
+        "bench {args:?} failed ({}): {printed}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    // `RESULT <impl> <metric> <value>`, a positive number for every workload of ours.
-    for metric in [
-        "W1.spawn_median_ms",
-        "W2.p50_us",
-        "W2.calls_per_s",
-        "W3.calls_per_s",
-        "W4.items_per_s",
-        "W4b.GB_per_s",
-        "W5.rt_per_s",
-        "W6.cancel_p50_us",
-        "W7.fanin_items_per_s",
-        "W8.rss_idle_child_kib",
-        "W9.busy_p50_us",
-    ] {
+    printed
+}
+
+/// `RESULT actor-uds <metric> <value>`: a positive number for each of `metrics`.
+fn assert_figures(printed: &str, metrics: &[&str]) {
+    for metric in metrics {
         let value: f64 = printed
             .lines()
             .find_map(|line| {
                 let mut fields = line.split_whitespace();
                 (fields.next() == Some("RESULT")
                     && fields.next() == Some("actor-uds")
-                    && fields.next() == Some(metric))
+                    && fields.next() == Some(*metric))
                 .then(|| fields.next()?.parse().ok())
                 .flatten()
             })
             .unwrap_or_else(|| panic!("no figure for {metric}:\n{printed}"));
         assert!(value > 0.0, "{metric} = {value}");
     }
+}
+
+#[tokio::test]
+async fn every_workload_runs_and_reports_a_figure() {
+    let printed = bench(&["--quick", "--runtime", "current", "--transport", "uds"]).await;
+    assert_figures(
+        &printed,
+        &[
+            "W1.spawn_median_ms",
+            "W2.p50_us",
+            "W2.calls_per_s",
+            "W3.calls_per_s",
+            "W4.items_per_s",
+            "W4b.GB_per_s",
+            "W5.rt_per_s",
+            "W6.cancel_p50_us",
+            "W7.fanin_items_per_s",
+            "W8.rss_idle_child_kib",
+            "W9.busy_p50_us",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn the_calls_can_be_made_from_a_task() {
+    let printed = bench(&[
+        "--quick",
+        "--caller",
+        "task",
+        "--no-baseline",
+        "--runtime",
+        "current",
+        "--transport",
+        "uds",
+        "--workloads",
+        "W2,W3,W4,W5,W6,W9",
+    ])
+    .await;
+    assert_figures(
+        &printed,
+        &[
+            "W2.p50_us",
+            "W3.calls_per_s",
+            "W4.items_per_s",
+            "W5.rt_per_s",
+            "W6.cancel_p50_us",
+            "W9.busy_p50_us",
+        ],
+    );
 }

@@ -7,9 +7,9 @@
 //! queued frame before flushing. The [`Client`] (in the bench's process) works the same way: a
 //! writer task, a reader task routing replies by call id to the caller's queue.
 
+use crate::BoxResult;
 use std::{
     collections::HashMap,
-    error::Error,
     io,
     sync::{
         Arc, Mutex,
@@ -27,8 +27,6 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 /// Frames queued for a connection's writer at most (a bound, so a fast stream waits for the
 /// socket instead of filling memory).

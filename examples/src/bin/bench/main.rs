@@ -50,7 +50,11 @@ use clap::Parser;
 use server::{Server, ServerKind};
 use workloads::{Measured, Target};
 
-type BoxResult<T> = Result<T, Box<dyn Error>>;
+/// The bench's errors: text for a person, and `Send`, so a workload can run in a task of its
+/// own (`--caller task`).
+type BoxError = Box<dyn Error + Send + Sync>;
+/// See [`BoxError`].
+type BoxResult<T> = Result<T, BoxError>;
 
 /// How long one workload may take before the bench calls it a hang.
 const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(90);
@@ -99,6 +103,12 @@ struct Cli {
     /// With --yardstick: where the processes run (pinned: all on CPU 0).
     #[arg(long, value_enum, default_value_t = PlacementChoice::Both)]
     placement: PlacementChoice,
+    /// Where the actor runtime's calls are made from (W2, W3, W5, W6, W9): the future the bench's
+    /// runtime blocks on, as the baseline's and the yardstick's are, or a task spawned on it,
+    /// as an actor's own tasks are. tokio polls a woken `block_on` future only after one more
+    /// poll of its I/O driver: a syscall per answer that a task does not pay.
+    #[arg(long, value_enum, default_value_t = Caller::BlockOn, conflicts_with = "yardstick")]
+    caller: Caller,
     /// Internal: serve as a server process of this kind (started by the bench itself).
     #[arg(long, value_enum, hide = true, requires = "listen")]
     serve: Option<ServerKind>,
@@ -113,6 +123,13 @@ enum Choice {
     Uds,
     Tcp,
     Both,
+}
+
+/// `--caller` values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Caller {
+    BlockOn,
+    Task,
 }
 
 /// `--placement` values.
@@ -207,6 +224,7 @@ impl Flavor {
 }
 
 /// Counts per workload.
+#[derive(Clone)]
 struct Sizes {
     w1_sequential: u64,
     w1_concurrent: u64,
@@ -527,7 +545,7 @@ async fn run(
                 transport,
                 baseline.as_deref(),
                 &actors,
-                sizes,
+                (sizes, cli.caller),
                 figures,
             )
             .await?;
@@ -563,7 +581,7 @@ async fn connected_workloads(
     transport: Transport,
     baseline: Option<&str>,
     actors: &[(String, Flavor)],
-    sizes: &Sizes,
+    (sizes, caller): (&Sizes, Caller),
     figures: &mut Vec<Figure>,
 ) -> BoxResult<()> {
     let mut servers = Vec::new();
@@ -588,7 +606,7 @@ async fn connected_workloads(
             servers.push(server);
             portals.push((name.as_str(), portal));
         }
-        Ok::<_, Box<dyn Error>>((base, portals))
+        Ok::<_, BoxError>((base, portals))
     }
     .await;
     let outcome = match started {
@@ -601,12 +619,16 @@ async fn connected_workloads(
                         record(figures, name, workload, measured)?;
                     }
                     for (name, portal) in &portals {
-                        if let Some(measured) = connected_workload(workload, portal, sizes).await {
+                        let measured = match caller {
+                            Caller::BlockOn => connected_workload(workload, portal, sizes).await,
+                            Caller::Task => in_task(workload, portal, sizes).await,
+                        };
+                        if let Some(measured) = measured {
                             record(figures, name, workload, measured)?;
                         }
                     }
                 }
-                Ok::<_, Box<dyn Error>>(())
+                Ok::<_, BoxError>(())
             }
             .await;
             if let Some((_, client)) = base {
@@ -646,6 +668,32 @@ async fn connected_workload<T: Target>(
         (W6, Some(portal)) => timed(workloads::w6(portal, sizes)).await,
         (W9, Some(portal)) => timed(workloads::w9(portal, sizes)).await,
         _ => return None,
+    })
+}
+
+/// [`connected_workload`] on the actor runtime, its calls made from a task of their own
+/// (`--caller task`); W4 and W4b stay on the `block_on` future (one-way streams, whose
+/// throughput the caller's place barely moves).
+async fn in_task(
+    workload: Workload,
+    portal: &Portal,
+    sizes: &Sizes,
+) -> Option<BoxResult<Measured>> {
+    use Workload::*;
+    let (portal, sizes) = (portal.clone(), sizes.clone());
+    let spawned = match workload {
+        W2 => tokio::spawn(async move { timed(workloads::w2(&portal, &sizes)).await }),
+        W3 => tokio::spawn(async move { timed(workloads::w3(&portal, &sizes)).await }),
+        W5 => tokio::spawn(async move { timed(workloads::w5(&portal, &sizes)).await }),
+        W6 => tokio::spawn(async move { timed(workloads::w6(&portal, &sizes)).await }),
+        W9 => tokio::spawn(async move { timed(workloads::w9(&portal, &sizes)).await }),
+        // One-way streams: throughput, which the caller's place barely moves.
+        W4 | W4b => return connected_workload(workload, &portal, &sizes).await,
+        W1 | W7 | W8 => return None,
+    };
+    Some(match spawned.await {
+        Ok(measured) => measured,
+        Err(e) => Err(format!("the workload's task failed: {e}").into()),
     })
 }
 

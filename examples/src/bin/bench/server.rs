@@ -8,8 +8,8 @@
 //! A server serves until its stdin closes: the bench closes it to stop a server gracefully, and
 //! the kernel closes it if the bench dies, so no server outlives the bench.
 
+use crate::BoxResult;
 use std::{
-    error::Error,
     io::Read,
     path::PathBuf,
     process::Stdio,
@@ -24,8 +24,6 @@ use tokio::{
 };
 
 use crate::{Flavor, Transport};
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 /// How long a server may take to start listening, or to exit once stopped.
 const SERVER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,10 +9,8 @@
 //! Every answer and every item is checked. The samples go to stderr as a table, then one line
 //! per run with the first sample after warm-up ("start"), the last ("end") and the largest.
 
-use std::{
-    error::Error,
-    time::{Duration, Instant},
-};
+use crate::{BoxError, BoxResult};
+use std::time::{Duration, Instant};
 
 use actor::Portal;
 use examples::demo::{count, echo};
@@ -22,8 +20,6 @@ use crate::{
     Flavor, Transport,
     server::{Server, ServerKind, rss_kib},
 };
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 /// Callers sharing the portal in the call run.
 const CALLERS: u64 = 64;
@@ -62,7 +58,7 @@ pub(crate) async fn run(transport: Transport, calls: u64, minutes: f64) -> BoxRe
         let samples = stream_run(&portal, &server, Duration::from_secs_f64(minutes * 60.0)).await?;
         report("stream", "seconds", &samples);
         portal.close().await;
-        Ok::<_, Box<dyn Error>>(())
+        Ok::<_, BoxError>(())
     }
     .await;
     let stopped = server.stop().await;
@@ -96,7 +92,7 @@ async fn calls_run(portal: &Portal, server: &Server, calls: u64) -> BoxResult<Ve
                     return Err(format!("echo({x}) answered {got}").into());
                 }
             }
-            Ok::<_, Box<dyn Error>>(())
+            Ok::<_, BoxError>(())
         });
         futures::future::try_join_all(callers).await?;
         made += per_caller * CALLERS;

@@ -1,10 +1,8 @@
 //! The workloads, written once over [`Target`] so the actor runtime and the baseline are
 //! measured by the same code, each checking every answer, item and byte it receives.
 
-use std::{
-    error::Error,
-    time::{Duration, Instant},
-};
+use crate::{BoxError, BoxResult};
+use std::time::{Duration, Instant};
 
 use actor::{Addr, Portal};
 use bytes::Bytes;
@@ -16,8 +14,6 @@ use crate::{
     baseline::Client,
     server::{Server, ServerKind},
 };
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 /// Figures a workload measured: (metric, value).
 pub(crate) type Measured = Vec<(&'static str, f64)>;
@@ -284,7 +280,7 @@ pub(crate) async fn w3<T: Target>(target: &T, sizes: &Sizes) -> BoxResult<Measur
             let x = caller * calls + k;
             check_echo(x, target.echo(x).await?)?;
         }
-        Ok::<_, Box<dyn Error>>(())
+        Ok::<_, BoxError>(())
     });
     futures::future::try_join_all(all).await?;
     let elapsed = start.elapsed();
@@ -416,7 +412,8 @@ pub(crate) async fn w9(portal: &Portal, sizes: &Sizes) -> BoxResult<Measured> {
         }
         tokio::task::yield_now().await;
     }
-    let busy = w2(portal, sizes).await;
+    // Its error as text: kept across the cancellations below, in a task (`--caller task`).
+    let busy = w2(portal, sizes).await.map_err(|e| e.to_string());
     for hog in hogs {
         hog.cancel().await?;
     }
@@ -450,12 +447,12 @@ pub(crate) async fn w7<T: Target>(
             let mut tally = Tally::default();
             target.count(n, |item| tally.push(item)).await?;
             tally.check(n).map_err(|e| format!("child {i}: {e}"))?;
-            Ok::<_, Box<dyn Error>>(())
+            Ok::<_, BoxError>(())
         });
         futures::future::try_join_all(streams).await?;
         let elapsed = start.elapsed();
         futures::future::join_all(targets.into_iter().map(T::close)).await;
-        Ok::<_, Box<dyn Error>>(vec![(
+        Ok::<_, BoxError>(vec![(
             "W7.fanin_items_per_s",
             per_second(children * n, elapsed),
         )])
@@ -474,7 +471,7 @@ pub(crate) async fn w8<T: Target>(transport: Transport, flavor: Flavor) -> BoxRe
         tokio::time::sleep(Duration::from_millis(200)).await;
         let kib = server.rss_kib()?;
         target.close().await;
-        Ok::<_, Box<dyn Error>>(vec![("W8.rss_idle_child_kib", kib)])
+        Ok::<_, BoxError>(vec![("W8.rss_idle_child_kib", kib)])
     }
     .await;
     server.stop().await?;
