@@ -42,10 +42,17 @@ pub(crate) struct InFlight<E> {
     closed: AtomicBool,
 }
 
+/// dashmap's own default shard count (four per CPU, a power of two), from the CPU count this
+/// process already read once: dashmap's default reads it again itself (`/proc/self/cgroup`
+/// and the cgroup's quota files, about twenty syscalls in every actor's start).
+fn shard_amount() -> usize {
+    (crate::base::platform::cpus() * 4).next_power_of_two().max(2)
+}
+
 impl<E: Entry> Default for InFlight<E> {
     fn default() -> Self {
         Self {
-            calls: DashMap::default(),
+            calls: DashMap::with_hasher_and_shard_amount(FastHash::default(), shard_amount()),
             len: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         }
