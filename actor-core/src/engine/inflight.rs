@@ -46,7 +46,9 @@ pub(crate) struct InFlight<E> {
 /// process already read once: dashmap's default reads it again itself (`/proc/self/cgroup`
 /// and the cgroup's quota files, about twenty syscalls in every actor's start).
 fn shard_amount() -> usize {
-    (crate::base::platform::cpus() * 4).next_power_of_two().max(2)
+    (crate::base::platform::cpus() * 4)
+        .next_power_of_two()
+        .max(2)
 }
 
 impl<E: Entry> Default for InFlight<E> {
