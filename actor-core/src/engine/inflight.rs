@@ -42,19 +42,17 @@ pub(crate) struct InFlight<E> {
     closed: AtomicBool,
 }
 
-/// dashmap's own default shard count (four per CPU, a power of two), from the CPU count this
-/// process already read once: dashmap's default reads it again itself (`/proc/self/cgroup`
-/// and the cgroup's quota files, about twenty syscalls in every actor's start).
-fn shard_amount() -> usize {
-    (crate::base::platform::cpus() * 4)
-        .next_power_of_two()
-        .max(2)
-}
+/// How many shards each table has: a connection's calls are started and finished by at most
+/// its runtime's threads at once, and sixteen locks keep them apart on large machines too.
+/// Fixed rather than dashmap's default (four per CPU), which reads the CPU count (cgroup
+/// files: about twenty syscalls, in every actor's start) and gives every connection of a
+/// 64-CPU machine 512 locked maps.
+const SHARDS: usize = 16;
 
 impl<E: Entry> Default for InFlight<E> {
     fn default() -> Self {
         Self {
-            calls: DashMap::with_hasher_and_shard_amount(FastHash::default(), shard_amount()),
+            calls: DashMap::with_hasher_and_shard_amount(FastHash::default(), SHARDS),
             len: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         }

@@ -151,7 +151,7 @@ impl ActorCore {
         config: ChannelConfig,
         stream_window: usize,
         (extra, extra_extensions): (RuntimeCalls, RuntimeCalls),
-        thread_slots: usize,
+        thread_slots: Option<usize>,
         heartbeat: Option<HeartbeatConfig>,
     ) -> Arc<Self> {
         let mut runtime_calls = standard_runtime_calls();
@@ -214,7 +214,7 @@ impl ActorCore {
             },
             DEFAULT_STREAM_WINDOW,
             (RuntimeCalls::default(), RuntimeCalls::default()),
-            1,
+            Some(1),
             // A client may not run its runtime between calls (`block_on` now and then): it
             // neither asks for heartbeats nor agrees to them.
             None,

@@ -119,25 +119,28 @@ impl State {
 
 /// An actor's bounded runner of blocking invocations.
 pub(crate) struct ThreadRunner {
-    slots: usize,
+    /// `None`: one per CPU, counted when first needed (reading the CPU count parses cgroup
+    /// files: not worth it in the start of an actor that runs no blocking work).
+    slots: Option<usize>,
     state: Mutex<State>,
     /// Cancelled when the actor stops: every unfinished invocation is rerouted.
     stopping: CancellationToken,
 }
 
 impl ThreadRunner {
-    /// A runner of `slots` parallel threads (at least one), rerouting when `stopping` fires.
-    pub(crate) fn new(slots: usize, stopping: CancellationToken) -> Arc<Self> {
+    /// A runner of `slots` parallel threads (at least one; by default one per CPU), rerouting
+    /// when `stopping` fires.
+    pub(crate) fn new(slots: Option<usize>, stopping: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
-            slots: slots.max(1),
+            slots: slots.map(|slots| slots.max(1)),
             state: Mutex::new(State::default()),
             stopping,
         })
     }
 
-    /// The default number of slots: the machine's CPUs.
-    pub(crate) fn default_slots() -> usize {
-        crate::base::platform::cpus()
+    /// How many invocations run at once.
+    fn slots(&self) -> usize {
+        self.slots.unwrap_or_else(crate::base::platform::cpus)
     }
 
     /// Runs `work` (function `func`) on a thread when a slot is free; the future completes
@@ -208,7 +211,7 @@ impl ThreadRunner {
                     }
                     return;
                 }
-                if state.running >= self.slots {
+                if state.running >= self.slots() {
                     return;
                 }
                 let Some(job) = state.queue.pop_front() else {
@@ -282,7 +285,7 @@ impl ThreadRunner {
         live.sort_by_key(|i| i.id);
         live.extend(state.ended.iter().map(|(id, e)| info(*id, e)));
         ThreadRunnerStatus {
-            slots: self.slots,
+            slots: self.slots(),
             running: state.running,
             pending: state.queue.len(),
             invocations: live,
@@ -383,7 +386,7 @@ mod tests {
     #[test]
     fn an_invocation_submitted_after_the_stop_is_rerouted() {
         let stopping = CancellationToken::new();
-        let runner = ThreadRunner::new(1, stopping.clone());
+        let runner = ThreadRunner::new(Some(1), stopping.clone());
         stopping.cancel();
         let invocation = runner.submit("late", || Ok(1_u8));
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -33,6 +33,9 @@ fn flush_every() -> usize {
 /// How many calls the reader serves before it lets the other tasks of its thread run (the
 /// calls it started as tasks, other connections).
 const YIELD_EVERY: usize = 64;
+// The reader checks `flush_every()` only from FLUSH_EVERY calls on: both intervals must be
+// multiples of it.
+const _: () = assert!(YIELD_EVERY % FLUSH_EVERY == 0);
 /// How many replies the reader routes before it lets the calls it fed run (they consume, and
 /// grant credit, sooner; and one busy connection cannot hold the thread).
 const ROUTE_YIELD_EVERY: usize = 256;
@@ -206,7 +209,9 @@ async fn handle(
             conn.dispatching.store(false, Ordering::Relaxed);
             paced.served_in_batch += 1;
             paced.served_since_yield += 1;
-            if paced.served_in_batch % flush_every() == 0 {
+            // (Both flush intervals are multiples of FLUSH_EVERY: a short batch never reads
+            // the CPU count, which a child's start would otherwise pay for its first call.)
+            if paced.served_in_batch >= FLUSH_EVERY && paced.served_in_batch % flush_every() == 0 {
                 // The answers so far go out now.
                 conn.sender.end_deferring();
                 if paced.yield_due() {

@@ -458,13 +458,12 @@ impl ActorBuilder {
             self.config,
             self.stream_window,
             runtime_calls,
-            self.thread_slots
-                .or_else(|| {
-                    std::env::var(THREAD_SLOTS_ENV)
-                        .ok()
-                        .and_then(|n| n.parse().ok())
-                })
-                .unwrap_or_else(runtime::thread_runner::ThreadRunner::default_slots),
+            // Unset: one per CPU, counted by the runner when first needed.
+            self.thread_slots.or_else(|| {
+                std::env::var(THREAD_SLOTS_ENV)
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+            }),
             self.heartbeat.unwrap_or_else(HeartbeatConfig::from_env),
         );
         let _ = core.tree.set(tree);
