@@ -610,9 +610,9 @@ pub(crate) async fn run_writer(outbox: Arc<Outbox>, stall_timeout: Duration, pee
 }
 
 /// Writes as much of `bufs` as the socket takes now (up to [`MAX_IOV`] buffers), in one
-/// syscall (vectored when there is more than one buffer). The I/O vector on the stack is only as long as the write needs: one of
-/// [`MAX_IOV`] entries made for every write cost about 840 instructions, more than the rest
-/// of a wake-up of the writer (one message each way, W5).
+/// syscall (vectored when there is more than one buffer). The I/O vector on the stack is only
+/// as long as the write needs: one of [`MAX_IOV`] entries made for every write cost about 840
+/// instructions, more than the rest of a wake-up of the writer (one message each way, W5).
 fn try_write_bufs(socket: &WriteHalf, bufs: &[Bytes]) -> io::Result<usize> {
     /// Writes of at most this many buffers (nearly all) use a short vector.
     const FEW: usize = 8;

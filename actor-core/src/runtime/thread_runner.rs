@@ -397,4 +397,17 @@ mod tests {
             other => unreachable!("expected Rerouted, got {other:?}"),
         }
     }
+
+    /// Unset, the slots are one per CPU (counted when first asked for); set, at least one.
+    #[test]
+    fn the_default_slots_are_one_per_cpu_and_a_set_count_at_least_one() {
+        let stopping = CancellationToken::new();
+        let default = ThreadRunner::new(None, stopping.clone());
+        assert_eq!(default.status().slots, crate::base::platform::cpus());
+        assert_eq!(
+            ThreadRunner::new(Some(0), stopping.clone()).status().slots,
+            1
+        );
+        assert_eq!(ThreadRunner::new(Some(3), stopping).status().slots, 3);
+    }
 }
