@@ -181,7 +181,7 @@ impl Channel {
         role: Role,
     ) -> Result<Self, HandshakeError> {
         let binding = transport.accepting_end(role == Role::Accepting);
-        let (read, mut write) = transport.into_split().map_err(HandshakeError::Io)?;
+        let (read, mut write) = transport.into_split();
         // Until the peer is known (authenticated and handshaken), its frames are small: a
         // stranger cannot make this side reserve a large frame's buffer.
         let mut frames = FramedRead::new(

@@ -45,7 +45,6 @@ mod outbox;
 pub use msgpack::MAX_NESTING;
 pub mod payload;
 pub mod transport;
-pub mod unix_socket;
 
 pub use addr::{Addr, WireAddr};
 pub use auth::Secret;

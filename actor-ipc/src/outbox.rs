@@ -661,15 +661,6 @@ fn advance(bufs: &mut [Bytes], mut next: usize, mut written: usize) -> usize {
     next
 }
 
-/// Ends a socket's watch for room when dropped (see [`WriteHalf::end_waits`]).
-struct EndWaits<'a>(&'a WriteHalf);
-
-impl Drop for EndWaits<'_> {
-    fn drop(&mut self) {
-        self.0.end_waits();
-    }
-}
-
 /// Writes every buffer completely, gathering them into as few syscalls as the socket allows.
 /// A write that makes no progress for `stall_timeout` fails with `TimedOut`.
 async fn write_all_vectored(
@@ -677,8 +668,6 @@ async fn write_all_vectored(
     bufs: &mut Vec<Bytes>,
     stall_timeout: Duration,
 ) -> io::Result<()> {
-    // However this ends (written, failed, dropped), a watch for room kept for its waits goes.
-    let _end_waits = EndWaits(socket);
     let mut next = 0;
     while next < bufs.len() {
         match try_write_bufs(socket, &bufs[next..]) {
@@ -713,16 +702,14 @@ mod tests {
     async fn parked_outbox() -> (
         Arc<Outbox>,
         std::os::unix::net::UnixStream,
-        crate::transport::ReadHalf,
+        tokio::net::unix::OwnedReadHalf,
     ) {
         let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
         let theirs = theirs.into_std().unwrap();
         theirs.set_nonblocking(true).unwrap();
-        let (read, write) = crate::transport::Transport::Unix(ours)
-            .into_split()
-            .unwrap();
+        let (read, write) = ours.into_split();
         let budgets = Budgets::new(SendBudget::new(1 << 20), None);
-        let outbox = Arc::new(Outbox::new(16, write, budgets, false));
+        let outbox = Arc::new(Outbox::new(16, WriteHalf::Unix(write), budgets, false));
         tokio::spawn(run_writer(
             outbox.clone(),
             Duration::from_secs(30),

@@ -1,22 +1,19 @@
 //! The byte streams under a channel: a TCP or a Unix-domain stream socket, one type for both so
 //! everything above is written once. Each stream splits into an owned read half and an owned
 //! write half (no lock between them), so the reader and the writer task run independently.
-//! A Unix socket's halves share one [`UnixSocket`], registered for readability only (see
-//! there why).
 
 use std::{
     io,
     pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf, unix::AsyncFd},
-    net::{TcpStream, UnixStream, tcp},
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpStream, UnixStream, tcp, unix},
 };
 
-use crate::{addr::Addr, unix_socket::UnixSocket};
+use crate::addr::Addr;
 
 /// A connected stream socket of either transport.
 #[derive(Debug)]
@@ -45,20 +42,16 @@ impl Transport {
         Ok(Self::Tcp(stream))
     }
 
-    /// Splits into independently owned halves. Within a tokio runtime, which drives them
-    /// from then on.
-    pub fn into_split(self) -> io::Result<(ReadHalf, WriteHalf)> {
+    /// Splits into independently owned halves.
+    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
         match self {
             Self::Tcp(s) => {
                 let (r, w) = s.into_split();
-                Ok((ReadHalf::Tcp(r), WriteHalf::Tcp(w)))
+                (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
             }
             Self::Unix(s) => {
-                let socket = Arc::new(UnixSocket::new(s)?);
-                Ok((
-                    ReadHalf::Unix(socket.clone()),
-                    WriteHalf::Unix { socket, room: None },
-                ))
+                let (r, w) = s.into_split();
+                (ReadHalf::Unix(r), WriteHalf::Unix(w))
             }
         }
     }
@@ -110,7 +103,7 @@ pub enum ReadHalf {
     /// TCP.
     Tcp(tcp::OwnedReadHalf),
     /// Unix socket.
-    Unix(Arc<UnixSocket>),
+    Unix(unix::OwnedReadHalf),
 }
 
 /// The writing half of a [`Transport`].
@@ -119,12 +112,7 @@ pub enum WriteHalf {
     /// TCP.
     Tcp(tcp::OwnedWriteHalf),
     /// Unix socket.
-    Unix {
-        /// The socket, shared with the read half.
-        socket: Arc<UnixSocket>,
-        /// While a write through [`AsyncWrite`] waits for room: the socket's watch for it.
-        room: Option<AsyncFd<std::os::unix::net::UnixStream>>,
-    },
+    Unix(unix::OwnedWriteHalf),
 }
 
 impl ReadHalf {
@@ -136,7 +124,7 @@ impl ReadHalf {
         use std::os::fd::AsRawFd;
         let fd = match self {
             Self::Tcp(r) => r.as_ref().as_raw_fd(),
-            Self::Unix(socket) => socket.raw_fd(),
+            Self::Unix(r) => r.as_ref().as_raw_fd(),
         };
         nix::sys::socket::recv(fd, buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT)
             .map_err(io::Error::from)
@@ -149,14 +137,7 @@ impl WriteHalf {
     pub async fn writable(&self) -> io::Result<()> {
         match self {
             Self::Tcp(w) => w.writable().await,
-            Self::Unix { socket, .. } => socket.writable().await,
-        }
-    }
-
-    /// The writer wrote what it waited to write: a Unix socket stops watching for room.
-    pub fn end_waits(&self) {
-        if let Self::Unix { socket, .. } = self {
-            socket.end_waits();
+            Self::Unix(w) => w.writable().await,
         }
     }
 
@@ -165,7 +146,7 @@ impl WriteHalf {
     pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Self::Tcp(w) => w.try_write_vectored(bufs),
-            Self::Unix { socket, .. } => socket.try_write_vectored(bufs),
+            Self::Unix(w) => w.try_write_vectored(bufs),
         }
     }
 
@@ -175,7 +156,7 @@ impl WriteHalf {
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(w) => w.try_write(buf),
-            Self::Unix { socket, .. } => socket.try_write(buf),
+            Self::Unix(w) => w.try_write(buf),
         }
     }
 }
@@ -188,7 +169,7 @@ impl AsyncRead for ReadHalf {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(r) => Pin::new(r).poll_read(cx, buf),
-            Self::Unix(socket) => socket.poll_read(cx, buf),
+            Self::Unix(r) => Pin::new(r).poll_read(cx, buf),
         }
     }
 }
@@ -201,7 +182,7 @@ impl AsyncWrite for WriteHalf {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(w) => Pin::new(w).poll_write(cx, buf),
-            Self::Unix { socket, room } => poll_unix_write(socket, room, cx, |s| s.try_write(buf)),
+            Self::Unix(w) => Pin::new(w).poll_write(cx, buf),
         }
     }
 
@@ -212,9 +193,7 @@ impl AsyncWrite for WriteHalf {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
-            Self::Unix { socket, room } => {
-                poll_unix_write(socket, room, cx, |s| s.try_write_vectored(bufs))
-            }
+            Self::Unix(w) => Pin::new(w).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -225,41 +204,14 @@ impl AsyncWrite for WriteHalf {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(w) => Pin::new(w).poll_flush(cx),
-            // Nothing is buffered here: written is sent.
-            Self::Unix { .. } => Poll::Ready(Ok(())),
+            Self::Unix(w) => Pin::new(w).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(w) => Pin::new(w).poll_shutdown(cx),
-            Self::Unix { socket, .. } => Poll::Ready(socket.shutdown_write()),
+            Self::Unix(w) => Pin::new(w).poll_shutdown(cx),
         }
-    }
-}
-
-/// A write through [`AsyncWrite`] on a Unix socket: `write` now; when the socket is full, a
-/// watch for room (kept in `room` until the write goes through) wakes the writer.
-fn poll_unix_write(
-    socket: &UnixSocket,
-    room: &mut Option<AsyncFd<std::os::unix::net::UnixStream>>,
-    cx: &mut Context<'_>,
-    write: impl Fn(&UnixSocket) -> io::Result<usize>,
-) -> Poll<io::Result<usize>> {
-    loop {
-        match write(socket) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            done => {
-                *room = None;
-                return Poll::Ready(done);
-            }
-        }
-        let watch = match room {
-            Some(watch) => watch,
-            None => room.insert(socket.room_watch()?),
-        };
-        let mut ready = ready!(watch.poll_write_ready(cx))?;
-        ready.clear_ready();
     }
 }

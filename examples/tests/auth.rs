@@ -159,8 +159,7 @@ async fn the_daemon_with_a_secret_serves_only_peers_that_prove_it() {
         let (mut read, mut raw) = actor::ipc::transport::Transport::connect(&addr)
             .await
             .unwrap()
-            .into_split()
-            .unwrap();
+            .into_split();
         let me = Uid::new("intruder");
         let cancel = Msg::Cmd(Box::new(Cmd {
             ns: "self".into(),

@@ -35,11 +35,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// A raw connection that handshakes like tractor 0.1.0a5 (no flow control) and asks for a
 /// stream of `n` blobs of `size` bytes, then reads nothing.
 async fn greedy_stream(addr: &Addr, n: u64, size: u64) -> ReadHalf {
-    let (read, mut raw) = Transport::connect(addr)
-        .await
-        .unwrap()
-        .into_split()
-        .unwrap();
+    let (read, mut raw) = Transport::connect(addr).await.unwrap().into_split();
     let me = Uid::new("greedy");
     let kwargs = Value::Map(vec![("n".into(), n.into()), ("size".into(), size.into())]);
     let cmd = Msg::Cmd(Box::new(Cmd {
@@ -188,11 +184,7 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
         }
     });
     // An idle one: handshaken, then nothing.
-    let (mut read, write) = Transport::connect(&addrs[0])
-        .await
-        .unwrap()
-        .into_split()
-        .unwrap();
+    let (mut read, write) = Transport::connect(&addrs[0]).await.unwrap().into_split();
     let mut write = write;
     write
         .write_all(&Msg::Handshake(Uid::new("idler")).to_frame().unwrap())
@@ -234,11 +226,7 @@ async fn heartbeats_do_not_keep_an_idle_connection_open() {
     .map(String::from);
     let (_daemon, addrs) = start_listening(DAEMON, &args, 1).await;
     // A peer that agrees on heartbeats and sends them, and nothing else.
-    let (mut read, mut write) = Transport::connect(&addrs[0])
-        .await
-        .unwrap()
-        .into_split()
-        .unwrap();
+    let (mut read, mut write) = Transport::connect(&addrs[0]).await.unwrap().into_split();
     let me = Uid::new("beating");
     let ask = Msg::Cmd(Box::new(Cmd {
         ns: "actor.runtime".into(),

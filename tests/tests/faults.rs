@@ -481,7 +481,7 @@ struct RawPeer {
 impl RawPeer {
     /// Sends our handshake and reads the peer's.
     async fn handshake(transport: Transport, name: &str) -> Self {
-        let (read, mut write) = transport.into_split().expect("split the transport");
+        let (read, mut write) = transport.into_split();
         let hello = Msg::Handshake(Uid::new(name))
             .to_frame()
             .expect("encode the handshake");
