@@ -67,3 +67,48 @@ fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
         }
     })
 }
+
+/// The CPU time each thread of process `pid` has used so far, in nanoseconds, by thread id:
+/// how the low-latency mode's idle cost is measured (by its test and by the bench).
+///
+/// Read from each thread's `schedstat` (time on a CPU, in ns) rather than the process's
+/// `stat`: `stat` counts in 10 ms clock ticks and rounds user and system time apart, so an
+/// idle process can appear to gain 20 ms between two readings, twice a 1% budget over a second.
+pub fn cpu_time_by_thread(pid: u32) -> std::io::Result<std::collections::HashMap<u32, u64>> {
+    let mut times = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // A thread can end between the listing and the read; it then has nothing to add.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        let on_cpu_ns = stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("thread {tid} of {pid}: unreadable schedstat {stat:?}"),
+                )
+            })?;
+        times.insert(tid, on_cpu_ns);
+    }
+    Ok(times)
+}
+
+/// The CPU time used between two [`cpu_time_by_thread`] readings of one process (a thread
+/// born in between counts whole; one that ended in between is not seen).
+pub fn cpu_used_between(
+    before: &std::collections::HashMap<u32, u64>,
+    after: &std::collections::HashMap<u32, u64>,
+) -> std::time::Duration {
+    let ns = after
+        .iter()
+        .map(|(tid, now)| now.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    std::time::Duration::from_nanos(ns)
+}

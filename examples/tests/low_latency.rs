@@ -7,48 +7,17 @@
 
 mod common;
 
-use std::{collections::HashMap, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 
 use actor::{Addr, Value};
 use common::within;
+use examples::{cpu_time_by_thread, cpu_used_between};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,
 };
 
 const DAEMON: &str = env!("CARGO_BIN_EXE_daemon");
-
-/// The CPU time each thread of `pid` has used so far, in nanoseconds, by thread id.
-///
-/// Read from each thread's `schedstat` (time on a CPU, in ns) rather than the process's
-/// `stat`: `stat` counts in 10 ms clock ticks and rounds user and system time apart, so an
-/// idle process can appear to gain 20 ms between two readings, twice the budget measured here.
-fn cpu_time_by_thread(pid: u32) -> HashMap<u32, u64> {
-    let mut times = HashMap::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let entry = entry.unwrap();
-        let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        // A thread can end between the listing and the read; it then has nothing to add.
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("schedstat")) else {
-            continue;
-        };
-        let on_cpu_ns: u64 = stat.split_whitespace().next().unwrap().parse().unwrap();
-        times.insert(tid, on_cpu_ns);
-    }
-    times
-}
-
-/// The CPU time `pid`'s threads used between two readings (a thread born in between counts
-/// whole; one that ended in between is not seen, and an idle actor starts no threads).
-fn cpu_used_between(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> Duration {
-    let ns = after
-        .iter()
-        .map(|(tid, now)| now.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-        .sum();
-    Duration::from_nanos(ns)
-}
 
 #[tokio::test]
 async fn a_spinning_actor_answers_and_parks_when_idle() {
@@ -76,9 +45,9 @@ async fn a_spinning_actor_answers_and_parks_when_idle() {
     }
     // The connection stays open, the daemon has nothing to do: over one second (the
     // measurement window, not a wait for an event) it must use under 1% of a CPU.
-    let before = cpu_time_by_thread(pid);
+    let before = cpu_time_by_thread(pid).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let used = cpu_used_between(&before, &cpu_time_by_thread(pid));
+    let used = cpu_used_between(&before, &cpu_time_by_thread(pid).unwrap());
     assert!(
         used <= Duration::from_millis(10),
         "an idle actor in low-latency mode used {used:?} of CPU in 1 s"

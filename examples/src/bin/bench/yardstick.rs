@@ -132,28 +132,10 @@ impl Yardstick {
             return Ok(Vec::new());
         }
         let name = format!("minimal-{}", transport.name());
-        let out = Command::new(&self.binary)
-            .arg("bench")
-            .arg(transport.name())
-            .args(&args)
-            .env("RAW_RT", "ct")
-            .env("RAW_IMPL", &name)
-            .stderr(std::process::Stdio::null())
-            .output()?;
-        if !out.status.success() {
-            return Err(format!("the yardstick failed: {}", out.status).into());
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = self.run(transport, &args, &name)?;
         let wanted: Vec<&str> = workloads.iter().map(|w| w.key()).collect();
-        Ok(text
-            .lines()
-            .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                let (Some("RESULT"), Some(_), Some(metric), Some(value)) =
-                    (words.next(), words.next(), words.next(), words.next())
-                else {
-                    return None;
-                };
+        Ok(results(&text)
+            .filter_map(|(metric, value)| {
                 // Only the metrics we report, as our static keys.
                 let (metric, _) = TARGETS.iter().find(|(key, _)| *key == metric)?;
                 let workload = metric.split('.').next()?;
@@ -161,11 +143,61 @@ impl Yardstick {
                 Some(Figure {
                     implementation: name.clone(),
                     metric,
-                    value: value.parse().ok()?,
+                    value,
                 })
             })
             .collect())
     }
+
+    /// The busy-poll floor on `transport`: W2's round trip between two processes that spin on
+    /// blocking std sockets (8-byte echo, no codec, no runtime), p50, named `floor-<transport>`.
+    /// What the low-latency mode's goal is set against (at most twice the floor); measured
+    /// beside ours because on a VM it moves from run to run. Unpinned only: pinned to one CPU,
+    /// two spinners take turns by the scheduler's time slice.
+    pub(crate) fn measure_floor(&self, transport: Transport) -> BoxResult<Figure> {
+        let name = format!("floor-{}", transport.name());
+        let text = self.run(transport, &["w2fp"], &name)?;
+        results(&text)
+            .find(|(metric, _)| *metric == FLOOR_P50)
+            .map(|(_, value)| Figure {
+                implementation: name,
+                metric: "W2.p50_us",
+                value,
+            })
+            .ok_or_else(|| format!("the yardstick printed no {FLOOR_P50}").into())
+    }
+
+    /// Runs the yardstick's `bench` with `args`, its figures named `name`; its stdout.
+    fn run(&self, transport: Transport, args: &[&str], name: &str) -> BoxResult<String> {
+        let out = Command::new(&self.binary)
+            .arg("bench")
+            .arg(transport.name())
+            .args(args)
+            .env("RAW_RT", "ct")
+            .env("RAW_IMPL", name)
+            .stderr(std::process::Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("the yardstick failed: {}", out.status).into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// The yardstick's name for the busy-poll floor's p50.
+const FLOOR_P50: &str = "W2floor_spin.p50_us";
+
+/// The `RESULT <implementation> <metric> <value>` lines of `text`, as (metric, value).
+fn results(text: &str) -> impl Iterator<Item = (&str, f64)> {
+    text.lines().filter_map(|line| {
+        let mut words = line.split_whitespace();
+        let (Some("RESULT"), Some(_), Some(metric), Some(value)) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return None;
+        };
+        Some((metric, value.parse().ok()?))
+    })
 }
 
 #[cfg(test)]
@@ -177,5 +209,13 @@ mod tests {
         assert_eq!(parse_cpu_list("0-3,5"), Some(vec![0, 1, 2, 3, 5]));
         assert_eq!(parse_cpu_list("0"), Some(vec![0]));
         assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn result_lines_parse() {
+        let text =
+            "building\nRESULT floor-uds W2floor_spin.p50_us 3.9\nRESULT x y nan?\nRESULT a b\n";
+        let found: Vec<(&str, f64)> = results(text).collect();
+        assert_eq!(found, vec![("W2floor_spin.p50_us", 3.9)]);
     }
 }
