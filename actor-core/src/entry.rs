@@ -12,7 +12,8 @@ use tracing::debug;
 use crate::{
     base::error::{Error, Result},
     base::secret::set_process_secret,
-    runtime::{enter_runtime, with_current},
+    root_program::Program,
+    runtime::enter_runtime,
     tree::actor::{Actor, RuntimeFlavor},
     tree::discovery::default_registrar,
     tree::spawn::{ChildSpec, init_logging, run_child},
@@ -86,11 +87,23 @@ impl RootOptions {
 /// Runs `main` as the root actor of this program: starts a runtime and the root actor, runs
 /// `main` in it (so it can open nurseries), then tears the root down. If this process was
 /// started as a child actor, it serves as that child instead and exits; `main` never runs.
+///
+/// `main`'s future is polled by the runtime's `block_on` (it need not be `Send`); under
+/// `#[actor::main]` and `#[actor::test]`, a program that can be a task runs as one, whose
+/// calls are answered sooner (see `root_program`).
 pub fn run_root<F, Fut, T>(options: RootOptions, main: F) -> Result<T>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = T>,
 {
+    run_root_program(options, || Program::in_place(main()))
+}
+
+/// [`run_root`], the program placed already (a task of its own, or in place).
+fn run_root_program<'a, T: 'a>(
+    options: RootOptions,
+    main: impl FnOnce() -> Program<'a, T>,
+) -> Result<T> {
     if let Some(spec) = ChildSpec::from_env() {
         run_child(spec, options.child_args);
     }
@@ -112,21 +125,23 @@ where
         // kill their children), the root stops, and the process exits with the interrupt.
         let interrupt = tokio::signal::ctrl_c();
         let out = {
-            let program = with_current(core.clone(), main());
-            tokio::pin!(program);
+            let mut program = main().start(core.clone());
             let out = tokio::select! {
-                out = &mut program => Some(out),
+                out = &mut program => out,
                 _ = interrupt => None,
                 // A service's end stops the root: its program too.
                 () = core.fatal_token.cancelled() => None,
             };
             if out.is_none() {
-                // The services first (what they end now is no failure), then, gracefully,
-                // every nursery cancels its children (which unregister and run their teardown
-                // hooks), bounded; dropping the program then kills what is left.
+                // The program runs no further. The services first (what they end now is no
+                // failure), then, gracefully, every nursery cancels its children (which
+                // unregister and run their teardown hooks), bounded; dropping the program
+                // then kills what is left.
+                program.freeze();
                 core.services_stop.cancel();
                 tear_down_nurseries(&core).await;
             }
+            program.end().await;
             out
         };
         root.cancel();
@@ -251,6 +266,12 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = T>,
 {
+    run_test_program(test_path, || Program::in_place(main()))
+}
+
+/// [`run_test`], the program placed already: what `#[actor::test]` expands to.
+#[doc(hidden)]
+pub fn run_test_program<'a, T: 'a>(test_path: &str, main: impl FnOnce() -> Program<'a, T>) -> T {
     // libtest names a test by its path without the crate name.
     let filter = test_path
         .split_once("::")
@@ -266,7 +287,7 @@ where
         "--test-threads=1".into(),
         "-q".into(),
     ];
-    match run_root(options.own_registrar(), main) {
+    match run_root_program(options.own_registrar(), main) {
         Ok(out) => out,
         // In a test, a panic is how a failure is reported.
         #[allow(clippy::panic)]
@@ -277,16 +298,12 @@ where
 /// `#[actor::main]`: [`run_root`] with the program's name; a runtime failure is printed and
 /// exits the process with status 1.
 #[doc(hidden)]
-pub fn run_main<F, Fut, T>(main: F) -> T
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = T>,
-{
+pub fn run_main<'a, T: 'a>(main: impl FnOnce() -> Program<'a, T>) -> T {
     let name = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "root".into());
-    match run_root(RootOptions::new(name), main) {
+    match run_root_program(RootOptions::new(name), main) {
         Ok(out) => out,
         Err(e) => {
             eprintln!("actor runtime: {e}");

@@ -92,6 +92,7 @@ mod connection;
 mod engine;
 mod entry;
 mod portal;
+mod root_program;
 mod runtime;
 mod serving;
 pub mod team;

@@ -10,7 +10,8 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use crate::calls::registry::{
     CallFuture, Handler, ItemStream, Registration, ServiceRegistration, ServiceStart, StreamItem,
 };
-pub use crate::entry::{run_main, run_test};
+pub use crate::entry::{run_main, run_test, run_test_program};
+pub use crate::root_program::{AsTask, InPlace, Program, Tag};
 pub use crate::runtime::services::{ServiceEnd, ServiceOutcome, async_service};
 pub use actor_ipc::Payload as RawPayload;
 pub use futures;

@@ -47,20 +47,31 @@ pub(crate) fn expand(
     let name = &sig.ident;
     let output = &sig.output;
     let body = &function.block;
+    // The body becomes an `async fn` of its own, whose future's type the choice between a
+    // task and `block_on` can see whole (`root_program::Tag`).
+    let program = quote! {
+        || {
+            async fn __actor_program() #output #body
+            #[allow(unused_imports)]
+            use ::actor::__private::{AsTask as _, InPlace as _};
+            let program = __actor_program();
+            (&::actor::__private::Tag::of(&program)).how()(program)
+        }
+    };
     Ok(match entry {
         Entry::Main => quote_spanned! {sig.span()=>
             #(#attrs)*
             #vis fn #name() #output {
-                ::actor::__private::run_main(move || async move #body)
+                ::actor::__private::run_main(#program)
             }
         },
         Entry::Test => quote! {
             #[::core::prelude::v1::test]
             #(#attrs)*
             #vis fn #name() #output {
-                ::actor::__private::run_test(
+                ::actor::__private::run_test_program(
                     ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
-                    move || async move #body,
+                    #program,
                 )
             }
         },
