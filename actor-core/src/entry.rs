@@ -1,8 +1,9 @@
 //! Entry points: decide, before any user code runs, whether this process is a root actor or a
 //! child actor started by a parent, and run accordingly.
 //!
-//! `#[actor::main]` and `#[actor::test]` expand to calls of [`run_root`] and `run_test`; programs
-//! that cannot use the attributes call [`run_root`] themselves.
+//! `#[actor::main]` and `#[actor::test]` expand to calls of `run_main` and `run_test_program`,
+//! which place the program as `root_program` says; programs that cannot use the attributes
+//! call [`run_root`] themselves.
 
 use std::future::Future;
 
@@ -258,8 +259,8 @@ async fn registrar_answers(addr: &Addr) -> bool {
     )
 }
 
-/// `#[actor::test]`: runs a test as a root actor with its own registrar; when this test binary
-/// is re-launched as a child of that test, serves as the child instead.
+/// Runs a test as a root actor with its own registrar, its program in place; when this test
+/// binary is re-launched as a child of that test, serves as the child instead.
 #[doc(hidden)]
 pub fn run_test<F, Fut, T>(test_path: &str, main: F) -> T
 where

@@ -96,6 +96,11 @@ pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Makes `async fn main` the root actor of the program, and makes the same binary able to run
 /// as a child actor when the runtime launches it that way (decided before any user code runs).
 ///
+/// The body runs as a task of its own when it can be one (its future `Send`, its output
+/// `Send`): the answers to its calls then resume it without the extra I/O-driver poll tokio
+/// makes before it resumes a `block_on` future. Otherwise it runs in place, as `block_on`'s
+/// future. The same holds for [`macro@test`].
+///
 /// ```ignore
 /// #[actor::main]
 /// async fn main() -> actor::Result<()> {
