@@ -68,7 +68,7 @@ impl<Fut> Tag<Fut> {
 
 /// A program that can be a task: one taken by reference first.
 pub trait AsTask<Fut: Future> {
-    /// Makes `Fut` a [`Program::Task`].
+    /// Makes `Fut` a program spawned as a task.
     fn how(&self) -> fn(Fut) -> Program<'static, Fut::Output>;
 }
 
@@ -93,7 +93,7 @@ where
 
 /// Any other program: found only when [`AsTask`] does not apply.
 pub trait InPlace<Fut: Future> {
-    /// Makes `Fut` a [`Program::InPlace`].
+    /// Makes `Fut` a program polled in place.
     fn how(&self) -> fn(Fut) -> Program<'static, Fut::Output>;
 }
 
