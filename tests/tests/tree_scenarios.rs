@@ -40,6 +40,49 @@ mod scen {
         std::process::id()
     }
 
+    /// How many TCP connections this process has open to its parent's address (the
+    /// `ACTOR_PARENT_ADDR` it was started with), from `/proc`.
+    #[actor::remote(ns = "scen")]
+    pub(crate) async fn connections_to_parent() -> actor::Result<usize> {
+        let parent: actor::Addr = std::env::var("ACTOR_PARENT_ADDR")
+            .map_err(|e| actor::Error::Usage(format!("no parent address: {e}")))?
+            .parse()
+            .map_err(|e| actor::Error::Usage(format!("bad parent address: {e}")))?;
+        let actor::Addr::Tcp { port, .. } = parent else {
+            return Err(actor::Error::Usage(format!("not a TCP parent: {parent}")));
+        };
+        let mut mine = std::collections::HashSet::new();
+        for entry in std::fs::read_dir("/proc/self/fd")? {
+            let target = std::fs::read_link(entry?.path()).unwrap_or_default();
+            if let Some(inode) = target
+                .to_string_lossy()
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+            {
+                mine.insert(inode.to_owned());
+            }
+        }
+        let mut count = 0;
+        for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+            for line in std::fs::read_to_string(table)?.lines().skip(1) {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let remote_port = fields
+                    .get(2)
+                    .and_then(|remote| remote.rsplit(':').next())
+                    .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+                let established = fields.get(3) == Some(&"01");
+                if remote_port == Some(port)
+                    && established
+                    && fields.get(9).is_some_and(|inode| mine.contains(*inode))
+                {
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
     /// From a task started with `tokio::spawn` (not the call's own task), starts a grandchild,
     /// asks its pid, and closes the nursery; returns the pid.
     #[actor::remote(ns = "scen")]
@@ -262,6 +305,22 @@ async fn the_registrar_lists_the_root_and_its_children_until_they_exit() {
         .unwrap();
     assert!(nursery.close().await.is_err());
     registry_becomes(&[me], Duration::from_secs(1)).await;
+}
+
+#[actor::test]
+async fn a_child_of_its_registrar_is_listed_once_started_over_its_one_connection() {
+    let nursery = actor::open_nursery().await.unwrap();
+    let child = nursery.start_actor("prompt").enable("scen").await.unwrap();
+    // Its registration went over the connection it has to its parent (this root, which serves
+    // the registrar): that is its only connection to the parent's address...
+    assert_eq!(child.run(connections_to_parent {}).await.unwrap(), 1);
+    // ...and it is listed the moment it has started, not some time later.
+    let listed = actor::get_registry().await.unwrap();
+    assert!(
+        listed.keys().any(|key| key.starts_with("prompt.")),
+        "not listed once started: {listed:?}"
+    );
+    nursery.close().await.unwrap();
 }
 
 #[actor::test]

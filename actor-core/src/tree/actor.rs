@@ -120,6 +120,7 @@ impl Actor {
             heartbeat: None,
             take_over_registrar: false,
             tree: None,
+            registers_at_start: true,
         }
     }
 
@@ -274,9 +275,21 @@ pub struct ActorBuilder {
     heartbeat: Option<Option<HeartbeatConfig>>,
     take_over_registrar: bool,
     tree: Option<String>,
+    /// Whether `start` registers with the registrar itself (else its caller does, on a
+    /// connection it already has).
+    registers_at_start: bool,
 }
 
 impl ActorBuilder {
+    /// Leaves the first registration to the caller: a child whose parent is its registrar
+    /// registers over the connection it has to its parent once that connection is served,
+    /// instead of opening another. The actor still knows its registrar (for lookups) and
+    /// unregisters when it stops.
+    pub(crate) fn registers_through_parent(mut self) -> Self {
+        self.registers_at_start = false;
+        self
+    }
+
     /// How this program re-launches itself as a child of this actor.
     pub(crate) fn launch_args(mut self, args: Vec<String>) -> Self {
         self.launch_args = args;
@@ -487,6 +500,8 @@ impl ActorBuilder {
         // Registration never stops an actor from starting: the first attempt is made here (so
         // the actor is findable once started, normally), and it is kept up in the background.
         let registered = match (&self.register_with, addrs.first()) {
+            // Registered by the caller (`registers_through_parent`).
+            (Some(registrar), Some(_)) if !self.registers_at_start => Some(registrar.clone()),
             (Some(registrar), Some(first)) => {
                 let attempt = tokio::time::timeout(
                     REGISTER_AT_START_TIMEOUT,

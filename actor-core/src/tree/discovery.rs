@@ -86,6 +86,16 @@ impl Registry {
         })
     }
 
+    /// The registrar at `addr`, reached through `portal` (a connection this actor has already,
+    /// to the process that serves it), as the actor `core`.
+    pub(crate) fn through(core: &ActorCore, portal: Portal, addr: Addr) -> Self {
+        Self {
+            tree: core.tree.get().cloned(),
+            portal,
+            addr,
+        }
+    }
+
     /// Connects to this process's default registrar (see [`default_registrar`]).
     pub async fn connect_default() -> Result<Self> {
         Self::connect(&default_registrar()?).await

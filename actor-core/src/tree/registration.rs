@@ -29,6 +29,18 @@ pub(crate) async fn register_once(
     addr: &Addr,
 ) -> Result<Registry> {
     let registry = Registry::connect_as_actor(core.clone(), registrar).await?;
+    register(core, &registry, addr).await?;
+    Ok(registry)
+}
+
+/// Registers `core` at `addr` through `registry`, and says which tree it belongs to. Both
+/// calls go out when this is first polled, in that order: on a connection that also carries
+/// other traffic, the registrar has them before anything this actor sends later.
+pub(crate) async fn register(
+    core: &Arc<ActorCore>,
+    registry: &Registry,
+    addr: &Addr,
+) -> Result<()> {
     // Both calls go out at once (one round trip): the registrar serves them in order.
     let tree = async {
         match core.tree.get() {
@@ -41,7 +53,7 @@ pub(crate) async fn register_once(
     if let Err(e) = tree {
         debug!(uid = %core.uid, error = %e, "the registrar did not take our tree");
     }
-    Ok(registry)
+    Ok(())
 }
 
 /// Keeps `core` registered at `registrar` under `addr` until the actor stops, starting from

@@ -25,7 +25,9 @@ use crate::{
     serving,
     tree::{
         actor::{Actor, RuntimeFlavor},
+        discovery::Registry,
         hosts::{self, Host},
+        registration,
     },
 };
 
@@ -774,13 +776,21 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
     for (ns, _) in &init.enable_modules {
         builder = builder.enable(ns.clone());
     }
-    if init.registrar.port != 0
+    let registrar = (init.registrar.port != 0
         || init
             .registrar
             .host
-            .starts_with(actor_ipc::addr::UNIX_SCHEME)
-    {
-        builder = builder.registrar(init.registrar.to_addr());
+            .starts_with(actor_ipc::addr::UNIX_SCHEME))
+    .then(|| init.registrar.to_addr());
+    // A parent listening at the registrar's address is the registrar: this child registers
+    // over the connection it has to it rather than opening another (a connection, its
+    // handshake and the accept on the parent's side: about a seventh of a child's start).
+    let through_parent = registrar.as_ref() == Some(&spec.parent);
+    if let Some(registrar) = &registrar {
+        builder = builder.registrar(registrar.clone());
+        if through_parent {
+            builder = builder.registers_through_parent();
+        }
     }
     let actor = match builder.start().await {
         Ok(actor) => actor,
@@ -808,6 +818,23 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
     }));
     // Serve the parent's connection; when it ends, this actor ends (no orphans).
     let parent_conn = serving::adopt(actor.core().clone(), sender, reader, parent_uid);
+    // Held to the end: a portal's last clone closes its connection when dropped.
+    let mut _parent_registry = None;
+    if let (true, Some(registrar), Some(first)) =
+        (through_parent, registrar, actor.addrs().first().cloned())
+    {
+        // Its calls go out before this task yields, so before the answer to the parent's
+        // readiness ping (the read loop just spawned has not run yet): the parent has this
+        // child in its table by the time its `start_actor` returns, as with a registration
+        // made at start.
+        let core = actor.core().clone();
+        let portal = Portal::from_connection(parent_conn.clone());
+        let registry = Registry::through(&core, portal, registrar.clone());
+        if let Err(e) = registration::register(&core, &registry, &first).await {
+            tracing::warn!(uid = %core.uid, %registrar, error = %e, "cannot register with the parent");
+        }
+        _parent_registry = Some(registry);
+    }
     let stop = actor.cancellation_token();
     actor.core().io_tasks.spawn(async move {
         parent_conn.closed().await;
