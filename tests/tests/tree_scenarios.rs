@@ -40,49 +40,6 @@ mod scen {
         std::process::id()
     }
 
-    /// How many TCP connections this process has open to its parent's address (the
-    /// `ACTOR_PARENT_ADDR` it was started with), from `/proc`.
-    #[actor::remote(ns = "scen")]
-    pub(crate) async fn connections_to_parent() -> actor::Result<usize> {
-        let parent: actor::Addr = std::env::var("ACTOR_PARENT_ADDR")
-            .map_err(|e| actor::Error::Usage(format!("no parent address: {e}")))?
-            .parse()
-            .map_err(|e| actor::Error::Usage(format!("bad parent address: {e}")))?;
-        let actor::Addr::Tcp { port, .. } = parent else {
-            return Err(actor::Error::Usage(format!("not a TCP parent: {parent}")));
-        };
-        let mut mine = std::collections::HashSet::new();
-        for entry in std::fs::read_dir("/proc/self/fd")? {
-            let target = std::fs::read_link(entry?.path()).unwrap_or_default();
-            if let Some(inode) = target
-                .to_string_lossy()
-                .strip_prefix("socket:[")
-                .and_then(|rest| rest.strip_suffix(']'))
-            {
-                mine.insert(inode.to_owned());
-            }
-        }
-        let mut count = 0;
-        for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-            for line in std::fs::read_to_string(table)?.lines().skip(1) {
-                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let remote_port = fields
-                    .get(2)
-                    .and_then(|remote| remote.rsplit(':').next())
-                    .and_then(|hex| u16::from_str_radix(hex, 16).ok());
-                let established = fields.get(3) == Some(&"01");
-                if remote_port == Some(port)
-                    && established
-                    && fields.get(9).is_some_and(|inode| mine.contains(*inode))
-                {
-                    count += 1;
-                }
-            }
-        }
-        Ok(count)
-    }
-
     /// From a task started with `tokio::spawn` (not the call's own task), starts a grandchild,
     /// asks its pid, and closes the nursery; returns the pid.
     #[actor::remote(ns = "scen")]
@@ -307,13 +264,69 @@ async fn the_registrar_lists_the_root_and_its_children_until_they_exit() {
     registry_becomes(&[me], Duration::from_secs(1)).await;
 }
 
+/// The connections this process has accepted on `addr` (its listener's) and still holds open,
+/// from `/proc`: TCP sockets whose local port is `addr`'s, Unix sockets bearing its path
+/// (an accepted Unix socket carries its listener's address).
+fn accepted_connections(addr: &actor::Addr) -> usize {
+    let mut mine = std::collections::HashSet::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let target = std::fs::read_link(entry.unwrap().path()).unwrap_or_default();
+        if let Some(inode) = target
+            .to_string_lossy()
+            .strip_prefix("socket:[")
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            mine.insert(inode.to_owned());
+        }
+    }
+    let rows = |table: &str| -> Vec<Vec<String>> {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    match addr {
+        actor::Addr::Tcp { port, .. } => ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
+            .iter()
+            .flat_map(|table| rows(table))
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            .filter(|row| {
+                let local_port = row
+                    .get(1)
+                    .and_then(|local| local.rsplit(':').next())
+                    .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+                local_port == Some(*port)
+                    && row.get(3).map(String::as_str) == Some("01")
+                    && row.get(9).is_some_and(|inode| mine.contains(inode))
+            })
+            .count(),
+        actor::Addr::Unix(path) => rows("/proc/self/net/unix")
+            .iter()
+            // Num RefCount Protocol Flags Type St Inode Path; St 03: connected.
+            .filter(|row| {
+                row.get(5).map(String::as_str) == Some("03")
+                    && row.get(6).is_some_and(|inode| mine.contains(inode))
+                    && row.get(7).map(std::path::Path::new) == Some(path.as_path())
+            })
+            .count(),
+    }
+}
+
 #[actor::test]
 async fn a_child_of_its_registrar_is_listed_once_started_over_its_one_connection() {
+    let me = actor::Actor::current().unwrap().addrs()[0].clone();
+    let before = accepted_connections(&me);
     let nursery = actor::open_nursery().await.unwrap();
-    let child = nursery.start_actor("prompt").enable("scen").await.unwrap();
+    let _child = nursery.start_actor("prompt").enable("scen").await.unwrap();
     // Its registration went over the connection it has to its parent (this root, which serves
-    // the registrar): that is its only connection to the parent's address...
-    assert_eq!(child.run(connections_to_parent {}).await.unwrap(), 1);
+    // the registrar): that is the only connection it made here...
+    assert_eq!(
+        accepted_connections(&me) - before,
+        1,
+        "connections from the child"
+    );
     // ...and it is listed the moment it has started, not some time later.
     let listed = actor::get_registry().await.unwrap();
     assert!(
