@@ -162,7 +162,7 @@ enum FlavorChoice {
 }
 
 /// `--workloads` values (see BENCHMARKS.md).
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 enum Workload {
     #[value(name = "W1")]
     W1,
@@ -338,7 +338,7 @@ fn main() -> ExitCode {
         if cli.runs > 1 {
             eprintln!("\n#### run {run} of {}", cli.runs);
         }
-        let (figures, outcome) = measure(&cli, transports, &sizes);
+        let (figures, outcome) = measure(&cli, &cli.workloads, transports, &sizes);
         if let Err(e) = outcome {
             print_table(&figures, 1);
             eprintln!("bench: {e}");
@@ -364,7 +364,8 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--yardstick`: per placement, `--runs` rounds of the yardstick then ours; medians, then
+/// `--yardstick`: per placement, `--runs` rounds, each workload on the yardstick and ours back
+/// to back; medians, then
 /// ours as ratios of the yardstick.
 fn against_yardstick(
     cli: &Cli,
@@ -397,11 +398,26 @@ fn against_yardstick(
             eprintln!("\n#### {} run {run} of {}", placement.suffix(), cli.runs);
             let mut figures = Vec::new();
             for &transport in transports {
-                match yard.measure(transport, &cli.workloads) {
-                    Ok(measured) => figures.extend(measured),
-                    Err(e) => {
-                        eprintln!("bench: {e}");
-                        return ExitCode::FAILURE;
+                // Workload by workload, the yardstick's and ours back to back, the first
+                // alternating from run to run: this VM drifts within seconds (the busy-poll
+                // floor moved from 3.3 to 6.9 µs in an hour), and a pair measured ten seconds
+                // apart compared two machines.
+                for unit in pairing_units(&cli.workloads) {
+                    let ours_first = run % 2 == 0;
+                    for ours in [ours_first, !ours_first] {
+                        let measured = if ours {
+                            let (measured, outcome) = measure(cli, &unit, &[transport], sizes);
+                            outcome.map(|()| measured)
+                        } else {
+                            yard.measure(transport, &unit)
+                        };
+                        match measured {
+                            Ok(measured) => figures.extend(measured),
+                            Err(e) => {
+                                eprintln!("bench: {e}");
+                                return ExitCode::FAILURE;
+                            }
+                        }
                     }
                 }
                 // The low-latency goal is set against the busy-poll floor: measured beside.
@@ -417,12 +433,6 @@ fn against_yardstick(
                         }
                     }
                 }
-            }
-            let (ours, outcome) = measure(cli, transports, sizes);
-            figures.extend(ours);
-            if let Err(e) = outcome {
-                eprintln!("bench: {e}");
-                return ExitCode::FAILURE;
             }
             runs.push(figures);
         }
@@ -470,10 +480,33 @@ fn print_yardstick_ratios(figures: &[Figure], placements: &[yardstick::Placement
 }
 
 /// One run of every chosen workload: the figures measured, and whether all went well.
-fn measure(cli: &Cli, transports: &[Transport], sizes: &Sizes) -> (Vec<Figure>, BoxResult<()>) {
+/// The chosen workloads in the groups the yardstick measures together (its `w4` gives W4 and
+/// W4b), in the order chosen.
+fn pairing_units(chosen: &[Workload]) -> Vec<Vec<Workload>> {
+    let mut units: Vec<Vec<Workload>> = Vec::new();
+    for &workload in chosen {
+        let streams = |w: Workload| matches!(w, Workload::W4 | Workload::W4b);
+        match units
+            .iter_mut()
+            .find(|unit| streams(workload) && unit.iter().copied().any(streams))
+        {
+            Some(unit) => unit.push(workload),
+            None => units.push(vec![workload]),
+        }
+    }
+    units
+}
+
+/// One run of `workloads` on `transports`: the figures measured, and whether all went well.
+fn measure(
+    cli: &Cli,
+    workloads: &[Workload],
+    transports: &[Transport],
+    sizes: &Sizes,
+) -> (Vec<Figure>, BoxResult<()>) {
     let mut figures = Vec::new();
     // The actor's W1 first: this program becomes an actor root, which runs its own runtime.
-    if cli.workloads.contains(&Workload::W1) {
+    if workloads.contains(&Workload::W1) {
         for &transport in transports {
             let name = actor_name(transport, Flavor::Current);
             if let Err(e) = record(
@@ -493,7 +526,7 @@ fn measure(cli: &Cli, transports: &[Transport], sizes: &Sizes) -> (Vec<Figure>, 
         Ok(runtime) => runtime,
         Err(e) => return (figures, Err(format!("cannot start a runtime: {e}").into())),
     };
-    let outcome = runtime.block_on(run(cli, transports, sizes, &mut figures));
+    let outcome = runtime.block_on(run(cli, workloads, transports, sizes, &mut figures));
     (figures, outcome)
 }
 
@@ -548,6 +581,7 @@ fn soak_all(cli: &Cli, transports: &[Transport]) -> ExitCode {
 /// tenant, a CPU migration) weighs on the figures being compared alike.
 async fn run(
     cli: &Cli,
+    workloads: &[Workload],
     transports: &[Transport],
     sizes: &Sizes,
     figures: &mut Vec<Figure>,
@@ -558,7 +592,7 @@ async fn run(
         FlavorChoice::Multi => &[Flavor::Multi],
         FlavorChoice::Both => &[Flavor::Current, Flavor::Multi],
     };
-    let chosen = |w: Workload| cli.workloads.contains(&w);
+    let chosen = |w: Workload| workloads.contains(&w);
     for &transport in transports {
         let baseline = format!("baseline-{}", transport.name());
         let baseline = (!cli.no_baseline).then_some(baseline);
@@ -1070,5 +1104,20 @@ fn human(value: f64) -> String {
         format!("{:.1} k", value / 1e3)
     } else {
         format!("{value:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_streams_pair_as_one_unit_and_the_rest_alone() {
+        use Workload::*;
+        assert_eq!(
+            pairing_units(&[W1, W4, W2, W4b, W5]),
+            vec![vec![W1], vec![W4, W4b], vec![W2], vec![W5]]
+        );
+        assert_eq!(pairing_units(&[W4b]), vec![vec![W4b]]);
     }
 }

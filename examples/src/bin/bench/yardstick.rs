@@ -1,8 +1,9 @@
 //! The yardstick: the minimal runtime `BENCHMARKS.md`'s targets are measured against (tokio,
 //! a length-delimited codec, rmp-serde, a pending-call map, a reader and a writer task per
 //! side: nothing else). Its sources are not part of this repository; `--yardstick DIR` names
-//! them. The bench builds it, runs it in the same invocation as ours, each run interleaved
-//! with ours, pinned to one CPU and unpinned, and prints ours as ratios of it.
+//! them. The bench builds it, runs it in the same invocation as ours, workload by workload
+//! back to back with ours (which goes first alternates from run to run), pinned to one CPU and
+//! unpinned, and prints ours as ratios of it.
 //!
 //! Pinned (every process on CPU 0) measures software cost; unpinned adds what a user of this
 //! 2-CPU VM sees, where a wake-up across CPUs costs about 50 µs at random.
