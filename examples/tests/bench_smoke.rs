@@ -82,9 +82,9 @@ async fn every_workload_runs_and_reports_a_figure() {
     );
 }
 
-#[tokio::test]
-async fn the_calls_can_be_made_from_a_task() {
-    let printed = bench(&[
+/// A quick run of the actor runtime alone over Unix sockets, its calls made from a task.
+fn from_a_task(workloads: &str) -> [&str; 10] {
+    [
         "--quick",
         "--caller",
         "task",
@@ -94,9 +94,13 @@ async fn the_calls_can_be_made_from_a_task() {
         "--transport",
         "uds",
         "--workloads",
-        "W2,W3,W4,W5,W6,W9",
-    ])
-    .await;
+        workloads,
+    ]
+}
+
+#[tokio::test]
+async fn the_calls_can_be_made_from_a_task() {
+    let printed = bench(&from_a_task("W2,W3,W4,W5,W6,W9")).await;
     assert_figures(
         &printed,
         &[
@@ -112,22 +116,8 @@ async fn the_calls_can_be_made_from_a_task() {
 
 #[tokio::test]
 async fn the_low_latency_mode_is_measured_against_its_goal() {
-    let (printed, told) = bench_with(
-        &[
-            "--quick",
-            "--caller",
-            "task",
-            "--no-baseline",
-            "--runtime",
-            "current",
-            "--transport",
-            "uds",
-            "--workloads",
-            "W2,W5",
-        ],
-        &[(actor::LOW_LATENCY_ENV, "50")],
-    )
-    .await;
+    let (printed, told) =
+        bench_with(&from_a_task("W2,W5"), &[(actor::LOW_LATENCY_ENV, "50")]).await;
     assert_figures(&printed, &["W2.p50_us", "W5.rt_per_s"]);
     // Its idle cost: a share of one CPU, over a second in which the connection is open.
     let idle = figure(&printed, "W2.idle_cpu_pct");
