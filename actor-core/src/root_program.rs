@@ -66,7 +66,8 @@ impl<Fut> Tag<Fut> {
     }
 }
 
-/// A program that can be a task: one taken by reference first.
+/// The placement of a program that can be a task. Method lookup tries it first: its method
+/// takes the tag by reference, as the call site passes it.
 pub trait AsTask<Fut: Future> {
     /// Makes `Fut` a program spawned as a task.
     fn how(&self) -> fn(Fut) -> Program<'static, Fut::Output>;
@@ -91,7 +92,8 @@ where
     }
 }
 
-/// Any other program: found only when [`AsTask`] does not apply.
+/// The placement of any other program. Method lookup reaches it only when [`AsTask`] does
+/// not apply: its method takes a reference to the reference, one auto-borrow further.
 pub trait InPlace<Fut: Future> {
     /// Makes `Fut` a program polled in place.
     fn how(&self) -> fn(Fut) -> Program<'static, Fut::Output>;
