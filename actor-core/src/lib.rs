@@ -123,7 +123,7 @@ pub use portal::{CallHandle, Portal, connect, connect_as};
 pub use runtime::{
     ActorReport, CallReport, ChildReport, DEFAULT_STREAM_WINDOW, INTROSPECTION_NS, InvocationInfo,
     InvocationStatus, LOW_LATENCY_ENV, MAX_BLOCKING_THREADS, PeerReport, Service, ServiceFlavour,
-    ServiceInfo, ServiceReport, ServiceState, ThreadRunnerStatus,
+    ServiceInfo, ServiceReport, ServiceState, ThreadRunnerStatus, low_latency_spin,
 };
 pub use team::{Team, TeamBuilder};
 pub use tree::{

@@ -209,7 +209,7 @@ impl ActorCore {
             HashSet::default(),
             ChannelConfig {
                 secret,
-                spin: spin_from_env(),
+                spin: low_latency_spin(),
                 ..ChannelConfig::default()
             },
             DEFAULT_STREAM_WINDOW,
@@ -293,8 +293,10 @@ fn introspection_calls() -> RuntimeCalls {
 /// parking (`ChannelConfig::spin`). Unset or `0`: off.
 pub const LOW_LATENCY_ENV: &str = "ACTOR_LOW_LATENCY_SPIN_US";
 
-/// The spin [`LOW_LATENCY_ENV`] asks for.
-pub(crate) fn spin_from_env() -> Option<std::time::Duration> {
+/// The spin [`LOW_LATENCY_ENV`] asks for, read as every actor and client of this process reads
+/// it (`None`: the mode is off), so that a tool reporting on the mode sees what the runtime
+/// does.
+pub fn low_latency_spin() -> Option<std::time::Duration> {
     std::env::var(LOW_LATENCY_ENV)
         .ok()
         .and_then(|us| us.trim().parse::<u64>().ok())

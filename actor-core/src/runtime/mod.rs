@@ -12,6 +12,7 @@ pub(crate) mod thread_runner;
 pub(crate) use self::core::ActorCore;
 pub use self::core::{
     DEFAULT_STREAM_WINDOW, INTROSPECTION_NS, LOW_LATENCY_ENV, MAX_BLOCKING_THREADS,
+    low_latency_spin,
 };
 pub use self::introspect::{ActorReport, CallReport, ChildReport, PeerReport, ServiceReport};
 pub(crate) use self::scope::{

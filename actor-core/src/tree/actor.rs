@@ -415,7 +415,7 @@ impl ActorBuilder {
             usize::try_from(descriptors / self.listen.len().max(1) as u64).unwrap_or(usize::MAX);
         self.config.max_connections = self.config.max_connections.min(per_listener.max(1));
         if self.config.spin.is_none() {
-            self.config.spin = runtime::core::spin_from_env();
+            self.config.spin = runtime::low_latency_spin();
         }
         if self.config.shared_send_budget.is_none() {
             self.config.shared_send_budget = Some(SendBudget::new(ACTOR_SEND_BUDGET));

@@ -25,13 +25,9 @@ const IDLE_WINDOW: Duration = Duration::from_secs(1);
 /// CPU over [`IDLE_WINDOW`], in % of one CPU.
 pub(crate) const IDLE_METRIC: &str = "W2.idle_cpu_pct";
 
-/// The spin the environment asks for, in µs, read as the runtime reads it: unset, not a
-/// number, or 0 is off.
+/// The spin the environment asks for, in µs, as the runtime reads it (`None`: off).
 pub(crate) fn spin_us() -> Option<u64> {
-    std::env::var(actor::LOW_LATENCY_ENV)
-        .ok()
-        .and_then(|us| us.trim().parse::<u64>().ok())
-        .filter(|us| *us > 0)
+    actor::low_latency_spin().map(|spin| spin.as_micros() as u64)
 }
 
 /// The CPU the processes `pids` use together over [`IDLE_WINDOW`] (the bench sends nothing
