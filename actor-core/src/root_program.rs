@@ -181,3 +181,19 @@ impl<F: Future> Future for Freezable<F> {
         self.future.as_mut().poll(cx)
     }
 }
+
+/// Places a root program's future (an `async fn`'s call: see [`Tag`]) as a task when it can
+/// be one, else in place: what `#[actor::main]` and `#[actor::test]` expand to, and what code
+/// calling the hidden entry points directly must write to get the same placement.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __place_program {
+    ($future:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{AsTask as _, InPlace as _};
+        let program = $future;
+        // The borrow is the choice: `InPlace` is one auto-borrow further than `AsTask`.
+        #[allow(clippy::needless_borrow)]
+        (&$crate::__private::Tag::of(&program)).how()(program)
+    }};
+}

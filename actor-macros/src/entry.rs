@@ -52,10 +52,7 @@ pub(crate) fn expand(
     let program = quote! {
         || {
             async fn __actor_program() #output #body
-            #[allow(unused_imports)]
-            use ::actor::__private::{AsTask as _, InPlace as _};
-            let program = __actor_program();
-            (&::actor::__private::Tag::of(&program)).how()(program)
+            ::actor::__place_program!(__actor_program())
         }
     };
     Ok(match entry {

@@ -48,12 +48,7 @@ fn tree_root_entry() {
     } else {
         // Placed as `#[actor::test]` places a program that can be a task.
         actor::__private::run_test_program(path, move || {
-            #[allow(unused_imports)]
-            use actor::__private::{AsTask as _, InPlace as _};
-            let program = tree_root(mode, true);
-            // The borrow picks `InPlace` for a program that cannot be a task (this one can).
-            #[allow(clippy::needless_borrow)]
-            (&actor::__private::Tag::of(&program)).how()(program)
+            actor::__place_program!(tree_root(mode, true))
         });
     }
 }
