@@ -337,6 +337,30 @@ async fn a_child_of_its_registrar_is_listed_once_started_over_its_one_connection
 }
 
 #[actor::test]
+async fn a_child_of_its_registrar_unregisters_over_its_one_connection() {
+    let me = actor::Actor::current().unwrap().addrs()[0].clone();
+    let myself = actor::connect(&me).await.unwrap();
+    let accepted = || async { myself.report().await.unwrap().connections_accepted };
+    let before = accepted().await;
+    let nursery = actor::open_nursery().await.unwrap();
+    nursery.start_actor("brief").enable("scen").await.unwrap();
+    nursery.close().await.unwrap();
+    // The child connected back once, registered and unregistered over that connection: its
+    // stop opened no other.
+    assert_eq!(
+        accepted().await - before,
+        1,
+        "connections from the child, its stop included"
+    );
+    // Unregistered by the time the nursery closed.
+    let listed = actor::get_registry().await.unwrap();
+    assert!(
+        !listed.keys().any(|key| key.starts_with("brief.")),
+        "still listed after its stop: {listed:?}"
+    );
+}
+
+#[actor::test]
 async fn two_one_shot_children_find_each_other_by_name() {
     let nursery = actor::open_nursery().await.unwrap();
     let a = nursery

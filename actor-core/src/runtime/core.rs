@@ -137,6 +137,8 @@ pub(crate) struct ActorCore {
     pub(crate) started: std::time::Instant,
     /// Calls served since it started, for reports (one relaxed add per call).
     pub(crate) calls_served: AtomicU64,
+    /// Connections accepted and handshaken since it started, for reports.
+    pub(crate) connections_accepted: AtomicU64,
 }
 
 /// Sends a fatal error to whoever must hear it (a child's parent), once.
@@ -177,6 +179,7 @@ impl ActorCore {
             facing_listeners: tokio::sync::Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
             calls_served: AtomicU64::new(0),
+            connections_accepted: AtomicU64::new(0),
             runtime_calls,
             pending_children: Mutex::new(HashMap::new()),
             addrs: OnceLock::new(),

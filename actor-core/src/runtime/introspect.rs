@@ -45,6 +45,11 @@ pub struct ActorReport {
     /// Calls of the program's functions it has received since it started (all connections;
     /// the runtime's own calls, such as these reports, are not counted).
     pub calls_served: u64,
+    /// Connections it has accepted and handshaken since it started (callers, children
+    /// connecting back, registrations): a count that climbs with steady traffic means peers
+    /// connecting per call instead of keeping a portal. Absent from older reports (zero).
+    #[serde(default)]
+    pub connections_accepted: u64,
     /// The children its nurseries supervise now.
     pub children: Vec<ChildReport>,
     /// Calls running now as tasks (calls answered at once never show here).
@@ -180,6 +185,7 @@ impl ActorCore {
             rss_kib: rss_kib(),
             enabled,
             calls_served: self.calls_served.load(Ordering::Relaxed),
+            connections_accepted: self.connections_accepted.load(Ordering::Relaxed),
             children,
             calls,
             peers,

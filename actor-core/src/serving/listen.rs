@@ -18,6 +18,8 @@ pub(crate) async fn accept_loop(core: Arc<ActorCore>, listener: Listener) {
         async move {
             match accepted {
                 Ok(channel) => {
+                    core.connections_accepted
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // A child connecting back goes to the nursery that spawns it.
                     let spawner = lock(&core.pending_children).remove(&channel.peer().uuid);
                     match spawner {

@@ -574,6 +574,7 @@ impl ActorBuilder {
             addrs,
             serving,
             registered,
+            unregister_through: None,
         })
     }
 }
@@ -585,6 +586,9 @@ pub struct ActorHandle {
     serving: JoinSet<()>,
     /// The registrar this actor registered with, to unregister from when it stops.
     registered: Option<Addr>,
+    /// The registrar reached over a connection this actor has already (a child's to its
+    /// parent, which serves it): the unregistration goes there instead of over a new one.
+    unregister_through: Option<Registry>,
 }
 
 impl std::fmt::Debug for ActorHandle {
@@ -614,6 +618,13 @@ impl ActorHandle {
 
     pub(crate) fn core(&self) -> &Arc<ActorCore> {
         &self.core
+    }
+
+    /// Unregisters, when it stops, through `registry` (a registrar this actor reaches over a
+    /// connection it keeps to the end) rather than over a connection of its own: one
+    /// connection, handshake and accept less per stop.
+    pub(crate) fn unregister_through(&mut self, registry: Registry) {
+        self.unregister_through = Some(registry);
     }
 
     /// Asks the actor to stop; [`ActorHandle::wait`] completes the teardown.
@@ -659,14 +670,25 @@ impl ActorHandle {
             warn!(uid = %self.core.uid, "could not report the fatal error in time");
         }
         if let Some(registrar) = &self.registered {
+            let through = self.unregister_through.take();
             let unregister = async {
-                Registry::connect_as_actor(self.core.clone(), registrar)
-                    .await?
-                    .unregister(&self.core.uid)
-                    .await
+                match &through {
+                    Some(registry) => registry.unregister(&self.core.uid).await,
+                    None => {
+                        Registry::connect_as_actor(self.core.clone(), registrar)
+                            .await?
+                            .unregister(&self.core.uid)
+                            .await
+                    }
+                }
             };
             match tokio::time::timeout(TEARDOWN_GRACE, unregister).await {
                 Ok(Ok(())) => {}
+                // The connection it registered over ended first: the registrar forgot this
+                // actor with it.
+                Ok(Err(Error::Disconnected { .. })) if through.is_some() => {
+                    debug!(uid = %self.core.uid, "the registrar's connection ended before the unregistration");
+                }
                 // The registrar is gone: nothing to unregister from.
                 Ok(Err(Error::Connect(e))) => {
                     debug!(uid = %self.core.uid, error = %e, "no registrar to unregister from");

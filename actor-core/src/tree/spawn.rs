@@ -792,7 +792,7 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
             builder = builder.registers_through_parent();
         }
     }
-    let actor = match builder.start().await {
+    let mut actor = match builder.start().await {
         Ok(actor) => actor,
         Err(e) => {
             report(ErrorInfo::new(
@@ -818,8 +818,6 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
     }));
     // Serve the parent's connection; when it ends, this actor ends (no orphans).
     let parent_conn = serving::adopt(actor.core().clone(), sender, reader, parent_uid);
-    // Held to the end: a portal's last clone closes its connection when dropped.
-    let mut _parent_registry = None;
     if let (true, Some(registrar), Some(first)) =
         (through_parent, registrar, actor.addrs().first().cloned())
     {
@@ -833,7 +831,9 @@ async fn serve_as_child(spec: ChildSpec, launch_args: Vec<String>) -> i32 {
         if let Err(e) = registration::register(&core, &registry, &first).await {
             tracing::warn!(uid = %core.uid, %registrar, error = %e, "cannot register with the parent");
         }
-        _parent_registry = Some(registry);
+        // Held to the end (a portal's last clone closes its connection when dropped), and
+        // unregistered through at the end.
+        actor.unregister_through(registry);
     }
     let stop = actor.cancellation_token();
     actor.core().io_tasks.spawn(async move {
