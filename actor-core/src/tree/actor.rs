@@ -573,8 +573,7 @@ impl ActorBuilder {
             core,
             addrs,
             serving,
-            registered,
-            unregister_through: None,
+            registered: registered.map(RegisteredWith::Address),
         })
     }
 }
@@ -585,10 +584,16 @@ pub struct ActorHandle {
     addrs: Vec<Addr>,
     serving: JoinSet<()>,
     /// The registrar this actor registered with, to unregister from when it stops.
-    registered: Option<Addr>,
-    /// The registrar reached over a connection this actor has already (a child's to its
-    /// parent, which serves it): the unregistration goes there instead of over a new one.
-    unregister_through: Option<Registry>,
+    registered: Option<RegisteredWith>,
+}
+
+/// How an actor reaches the registrar it registered with, to unregister when it stops.
+enum RegisteredWith {
+    /// At this address, over a connection opened for the unregistration.
+    Address(Addr),
+    /// Over a connection the actor keeps to the end (a child's to its parent, which serves
+    /// the registrar): one connection, handshake and accept less per stop.
+    Through(Registry),
 }
 
 impl std::fmt::Debug for ActorHandle {
@@ -620,11 +625,10 @@ impl ActorHandle {
         &self.core
     }
 
-    /// Unregisters, when it stops, through `registry` (a registrar this actor reaches over a
-    /// connection it keeps to the end) rather than over a connection of its own: one
-    /// connection, handshake and accept less per stop.
+    /// Unregisters, when it stops, through `registry` (the registrar it registered with,
+    /// reached over a connection it keeps to the end) rather than over a connection of its own.
     pub(crate) fn unregister_through(&mut self, registry: Registry) {
-        self.unregister_through = Some(registry);
+        self.registered = Some(RegisteredWith::Through(registry));
     }
 
     /// Asks the actor to stop; [`ActorHandle::wait`] completes the teardown.
@@ -669,12 +673,14 @@ impl ActorHandle {
         {
             warn!(uid = %self.core.uid, "could not report the fatal error in time");
         }
-        if let Some(registrar) = &self.registered {
-            let through = self.unregister_through.take();
+        // Kept to the end of the teardown: a registry reached through a connection holds a
+        // lease on it, whose drop would close that connection before the others.
+        if let Some(registered) = &self.registered {
+            let through = matches!(registered, RegisteredWith::Through(_));
             let unregister = async {
-                match &through {
-                    Some(registry) => registry.unregister(&self.core.uid).await,
-                    None => {
+                match registered {
+                    RegisteredWith::Through(registry) => registry.unregister(&self.core.uid).await,
+                    RegisteredWith::Address(registrar) => {
                         Registry::connect_as_actor(self.core.clone(), registrar)
                             .await?
                             .unregister(&self.core.uid)
@@ -686,7 +692,7 @@ impl ActorHandle {
                 Ok(Ok(())) => {}
                 // The connection it registered over ended first: the registrar forgot this
                 // actor with it.
-                Ok(Err(Error::Disconnected { .. })) if through.is_some() => {
+                Ok(Err(Error::Disconnected { .. })) if through => {
                     debug!(uid = %self.core.uid, "the registrar's connection ended before the unregistration");
                 }
                 // The registrar is gone: nothing to unregister from.
